@@ -1,0 +1,3 @@
+from vitool.cli import main
+
+main()

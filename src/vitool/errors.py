@@ -1,0 +1,24 @@
+"""The one exception type that the CLI turns into a single stderr line and exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VitoolError(Exception):
+    """Bad input from the user: a file, a path or a value, with the fix.
+
+    The message is rendered as one physical line: ``vitool: error: FILE: problem; fix``.
+    """
+
+    def __init__(self, where: str | Path | None, problem: str, fix: str = "") -> None:
+        self.where = str(where) if where is not None else None
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [f"{self.where}: " if self.where else "", self.problem]
+        if self.fix:
+            parts.append(f"; {self.fix}")
+        return " ".join("".join(parts).split())  # one physical line, whatever the inputs held

@@ -1,0 +1,385 @@
+"""Stage files: the versioned HDF5 contract between vitool subcommands (docs/formats.md).
+
+Two kinds of file exist, told apart by the root attribute ``vitool_format``:
+
+* ``features``: one row per image, ``features`` [N, D] plus ``path``, ``pid``, ``cam``, ``modality``.
+* ``labels``: one row per image, ``path``, ``modality``, ``label`` plus optional refinements.
+
+Readers check only the format name, the schema version and the required datasets with their dtypes;
+provenance, method and params are informational. Writers are atomic: a temporary file in the target
+folder is renamed onto the final name only once it is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from vitool import __version__
+from vitool.errors import VitoolError
+
+SCHEMA_VERSION = 1
+FEATURES = "features"
+LABELS = "labels"
+VISIBLE, INFRARED = 0, 1
+MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
+
+_STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class FeatureSet:
+    """The content of a features file; arrays are aligned on the first axis."""
+
+    features: np.ndarray
+    path: np.ndarray
+    pid: np.ndarray
+    cam: np.ndarray
+    modality: np.ndarray
+    features_pre_bn: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+
+@dataclass
+class LabelSet:
+    """The content of a labels file; ``label`` -1 means unlabelled or outlier."""
+
+    path: np.ndarray
+    modality: np.ndarray
+    label: np.ndarray
+    method: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    confidence: np.ndarray | None = None
+    soft: np.ndarray | None = None
+    intra_label: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+
+# ----------------------------------------------------------------------------------------------- provenance
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def make_provenance(
+    config: dict[str, Any],
+    seed: int | None = None,
+    inputs: dict[str, str] | None = None,
+    checkpoint: str | None = None,
+) -> dict[str, Any]:
+    """What made a file: version, command line, effective config, seed and input hashes."""
+    return {
+        "vitool_version": __version__,
+        "command": " ".join(["vitool", *sys.argv[1:]]),
+        "config": config,
+        "seed": seed,
+        "checkpoint_sha256": checkpoint,
+        "inputs": inputs or {},
+    }
+
+
+# ------------------------------------------------------------------------------------------- atomic writes
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to clobber a user's file and fail early when the folder is missing."""
+    path = Path(path)
+    if path.is_dir():
+        raise VitoolError(path, "is a folder", "give a file name to -o")
+    if path.exists() and not overwrite:
+        raise VitoolError(path, "already exists", "pass --overwrite to replace it or choose another -o")
+    if not path.parent.exists():
+        raise VitoolError(path.parent, "output folder does not exist", "create it first")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    path = check_output(path, overwrite)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def _write_attrs(handle: h5py.File, kind: str, attrs: dict[str, Any]) -> None:
+    handle.attrs["vitool_format"] = kind
+    handle.attrs["vitool_version"] = np.int64(SCHEMA_VERSION)
+    for key, value in attrs.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, sort_keys=True)
+        handle.attrs[key] = value
+
+
+def _write_datasets(handle: h5py.File, datasets: dict[str, np.ndarray | None]) -> None:
+    for name, values in datasets.items():
+        if values is None:
+            continue
+        values = np.asarray(values)
+        if values.dtype.kind in "OUS":
+            handle.create_dataset(name, data=[str(v) for v in values], dtype=_STR)
+        else:
+            handle.create_dataset(name, data=values)
+
+
+def write_features(path: str | Path, fs: FeatureSet, provenance: dict[str, Any], overwrite: bool = False) -> None:
+    validate_features(fs, path)
+    with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as handle:
+        _write_attrs(handle, FEATURES, {**fs.attrs, "provenance": provenance})
+        _write_datasets(
+            handle,
+            {
+                "features": fs.features,
+                "path": fs.path,
+                "pid": fs.pid.astype(np.int64),
+                "cam": fs.cam.astype(np.int64),
+                "modality": fs.modality.astype(np.uint8),
+                "features_pre_bn": fs.features_pre_bn,
+                "probs": fs.probs,
+                **fs.extra,
+            },
+        )
+
+
+def write_labels(path: str | Path, ls: LabelSet, provenance: dict[str, Any], overwrite: bool = False) -> None:
+    validate_labels(ls, path)
+    attrs = {**ls.attrs, "method": ls.method, "params": ls.params, "provenance": provenance}
+    with atomic_output(path, overwrite) as tmp, h5py.File(tmp, "w") as handle:
+        _write_attrs(handle, LABELS, attrs)
+        _write_datasets(
+            handle,
+            {
+                "path": ls.path,
+                "modality": ls.modality.astype(np.uint8),
+                "label": ls.label.astype(np.int64),
+                "confidence": ls.confidence,
+                "soft": ls.soft,
+                "intra_label": None if ls.intra_label is None else ls.intra_label.astype(np.int64),
+                **ls.extra,
+            },
+        )
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[h5py.File]:
+    path = Path(path)
+    if not path.exists():
+        raise VitoolError(path, "no such file", "check the path")
+    if path.is_dir():
+        raise VitoolError(path, "is a folder, not a stage file", "give the path of an .h5 file")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise VitoolError(
+            path, f"not a readable HDF5 file ({str(exc).split(';')[0].strip()})", "regenerate it with vitool"
+        ) from None
+    with handle:
+        yield handle
+
+
+def file_kind(handle: h5py.File, path: str | Path) -> str:
+    """Return ``features`` or ``labels`` after checking the format name and schema version."""
+    kind = handle.attrs.get("vitool_format")
+    if isinstance(kind, bytes):
+        kind = kind.decode()
+    if kind not in (FEATURES, LABELS):
+        raise VitoolError(
+            path,
+            "not a vitool stage file (root attribute vitool_format is missing or unknown)",
+            "write it with vitool extract-features / cluster / assign-labels, see docs/formats.md",
+        )
+    version = handle.attrs.get("vitool_version")
+    if not isinstance(version, int | np.integer):
+        raise VitoolError(path, f"attribute vitool_version={version!r} is not an integer", "see docs/formats.md")
+    if int(version) > SCHEMA_VERSION:
+        raise VitoolError(
+            path,
+            f"schema vitool_version={int(version)} is newer than this vitool supports ({SCHEMA_VERSION})",
+            "upgrade vitool",
+        )
+    if int(version) < 1:
+        raise VitoolError(path, f"unknown schema vitool_version={int(version)}", "see docs/formats.md")
+    return kind
+
+
+def _attrs(handle: h5py.File) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in handle.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str) and value[:1] in "{[":
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        out[key] = value
+    out.pop("vitool_format", None)
+    out.pop("vitool_version", None)
+    return out
+
+
+def _read(handle: h5py.File, path: str | Path, name: str, required: bool = True) -> np.ndarray | None:
+    if name not in handle:
+        if required:
+            raise VitoolError(path, f"required dataset '{name}' is missing", "see docs/formats.md for the schema")
+        return None
+    ds = handle[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise VitoolError(path, f"'{name}' is a group, not a dataset", "see docs/formats.md")
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return np.asarray(ds.asstr()[()], dtype=object)
+    return ds[()]
+
+
+def read_features(path: str | Path) -> FeatureSet:
+    with _open(path) as handle:
+        kind = file_kind(handle, path)
+        if kind != FEATURES:
+            raise VitoolError(path, f"is a {kind} file, a features file is needed", "pass the features file")
+        known = {"features", "path", "pid", "cam", "modality", "features_pre_bn", "probs"}
+        fs = FeatureSet(
+            features=_read(handle, path, "features"),
+            path=_read(handle, path, "path"),
+            pid=_read(handle, path, "pid"),
+            cam=_read(handle, path, "cam"),
+            modality=_read(handle, path, "modality"),
+            features_pre_bn=_read(handle, path, "features_pre_bn", required=False),
+            probs=_read(handle, path, "probs", required=False),
+            extra={k: _read(handle, path, k) for k in handle if k not in known},
+            attrs=_attrs(handle),
+        )
+    validate_features(fs, path)
+    return fs
+
+
+def read_labels(path: str | Path) -> LabelSet:
+    with _open(path) as handle:
+        kind = file_kind(handle, path)
+        if kind != LABELS:
+            raise VitoolError(path, f"is a {kind} file, a labels file is needed", "pass the labels file")
+        known = {"path", "modality", "label", "confidence", "soft", "intra_label"}
+        attrs = _attrs(handle)
+        params = attrs.pop("params", {})
+        ls = LabelSet(
+            path=_read(handle, path, "path"),
+            modality=_read(handle, path, "modality"),
+            label=_read(handle, path, "label"),
+            method=str(attrs.pop("method", "")),
+            params=params if isinstance(params, dict) else {},
+            confidence=_read(handle, path, "confidence", required=False),
+            soft=_read(handle, path, "soft", required=False),
+            intra_label=_read(handle, path, "intra_label", required=False),
+            extra={k: _read(handle, path, k) for k in handle if k not in known},
+            attrs=attrs,
+        )
+    validate_labels(ls, path)
+    return ls
+
+
+def read_kind(path: str | Path) -> str:
+    with _open(path) as handle:
+        return file_kind(handle, path)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _check_rows(path: str | Path, n: int, name: str, values: np.ndarray | None, kinds: str, ndim: int) -> None:
+    if values is None:
+        return
+    if values.dtype.kind not in kinds:
+        raise VitoolError(path, f"dataset '{name}' has dtype {values.dtype}", "see docs/formats.md for the dtypes")
+    if values.ndim != ndim or len(values) != n:
+        raise VitoolError(
+            path,
+            f"dataset '{name}' has shape {values.shape}, expected {n} rows and {ndim} dimension(s)",
+            "all datasets must be aligned with 'path'",
+        )
+
+
+def _check_path_and_modality(path: str | Path, paths: np.ndarray, modality: np.ndarray) -> int:
+    n = len(paths)
+    if paths.dtype.kind not in "OUS" or paths.ndim != 1:
+        raise VitoolError(path, "dataset 'path' must hold UTF-8 strings", "see docs/formats.md")
+    _check_rows(path, n, "modality", modality, "iu", 1)
+    bad = ~np.isin(modality, (VISIBLE, INFRARED))
+    if bad.any():
+        raise VitoolError(path, f"dataset 'modality' holds {modality[bad][0]}", "use 0 (visible) or 1 (infrared)")
+    if len(set(paths.tolist())) != n:
+        raise VitoolError(path, "dataset 'path' has duplicate entries", "paths are the unique key of a row")
+    return n
+
+
+def validate_features(fs: FeatureSet, path: str | Path) -> None:
+    n = _check_path_and_modality(path, fs.path, fs.modality)
+    if fs.features.dtype not in (np.float16, np.float32):
+        raise VitoolError(path, f"dataset 'features' has dtype {fs.features.dtype}", "use float32 or float16")
+    _check_rows(path, n, "features", fs.features, "f", 2)
+    _check_rows(path, n, "pid", fs.pid, "iu", 1)
+    _check_rows(path, n, "cam", fs.cam, "iu", 1)
+    _check_rows(path, n, "features_pre_bn", fs.features_pre_bn, "f", 2)
+    _check_rows(path, n, "probs", fs.probs, "f", 2)
+    finite = np.isfinite(fs.features).all(axis=1)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite)[0])
+        raise VitoolError(
+            path,
+            f"dataset 'features' has NaN/Inf in {int((~finite).sum())} rows (first: row {first}, {fs.path[first]})",
+            "re-extract the features (a diverged checkpoint?)",
+        )
+
+
+def validate_labels(ls: LabelSet, path: str | Path) -> None:
+    n = _check_path_and_modality(path, ls.path, ls.modality)
+    _check_rows(path, n, "label", ls.label, "iu", 1)
+    _check_rows(path, n, "intra_label", ls.intra_label, "iu", 1)
+    _check_rows(path, n, "confidence", ls.confidence, "f", 1)
+    _check_rows(path, n, "soft", ls.soft, "f", 2)
+
+
+def align_labels(fs: FeatureSet, ls: LabelSet, labels_path: str | Path) -> np.ndarray:
+    """Row index into ``ls`` for every row of ``fs`` (labels join features by ``path``)."""
+    where = {p: i for i, p in enumerate(ls.path.tolist())}
+    index = np.array([where.get(p, -1) for p in fs.path.tolist()], dtype=np.int64)
+    missing = index < 0
+    if missing.any():
+        raise VitoolError(
+            labels_path,
+            f"has no row for {int(missing.sum())} feature paths (first: {fs.path[missing][0]})",
+            "use a labels file made from the same images",
+        )
+    return index
