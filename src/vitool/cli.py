@@ -1,2 +1,338 @@
+"""The ``vitool`` command line: thin Typer commands over the library.
+
+Start-up stays light: only typer and the standard library are imported here; each command imports
+what it needs. Bad input raises ``VitoolError`` anywhere below, which ``main`` prints as one line on
+stderr with exit code 1; usage errors are Typer's (exit code 2).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from vitool import __version__
+from vitool.errors import VitoolError
+
+app = typer.Typer(
+    name="vitool",
+    help="Label-efficient visible-infrared person re-identification: stages that read and write HDF5 files.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Dataset(str, Enum):
+    sysu = "sysu"
+    regdb = "regdb"
+    llcm = "llcm"
+    manifest = "manifest"
+
+
+class Layout(str, Enum):
+    sysu = "sysu"
+    regdb = "regdb"
+    llcm = "llcm"
+
+
+class Protocol(str, Enum):
+    sysu = "sysu"
+    regdb = "regdb"
+    llcm = "llcm"
+    generic = "generic"
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Backbone(str, Enum):
+    resnet50 = "resnet50"
+    resnet18 = "resnet18"
+    mobilenet_v2 = "mobilenet_v2"
+
+
+class Mode(str, Enum):
+    all = "all"
+    indoor = "indoor"
+
+
+class Shot(str, Enum):
+    single = "single"
+    multi = "multi"
+
+
+class Direction(str, Enum):
+    v2i = "v2i"
+    i2v = "i2v"
+
+
+PROTOCOL_OF_DATASET = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm", "manifest": "generic"}
+
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vitool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """vitool: extract-features -> cluster -> assign-labels -> train -> evaluate, as files."""
+
+
+def _progress(total: int, what: str):
+    """A rich progress bar on stderr; returns (context manager, advance callback)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=True,
+    )
+    task = progress.add_task(what, total=total)
+    return progress, lambda n=1: progress.advance(task, n)
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
+
+
+def _effective_config(**kwargs: Any) -> dict[str, Any]:
+    return {k: (v.value if isinstance(v, Enum) else str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}
+
+
+# --------------------------------------------------------------------------------------------------- synth
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="New folder to write the dataset into (must not exist or be empty).")],
+    layout: Annotated[Layout, typer.Option(help="Official layout to write.")] = Layout.sysu,
+    train_ids: Annotated[int, typer.Option(help="Training identities (SYSU: train + val).")] = 64,
+    test_ids: Annotated[int, typer.Option(help="Test identities.")] = 32,
+    images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a procedural visible-infrared pedestrian dataset in an official layout."""
+    from vitool.data.synth import SynthConfig, generate
+
+    config = SynthConfig(layout.value, train_ids, test_ids, images, seed)
+    progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
+    with progress:
+        counts = generate(out, config, progress=advance)
+    summary = {"root": str(out), "layout": layout.value, "seed": seed, **counts}
+    if as_json:
+        _emit_json(summary)
+    else:
+        typer.echo(f"wrote {counts['images']} images of {counts['identities']} identities to {out} ({layout.value} layout)")
+
+
+# ----------------------------------------------------------------------------------------- extract-features
+
+
+def _build_model(checkpoint: Path | None, backbone: Backbone, pretrained: str, height: int | None, width: int | None, seed: int):
+    import torch
+
+    from vitool.models.checkpoint import model_from_checkpoint
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    if checkpoint is not None:
+        return model_from_checkpoint(checkpoint)
+    torch.manual_seed(seed)  # the BNNeck and any non-pretrained layer are initialised from the seed
+    config = ModelConfig.cpu_default(backbone.value)
+    config.height, config.width = height or config.height, width or config.width
+    return VIReIDNet(config, pretrained=pretrained)
+
+
+def _extract(dataset: Dataset, root: Path, split: str, trial: int, model, device: Device, batch_size: int,
+             flip: bool, workers: int):
+    """Run ``model`` over a split; return (FeatureSet without provenance, listing hash)."""
+    import numpy as np
+
+    from vitool.data.datasets import image_root, listing_sha256, load_split
+    from vitool.features import extract, resolve_device
+    from vitool.io import FeatureSet
+
+    samples = load_split(dataset.value, root, split, trial)
+    base = image_root(dataset.value, root)
+    progress, advance = _progress(len(samples), f"extract {dataset.value}/{split}")
+    with progress:
+        out = extract(model, samples, base, resolve_device(device.value), batch_size, flip, workers, on_batch=advance)
+    fs = FeatureSet(
+        features=out["features"],
+        path=np.array([s.path for s in samples], dtype=object),
+        pid=np.array([s.pid for s in samples], dtype=np.int64),
+        cam=np.array([s.cam for s in samples], dtype=np.int64),
+        modality=np.array([s.modality for s in samples], dtype=np.uint8),
+        features_pre_bn=out["features_pre_bn"],
+        probs=out.get("probs"),
+        attrs={"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0},
+    )
+    return fs, listing_sha256(samples, base)
+
+
+DatasetOpt = Annotated[Dataset, typer.Option(help="Dataset layout of --root (manifest: --root is the CSV file).")]
+RootOpt = Annotated[Path, typer.Option(help="Dataset root folder (or manifest CSV).")]
+TrialOpt = Annotated[int, typer.Option(help="RegDB trial 1..10 (its own train/test split).")]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to compute.")]
+FlipOpt = Annotated[bool, typer.Option("--flip", help="Average each image's features with its mirror image.")]
+BatchOpt = Annotated[int, typer.Option(help="Images per forward pass.")]
+WorkersOpt = Annotated[int, typer.Option(help="DataLoader worker processes.")]
+
+
+@app.command("extract-features")
+def extract_features(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Features file to write (.h5).")],
+    split: Annotated[Split, typer.Option(help="train, or test (query and gallery pools of both modalities).")] = Split.test,
+    trial: TrialOpt = 1,
+    checkpoint: Annotated[Path | None, typer.Option(help="A vitool checkpoint (overrides --backbone).")] = None,
+    backbone: Annotated[Backbone, typer.Option(help="Backbone when no checkpoint is given.")] = Backbone.resnet50,
+    pretrained: Annotated[str, typer.Option(help="imagenet, none, or a .pth file of torchvision weights.")] = "imagenet",
+    height: Annotated[int | None, typer.Option(help="Input height (default: 288 for resnet50, else 128).")] = None,
+    width: Annotated[int | None, typer.Option(help="Input width (default: 144 for resnet50, else 64).")] = None,
+    batch_size: BatchOpt = 64,
+    device: DeviceOpt = Device.auto,
+    flip: FlipOpt = False,
+    workers: WorkersOpt = 0,
+    seed: Annotated[int, typer.Option(help="Seed for layers without pretrained weights.")] = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """Extract post-BN and pre-BN features of a dataset split into a features file."""
+    from vitool.io import check_output, make_provenance, sha256_file, write_features
+
+    check_output(output, overwrite)
+    model = _build_model(checkpoint, backbone, pretrained, height, width, seed)
+    fs, listing = _extract(dataset, root, split.value, trial, model, device, batch_size, flip, workers)
+    config = _effective_config(dataset=dataset, root=root, split=split, trial=trial, checkpoint=checkpoint,
+                               backbone=model.config.backbone, pretrained=None if checkpoint else pretrained,
+                               model=model.config.to_dict(), batch_size=batch_size, flip=flip)
+    provenance = make_provenance(config, seed=seed, inputs={"dataset_listing": listing},
+                                 checkpoint=sha256_file(checkpoint) if checkpoint else None)
+    write_features(output, fs, provenance, overwrite)
+    typer.echo(f"wrote {len(fs)} x {fs.features.shape[1]} features to {output}", err=True)
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+
+@app.command()
+def evaluate(
+    features: Annotated[Path | None, typer.Argument(help="Features file (omit with --checkpoint).")] = None,
+    protocol: Annotated[Protocol | None, typer.Option(help="Test protocol (default: from the file's dataset).")] = None,
+    mode: Annotated[Mode, typer.Option(help="SYSU gallery: all-search or indoor-search.")] = Mode.all,
+    shot: Annotated[Shot, typer.Option(help="Gallery images per identity and camera: 1 or 10.")] = Shot.single,
+    direction: Annotated[Direction | None, typer.Option(help="v2i or i2v (default: sysu/llcm/generic i2v, regdb v2i).")] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Random gallery trials (SYSU, LLCM), seeds 0..N-1.")] = 10,
+    deen_swap: Annotated[bool, typer.Option("--deen-swap", help="LLCM v2i as DEEN's test.py: sampled NIR probes.")] = False,
+    feature: Annotated[str, typer.Option(help="Dataset to score: features or features_pre_bn.")] = "features",
+    as_json: JsonFlag = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the results JSON here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a CMC curve PNG here.")] = None,
+    device: DeviceOpt = Device.auto,
+    checkpoint: Annotated[Path | None, typer.Option(help="Extract with this checkpoint, then score.")] = None,
+    dataset: Annotated[Dataset | None, typer.Option(help="With --checkpoint: the dataset layout of --root.")] = None,
+    root: Annotated[Path | None, typer.Option(help="With --checkpoint: the dataset root.")] = None,
+    trial: TrialOpt = 1,
+    flip: FlipOpt = False,
+    batch_size: BatchOpt = 64,
+    overwrite: Overwrite = False,
+) -> None:
+    """Score features with a literature protocol: Rank-1/5/10/20, mAP, mINP, averaged over trials."""
+    from vitool.evaluation.evaluate import evaluate_features, plot_cmc
+    from vitool.evaluation.protocols import ProtocolSpec
+    from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
+
+    for target in (output, plot):
+        if target is not None:
+            check_output(target, overwrite)
+    if (features is None) == (checkpoint is None):
+        raise typer.BadParameter("give either a FEATURES file or --checkpoint with --dataset and --root")
+    if checkpoint is not None:
+        if dataset is None or root is None:
+            raise typer.BadParameter("--checkpoint needs --dataset and --root")
+        model = _build_model(checkpoint, Backbone.resnet50, "none", None, None, 0)
+        fs, _ = _extract(dataset, root, "test", trial, model, Device.auto if device == Device.auto else device,
+                         batch_size, flip, 0)
+        source, digest = str(checkpoint), sha256_file(checkpoint)
+    else:
+        fs = read_features(features)
+        source, digest = str(features), sha256_file(features)
+    proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(str(fs.attrs.get("dataset")), "generic")
+    spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
+    eval_device = "cuda" if device == Device.cuda else "cpu"
+    results = evaluate_features(fs, spec, feature, eval_device, where=source)
+    results["provenance"] = make_provenance(
+        _effective_config(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials),
+        inputs={source: digest},
+    )
+    if output is not None:
+        with atomic_output(output, overwrite) as tmp:
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
+    if plot is not None:
+        with atomic_output(plot, overwrite) as tmp:
+            plot_cmc(results, tmp, f"{proto} {spec.resolved_direction()}")
+    if as_json:
+        _emit_json(results)
+    else:
+        label = f"{proto}" + (f" {mode.value}" if proto == "sysu" else "") + f" {spec.resolved_direction()}"
+        typer.echo(
+            f"{label}: Rank-1 {results['rank1']:.2f}  Rank-5 {results['rank5']:.2f}  Rank-10 {results['rank10']:.2f}  "
+            f"Rank-20 {results['rank20']:.2f}  mAP {results['mAP']:.2f}  mINP {results['mINP']:.2f}  "
+            f"({len(results['trials'])} trial(s))"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- info
+
+
+@app.command()
+def info(
+    file: Annotated[Path, typer.Argument(help="A features or labels file.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Summarise a stage file: kind, rows, modalities, identities, provenance."""
+    from vitool.io import summarise
+
+    summary = summarise(file)
+    if as_json:
+        _emit_json(summary)
+        return
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = json.dumps(value, sort_keys=True)
+        typer.echo(f"{key:>18}: {value}")
+
+
 def main() -> None:
-    pass
+    try:
+        app()
+    except VitoolError as err:
+        sys.stderr.write(f"vitool: error: {err.line()}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("vitool: interrupted\n")
+        sys.exit(130)

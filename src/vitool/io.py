@@ -383,3 +383,28 @@ def align_labels(fs: FeatureSet, ls: LabelSet, labels_path: str | Path) -> np.nd
             "use a labels file made from the same images",
         )
     return index
+
+
+def summarise(path: str | Path) -> dict[str, Any]:
+    """What ``vitool info`` prints: the kind, size, modalities, identities and provenance of a file."""
+    kind = read_kind(path)
+    data = read_features(path) if kind == FEATURES else read_labels(path)
+    out: dict[str, Any] = {"file": str(path), "kind": kind, "schema_version": SCHEMA_VERSION, "rows": len(data)}
+    for m, name in MODALITY_NAMES.items():
+        out[f"{name}_rows"] = int((data.modality == m).sum())
+    if isinstance(data, FeatureSet):
+        out["dim"] = int(data.features.shape[1])
+        out["dtype"] = str(data.features.dtype)
+        out["identities"] = int(len(np.unique(data.pid[data.pid >= 0])))
+        out["cameras"] = sorted(int(c) for c in np.unique(data.cam))
+        out["optional"] = [k for k in ("features_pre_bn", "probs") if getattr(data, k) is not None] + sorted(data.extra)
+    else:
+        labelled = data.label >= 0
+        out["method"] = data.method
+        out["labels"] = int(len(np.unique(data.label[labelled])))
+        out["unlabelled_rows"] = int((~labelled).sum())
+        out["optional"] = [k for k in ("confidence", "soft", "intra_label") if getattr(data, k) is not None]
+        out["params"] = data.params
+    out.update({k: v for k, v in data.attrs.items() if k != "provenance"})
+    out["provenance"] = data.attrs.get("provenance", {})
+    return out

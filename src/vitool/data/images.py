@@ -1,0 +1,48 @@
+"""Image loading with explicit RGB conversion (SYSU infrared JPEGs and RegDB thermal BMPs may be
+stored with one channel) and the references' test transform: resize, ToTensor, ImageNet normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from vitool.data.datasets import Sample
+from vitool.errors import VitoolError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise VitoolError(path, "image does not exist", "check the dataset root") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise VitoolError(path, f"cannot be decoded as an image ({type(exc).__name__})", "replace the file") from None
+
+
+def test_transform(height: int, width: int):
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [transforms.Resize((height, width)), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    )
+
+
+class ImageDataset(Dataset):
+    """Yields (image tensor, modality, row index) for a list of samples under ``root``."""
+
+    def __init__(self, samples: list[Sample], root: Path, transform) -> None:
+        self.samples, self.root, self.transform = samples, Path(root), transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        s = self.samples[i]
+        return self.transform(load_rgb(self.root / s.path)), s.modality, i
