@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny synthetic datasets in the three official layouts, generated once per session."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vitool.data.synth import SynthConfig, generate
+from vitool.io import FeatureSet
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("synth")
+    roots = {}
+    for layout in ("sysu", "regdb", "llcm"):
+        roots[layout] = base / layout
+        generate(roots[layout], SynthConfig(layout=layout, train_ids=6, test_ids=5, images=2, seed=1))
+    return roots
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def random_featureset(n_vis: int = 40, n_ir: int = 30, dim: int = 8, n_ids: int = 6, seed: int = 0) -> FeatureSet:
+    rng = np.random.default_rng(seed)
+    n = n_vis + n_ir
+    pid = rng.integers(0, n_ids, n)
+    modality = np.r_[np.zeros(n_vis), np.ones(n_ir)].astype(np.uint8)
+    cam = np.where(modality == 0, rng.choice([1, 2, 4, 5], n), rng.choice([3, 6], n))
+    paths = np.array([f"cam{c}/{p:04d}/{i:04d}.jpg" for i, (c, p) in enumerate(zip(cam, pid, strict=True))], dtype=object)
+    return FeatureSet(
+        features=rng.normal(size=(n, dim)).astype(np.float32), path=paths, pid=pid.astype(np.int64),
+        cam=cam.astype(np.int64), modality=modality,
+    )
