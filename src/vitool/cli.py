@@ -166,9 +166,12 @@ def _build_model(checkpoint: Path | None, backbone: Backbone, pretrained: str, h
     return VIReIDNet(config, pretrained=pretrained)
 
 
-def _extract(dataset: Dataset, root: Path, split: str, trial: int, model, device: Device, batch_size: int,
+def _extract(dataset: Dataset, root: Path, split: str, trial: int, make_model, device: Device, batch_size: int,
              flip: bool, workers: int):
-    """Run ``model`` over a split; return (FeatureSet without provenance, listing hash)."""
+    """Build the model and run it over a split; return (model, FeatureSet without provenance, listing hash).
+
+    The split is loaded first so that a bad dataset root fails before any model or weights are touched.
+    """
     import numpy as np
 
     from vitool.data.datasets import image_root, listing_sha256, load_split
@@ -177,6 +180,7 @@ def _extract(dataset: Dataset, root: Path, split: str, trial: int, model, device
 
     samples = load_split(dataset.value, root, split, trial)
     base = image_root(dataset.value, root)
+    model = make_model()
     progress, advance = _progress(len(samples), f"extract {dataset.value}/{split}")
     with progress:
         out = extract(model, samples, base, resolve_device(device.value), batch_size, flip, workers, on_batch=advance)
@@ -190,7 +194,7 @@ def _extract(dataset: Dataset, root: Path, split: str, trial: int, model, device
         probs=out.get("probs"),
         attrs={"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0},
     )
-    return fs, listing_sha256(samples, base)
+    return model, fs, listing_sha256(samples, base)
 
 
 DatasetOpt = Annotated[Dataset, typer.Option(help="Dataset layout of --root (manifest: --root is the CSV file).")]
@@ -225,8 +229,9 @@ def extract_features(
     from vitool.io import check_output, make_provenance, sha256_file, write_features
 
     check_output(output, overwrite)
-    model = _build_model(checkpoint, backbone, pretrained, height, width, seed)
-    fs, listing = _extract(dataset, root, split.value, trial, model, device, batch_size, flip, workers)
+    model, fs, listing = _extract(dataset, root, split.value, trial,
+                                  lambda: _build_model(checkpoint, backbone, pretrained, height, width, seed),
+                                  device, batch_size, flip, workers)
     config = _effective_config(dataset=dataset, root=root, split=split, trial=trial, checkpoint=checkpoint,
                                backbone=model.config.backbone, pretrained=None if checkpoint else pretrained,
                                model=model.config.to_dict(), batch_size=batch_size, flip=flip)
@@ -274,9 +279,9 @@ def evaluate(
     if checkpoint is not None:
         if dataset is None or root is None:
             raise typer.BadParameter("--checkpoint needs --dataset and --root")
-        model = _build_model(checkpoint, Backbone.resnet50, "none", None, None, 0)
-        fs, _ = _extract(dataset, root, "test", trial, model, Device.auto if device == Device.auto else device,
-                         batch_size, flip, 0)
+        _, fs, _ = _extract(dataset, root, "test", trial, lambda: _build_model(checkpoint, Backbone.resnet50, "none",
+                                                                            None, None, 0),
+                            device, batch_size, flip, 0)
         source, digest = str(checkpoint), sha256_file(checkpoint)
     else:
         fs = read_features(features)

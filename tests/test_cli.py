@@ -1,0 +1,121 @@
+"""End to end through the real command line: synth -> extract-features -> evaluate, and bad input."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from vitool.io import make_provenance, write_features
+
+from .conftest import random_featureset, run_cli
+
+
+@pytest.fixture(scope="module")
+def features_file(tmp_path_factory, synth_root):
+    out = tmp_path_factory.mktemp("cli") / "features.h5"
+    res = run_cli("extract-features", "--dataset", "sysu", "--root", synth_root["sysu"], "--backbone",
+                  "mobilenet_v2", "--pretrained", "imagenet", "-o", out, "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_version_and_help():
+    res = run_cli("--version")
+    assert res.returncode == 0 and res.stdout.startswith("vitool ")
+    res = run_cli("--help")
+    for command in ("synth", "extract-features", "evaluate", "info"):
+        assert command in res.stdout
+
+
+def test_extract_then_evaluate_json(features_file, synth_root, tmp_path):
+    with h5py.File(features_file) as h:
+        assert h["features"].shape[1] == 1280 and h["features_pre_bn"].shape == h["features"].shape
+        prov = json.loads(h.attrs["provenance"])
+    assert prov["config"]["dataset"] == "sysu" and len(prov["inputs"]["dataset_listing"]) == 64
+    res = run_cli("evaluate", features_file, "--protocol", "sysu", "--json", "-o", tmp_path / "r.json",
+                  "--plot", tmp_path / "cmc.png")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)  # exactly one JSON object on stdout
+    assert set(out) >= {"rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "trials"}
+    assert len(out["trials"]) == 10 and 0 <= out["rank1"] <= out["rank5"] <= out["rank20"] <= 100
+    assert json.loads((tmp_path / "r.json").read_text())["mAP"] == out["mAP"]
+    assert (tmp_path / "cmc.png").read_bytes()[:4] == b"\x89PNG"
+    indoor = json.loads(run_cli("evaluate", features_file, "--mode", "indoor", "--json").stdout)
+    assert indoor["trials"][0]["gallery"] < out["trials"][0]["gallery"]
+
+
+def test_evaluate_needs_neither_torch_nor_faiss(features_file):
+    code = (
+        "import sys\n"
+        f"sys.argv = ['vitool', 'evaluate', {str(features_file)!r}, '--json', '--trials', '2']\n"
+        "from vitool.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code\n"
+        "assert 'torch' not in sys.modules and 'faiss' not in sys.modules, 'heavy import'\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_checkpoint_is_self_describing(tmp_path, synth_root, features_file):
+    import torch
+
+    from vitool.models.checkpoint import save_checkpoint
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    torch.manual_seed(0)
+    model = VIReIDNet(ModelConfig("resnet18", non_local=False, num_classes=7, height=64, width=32))
+    save_checkpoint(tmp_path / "m.pt", model)
+    res = run_cli("extract-features", "--dataset", "regdb", "--root", synth_root["regdb"], "--trial", "2",
+                  "--checkpoint", tmp_path / "m.pt", "-o", tmp_path / "f.h5", "--flip")
+    assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "f.h5") as h:
+        assert h["probs"].shape[1] == 7 and h["features"].shape[1] == 512
+        np.testing.assert_allclose(h["probs"][()].sum(axis=1), 1, rtol=1e-5)
+    direct = json.loads(run_cli("evaluate", tmp_path / "f.h5", "--json").stdout)
+    res = run_cli("evaluate", "--checkpoint", tmp_path / "m.pt", "--dataset", "regdb", "--root", synth_root["regdb"],
+                  "--trial", "2", "--flip", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["mAP"] == pytest.approx(direct["mAP"], abs=1e-6)
+    assert direct["protocol"] == "regdb" and direct["direction"] == "v2i"
+
+
+def _one_line_error(res, *needles):
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert res.stdout == ""
+    lines = res.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("vitool: error: "), res.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_bad_input_gets_one_line(tmp_path, synth_root, features_file):
+    (tmp_path / "junk.h5").write_text("junk")
+    _one_line_error(run_cli("evaluate", tmp_path / "junk.h5"), "junk.h5", "not a readable HDF5")
+    _one_line_error(run_cli("evaluate", tmp_path / "missing.h5"), "missing.h5", "no such file")
+    with h5py.File(tmp_path / "foreign.h5", "w") as h:
+        h["x"] = [1, 2]
+    _one_line_error(run_cli("info", tmp_path / "foreign.h5"), "not a vitool stage file")
+    fs = random_featureset()
+    fs.cam[:] = 1
+    write_features(tmp_path / "nocam3.h5", fs, make_provenance({}))
+    _one_line_error(run_cli("evaluate", tmp_path / "nocam3.h5", "--protocol", "sysu"), "empty query set")
+    _one_line_error(run_cli("extract-features", "--dataset", "llcm", "--root", synth_root["sysu"],
+                            "--backbone", "mobilenet_v2", "-o", tmp_path / "x.h5"), "not a LLCM root", "idx/")
+    _one_line_error(run_cli("extract-features", "--dataset", "sysu", "--root", tmp_path / "nowhere",
+                            "-o", tmp_path / "x.h5"), "nowhere", "does not exist")
+    assert not (tmp_path / "x.h5").exists()
+    _one_line_error(run_cli("evaluate", features_file, "-o", features_file), "already exists", "--overwrite")
+    _one_line_error(run_cli("extract-features", "--dataset", "sysu", "--root", synth_root["sysu"],
+                            "--pretrained", tmp_path / "none.pth", "-o", tmp_path / "x.h5"), "none.pth")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_usage_errors_exit_2(features_file):
+    assert run_cli("evaluate", features_file, "--bogus").returncode == 2
+    assert run_cli("evaluate", features_file, "--protocol", "market").returncode == 2
+    assert run_cli("extract-features", "--dataset", "sysu").returncode == 2
+    assert run_cli("evaluate").returncode == 2

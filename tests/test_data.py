@@ -1,0 +1,82 @@
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vitool.data.datasets import load_split
+from vitool.data.synth import SynthConfig, generate
+from vitool.errors import VitoolError
+
+
+def tree_digest(root):
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_synth_is_deterministic_by_seed(tmp_path):
+    config = SynthConfig("regdb", train_ids=3, test_ids=3, images=1, seed=5)
+    generate(tmp_path / "a", config)
+    generate(tmp_path / "b", config)
+    generate(tmp_path / "c", SynthConfig("regdb", train_ids=3, test_ids=3, images=1, seed=6))
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b") != tree_digest(tmp_path / "c")
+
+
+def test_synth_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(VitoolError, match="not an empty folder"):
+        generate(tmp_path / "x", SynthConfig("sysu", 2, 2, 1))
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+
+
+def test_sysu_layout_and_loader(synth_root):
+    root = synth_root["sysu"]
+    train, test = load_split("sysu", root, "train"), load_split("sysu", root, "test")
+    ids = {int(i) for name in ("train", "val") for i in (root / "exp" / f"{name}_id.txt").read_text().split(",")}
+    assert {s.pid for s in train} == ids and not ids & {s.pid for s in test}
+    for s in train + test:
+        assert s.modality == (1 if s.cam in (3, 6) else 0)
+        assert s.path == f"cam{s.cam}/{s.pid:04d}/{s.path.rsplit('/', 1)[1]}"
+    ir = Image.open(root / next(s.path for s in test if s.modality == 1))
+    arr = np.asarray(ir)
+    assert arr.shape == (128, 64, 3)  # infrared stored as three channels, like SYSU's JPEGs
+    assert np.abs(arr[..., 0].astype(int) - arr[..., 2]).max() <= 8  # ... that are (JPEG-)grey
+
+
+def test_regdb_trials_are_different_splits(synth_root):
+    root = synth_root["regdb"]
+    t1, t2 = load_split("regdb", root, "train", 1), load_split("regdb", root, "train", 2)
+    assert {s.path for s in t1} != {s.path for s in t2}
+    assert sorted({s.pid for s in t1}) == list(range(len({s.pid for s in t1})))  # labels 0..n-1, as idx/ has
+    assert {s.cam for s in t1 if s.modality == 0} == {1} and {s.cam for s in t1 if s.modality == 1} == {2}
+
+
+def test_llcm_loader_parses_cameras_and_skips_nir_cam3(synth_root):
+    train, test = load_split("llcm", synth_root["llcm"], "train"), load_split("llcm", synth_root["llcm"], "test")
+    assert all(f"cam{s.cam}/" in s.path for s in train + test)
+    assert 3 not in {s.cam for s in test if s.modality == 1}
+
+
+def test_manifest_csv(tmp_path, synth_root):
+    samples = load_split("sysu", synth_root["sysu"], "test")[:6]
+    lines = ["path,pid,cam,modality,split"] + [
+        f"{synth_root['sysu'] / s.path},{s.pid},,{'infrared' if s.modality else 'visible'},test" for s in samples]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    loaded = load_split("manifest", tmp_path / "m.csv", "test")
+    assert [s.pid for s in loaded] == [s.pid for s in samples] and {s.cam for s in loaded} == {-1}
+
+
+def test_missing_parts_of_a_root_are_named(tmp_path, synth_root):
+    root = tmp_path / "sysu"
+    shutil.copytree(synth_root["sysu"], root)
+    (root / "exp" / "test_id.txt").unlink()
+    with pytest.raises(VitoolError, match="missing exp/test_id.txt"):
+        load_split("sysu", root, "test")
+    with pytest.raises(VitoolError, match="not a RegDB root"):
+        load_split("regdb", root, "test")
+    with pytest.raises(VitoolError, match="out of range"):
+        load_split("regdb", synth_root["regdb"], "test", trial=11)
