@@ -33,8 +33,13 @@ def random_featureset(n_vis: int = 40, n_ir: int = 30, dim: int = 8, n_ids: int 
     pid = rng.integers(0, n_ids, n)
     modality = np.r_[np.zeros(n_vis), np.ones(n_ir)].astype(np.uint8)
     cam = np.where(modality == 0, rng.choice([1, 2, 4, 5], n), rng.choice([3, 6], n))
-    paths = np.array([f"cam{c}/{p:04d}/{i:04d}.jpg" for i, (c, p) in enumerate(zip(cam, pid, strict=True))], dtype=object)
+    paths = np.array(
+        [f"cam{c}/{p:04d}/{i:04d}.jpg" for i, (c, p) in enumerate(zip(cam, pid, strict=True))], dtype=object
+    )
     return FeatureSet(
-        features=rng.normal(size=(n, dim)).astype(np.float32), path=paths, pid=pid.astype(np.int64),
-        cam=cam.astype(np.int64), modality=modality,
+        features=rng.normal(size=(n, dim)).astype(np.float32),
+        path=paths,
+        pid=pid.astype(np.int64),
+        cam=cam.astype(np.int64),
+        modality=modality,
     )

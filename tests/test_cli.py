@@ -16,8 +16,21 @@ from .conftest import random_featureset, run_cli
 @pytest.fixture(scope="module")
 def features_file(tmp_path_factory, synth_root):
     out = tmp_path_factory.mktemp("cli") / "features.h5"
-    res = run_cli("extract-features", "--dataset", "sysu", "--root", synth_root["sysu"], "--backbone",
-                  "mobilenet_v2", "--pretrained", "imagenet", "-o", out, "--device", "cpu")
+    res = run_cli(
+        "extract-features",
+        "--dataset",
+        "sysu",
+        "--root",
+        synth_root["sysu"],
+        "--backbone",
+        "mobilenet_v2",
+        "--pretrained",
+        "imagenet",
+        "-o",
+        out,
+        "--device",
+        "cpu",
+    )
     assert res.returncode == 0, res.stderr
     return out
 
@@ -35,8 +48,17 @@ def test_extract_then_evaluate_json(features_file, synth_root, tmp_path):
         assert h["features"].shape[1] == 1280 and h["features_pre_bn"].shape == h["features"].shape
         prov = json.loads(h.attrs["provenance"])
     assert prov["config"]["dataset"] == "sysu" and len(prov["inputs"]["dataset_listing"]) == 64
-    res = run_cli("evaluate", features_file, "--protocol", "sysu", "--json", "-o", tmp_path / "r.json",
-                  "--plot", tmp_path / "cmc.png")
+    res = run_cli(
+        "evaluate",
+        features_file,
+        "--protocol",
+        "sysu",
+        "--json",
+        "-o",
+        tmp_path / "r.json",
+        "--plot",
+        tmp_path / "cmc.png",
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)  # exactly one JSON object on stdout
     assert set(out) >= {"rank1", "rank5", "rank10", "rank20", "mAP", "mINP", "trials"}
@@ -68,15 +90,38 @@ def test_checkpoint_is_self_describing(tmp_path, synth_root, features_file):
     torch.manual_seed(0)
     model = VIReIDNet(ModelConfig("resnet18", non_local=False, num_classes=7, height=64, width=32))
     save_checkpoint(tmp_path / "m.pt", model)
-    res = run_cli("extract-features", "--dataset", "regdb", "--root", synth_root["regdb"], "--trial", "2",
-                  "--checkpoint", tmp_path / "m.pt", "-o", tmp_path / "f.h5", "--flip")
+    res = run_cli(
+        "extract-features",
+        "--dataset",
+        "regdb",
+        "--root",
+        synth_root["regdb"],
+        "--trial",
+        "2",
+        "--checkpoint",
+        tmp_path / "m.pt",
+        "-o",
+        tmp_path / "f.h5",
+        "--flip",
+    )
     assert res.returncode == 0, res.stderr
     with h5py.File(tmp_path / "f.h5") as h:
         assert h["probs"].shape[1] == 7 and h["features"].shape[1] == 512
         np.testing.assert_allclose(h["probs"][()].sum(axis=1), 1, rtol=1e-5)
     direct = json.loads(run_cli("evaluate", tmp_path / "f.h5", "--json").stdout)
-    res = run_cli("evaluate", "--checkpoint", tmp_path / "m.pt", "--dataset", "regdb", "--root", synth_root["regdb"],
-                  "--trial", "2", "--flip", "--json")
+    res = run_cli(
+        "evaluate",
+        "--checkpoint",
+        tmp_path / "m.pt",
+        "--dataset",
+        "regdb",
+        "--root",
+        synth_root["regdb"],
+        "--trial",
+        "2",
+        "--flip",
+        "--json",
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["mAP"] == pytest.approx(direct["mAP"], abs=1e-6)
     assert direct["protocol"] == "regdb" and direct["direction"] == "v2i"
@@ -102,14 +147,42 @@ def test_bad_input_gets_one_line(tmp_path, synth_root, features_file):
     fs.cam[:] = 1
     write_features(tmp_path / "nocam3.h5", fs, make_provenance({}))
     _one_line_error(run_cli("evaluate", tmp_path / "nocam3.h5", "--protocol", "sysu"), "empty query set")
-    _one_line_error(run_cli("extract-features", "--dataset", "llcm", "--root", synth_root["sysu"],
-                            "--backbone", "mobilenet_v2", "-o", tmp_path / "x.h5"), "not a LLCM root", "idx/")
-    _one_line_error(run_cli("extract-features", "--dataset", "sysu", "--root", tmp_path / "nowhere",
-                            "-o", tmp_path / "x.h5"), "nowhere", "does not exist")
+    _one_line_error(
+        run_cli(
+            "extract-features",
+            "--dataset",
+            "llcm",
+            "--root",
+            synth_root["sysu"],
+            "--backbone",
+            "mobilenet_v2",
+            "-o",
+            tmp_path / "x.h5",
+        ),
+        "not a LLCM root",
+        "idx/",
+    )
+    _one_line_error(
+        run_cli("extract-features", "--dataset", "sysu", "--root", tmp_path / "nowhere", "-o", tmp_path / "x.h5"),
+        "nowhere",
+        "does not exist",
+    )
     assert not (tmp_path / "x.h5").exists()
     _one_line_error(run_cli("evaluate", features_file, "-o", features_file), "already exists", "--overwrite")
-    _one_line_error(run_cli("extract-features", "--dataset", "sysu", "--root", synth_root["sysu"],
-                            "--pretrained", tmp_path / "none.pth", "-o", tmp_path / "x.h5"), "none.pth")
+    _one_line_error(
+        run_cli(
+            "extract-features",
+            "--dataset",
+            "sysu",
+            "--root",
+            synth_root["sysu"],
+            "--pretrained",
+            tmp_path / "none.pth",
+            "-o",
+            tmp_path / "x.h5",
+        ),
+        "none.pth",
+    )
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

@@ -64,7 +64,8 @@ def test_llcm_loader_parses_cameras_and_skips_nir_cam3(synth_root):
 def test_manifest_csv(tmp_path, synth_root):
     samples = load_split("sysu", synth_root["sysu"], "test")[:6]
     lines = ["path,pid,cam,modality,split"] + [
-        f"{synth_root['sysu'] / s.path},{s.pid},,{'infrared' if s.modality else 'visible'},test" for s in samples]
+        f"{synth_root['sysu'] / s.path},{s.pid},,{'infrared' if s.modality else 'visible'},test" for s in samples
+    ]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     loaded = load_split("manifest", tmp_path / "m.csv", "test")
     assert [s.pid for s in loaded] == [s.pid for s in samples] and {s.cam for s in loaded} == {-1}

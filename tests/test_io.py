@@ -39,8 +39,14 @@ def test_features_roundtrip_keeps_every_field(tmp_path):
 def test_labels_roundtrip_and_join_by_path(tmp_path):
     fs = random_featureset()
     order = np.random.default_rng(0).permutation(len(fs))
-    ls = LabelSet(path=fs.path[order], modality=fs.modality[order], label=np.arange(len(fs))[order] * 7 - 3,
-                  method="test", params={"eps": 0.6}, intra_label=np.zeros(len(fs), np.int64))
+    ls = LabelSet(
+        path=fs.path[order],
+        modality=fs.modality[order],
+        label=np.arange(len(fs))[order] * 7 - 3,
+        method="test",
+        params={"eps": 0.6},
+        intra_label=np.zeros(len(fs), np.int64),
+    )
     write_labels(tmp_path / "l.h5", ls, make_provenance({}))
     back = read_labels(tmp_path / "l.h5")
     assert back.method == "test" and back.params == {"eps": 0.6}

@@ -46,8 +46,9 @@ def test_same_pid_cam_rule_ignores_unknown_cameras(fn):
     assert unknown.mAP == pytest.approx(1.0) and unknown.mINP == pytest.approx(1.0)  # nothing removed
 
 
-@pytest.mark.parametrize("rule, identity", [("none", False), ("sysu", True), ("same_pid_cam", True),
-                                            ("same_pid_cam", False)])
+@pytest.mark.parametrize(
+    "rule, identity", [("none", False), ("sysu", True), ("same_pid_cam", True), ("same_pid_cam", False)]
+)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vectorised_equals_the_reference_loop(rule, identity, seed):
     rng = np.random.default_rng(seed)

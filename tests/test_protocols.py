@@ -17,7 +17,8 @@ def featureset_of(dataset, root, trial=1, seed=0):
     return FeatureSet(
         features=rng.normal(size=(len(samples), 16)).astype(np.float32),
         path=np.array([s.path for s in samples], dtype=object),
-        pid=np.array([s.pid for s in samples]), cam=np.array([s.cam for s in samples]),
+        pid=np.array([s.pid for s in samples]),
+        cam=np.array([s.cam for s in samples]),
         modality=np.array([s.modality for s in samples], dtype=np.uint8),
     )
 
@@ -25,7 +26,7 @@ def featureset_of(dataset, root, trial=1, seed=0):
 def reference_gallery_draw(root, id_file, cam_folders, trial):
     """What the references' process_gallery_* do: global random.seed(trial), sorted ids, cams in order."""
     random.seed(trial)
-    ids = ["%04d" % int(x) for x in open(os.path.join(root, id_file)).read().splitlines()[0].split(",")]
+    ids = [f"{int(x):04d}" for x in open(os.path.join(root, id_file)).read().splitlines()[0].split(",")]
     files = []
     for pid in sorted(ids):
         for cam in cam_folders:
@@ -51,18 +52,21 @@ def test_sysu_gallery_is_bit_compatible_with_the_reference_draw(synth_root, mode
 def test_llcm_gallery_draw_and_directions(synth_root):
     root = synth_root["llcm"]
     fs = featureset_of("llcm", root)
-    nir = ["test_nir/cam%d" % c for c in (1, 2, 4, 5, 6, 7, 8, 9)]
-    vis = ["test_vis/cam%d" % c for c in range(1, 10)]
+    nir = [f"test_nir/cam{c}" for c in (1, 2, 4, 5, 6, 7, 8, 9)]
+    vis = [f"test_vis/cam{c}" for c in range(1, 10)]
     v2i = build_trials(ProtocolSpec("llcm", direction="v2i", trials=3), fs.path, fs.pid, fs.cam, fs.modality)
     i2v = build_trials(ProtocolSpec("llcm", direction="i2v", trials=3), fs.path, fs.pid, fs.cam, fs.modality)
     for t in range(3):
         assert [os.path.join(root, p) for p in fs.path[v2i[t].gallery]] == reference_gallery_draw(
-            str(root), "idx/test_id.txt", nir, t)
+            str(root), "idx/test_id.txt", nir, t
+        )
         assert [os.path.join(root, p) for p in fs.path[i2v[t].gallery]] == reference_gallery_draw(
-            str(root), "idx/test_id.txt", vis, t)
+            str(root), "idx/test_id.txt", vis, t
+        )
         assert (fs.modality[v2i[t].query] == 0).all() and len(v2i[t].query) == (fs.modality == 0).sum()
-    swap = build_trials(ProtocolSpec("llcm", direction="v2i", trials=1, deen_swap=True), fs.path, fs.pid, fs.cam,
-                        fs.modality)[0]
+    swap = build_trials(
+        ProtocolSpec("llcm", direction="v2i", trials=1, deen_swap=True), fs.path, fs.pid, fs.cam, fs.modality
+    )[0]
     np.testing.assert_array_equal(swap.query, v2i[0].gallery)  # DEEN: sampled NIR images become the probes
 
 
@@ -79,9 +83,13 @@ def test_generic_protocol_works_without_cameras():
     pid = np.repeat(np.arange(5), 4)
     modality = np.tile([0, 0, 1, 1], 5).astype(np.uint8)
     base = rng.normal(size=(5, 16))
-    fs = FeatureSet(features=(base[pid] + 0.01 * rng.normal(size=(20, 16))).astype(np.float32),
-                    path=np.array([f"{i}.png" for i in range(20)], dtype=object), pid=pid,
-                    cam=np.full(20, -1), modality=modality)
+    fs = FeatureSet(
+        features=(base[pid] + 0.01 * rng.normal(size=(20, 16))).astype(np.float32),
+        path=np.array([f"{i}.png" for i in range(20)], dtype=object),
+        pid=pid,
+        cam=np.full(20, -1),
+        modality=modality,
+    )
     res = evaluate_features(fs, ProtocolSpec("generic"))
     assert res["rank1"] == 100.0 and res["mAP"] == pytest.approx(100.0)
     assert res["trials"][0]["queries"] == 10 and res["trials"][0]["gallery"] == 10

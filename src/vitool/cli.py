@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,54 +28,54 @@ app = typer.Typer(
 )
 
 
-class Dataset(str, Enum):
+class Dataset(StrEnum):
     sysu = "sysu"
     regdb = "regdb"
     llcm = "llcm"
     manifest = "manifest"
 
 
-class Layout(str, Enum):
+class Layout(StrEnum):
     sysu = "sysu"
     regdb = "regdb"
     llcm = "llcm"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     sysu = "sysu"
     regdb = "regdb"
     llcm = "llcm"
     generic = "generic"
 
 
-class Split(str, Enum):
+class Split(StrEnum):
     train = "train"
     test = "test"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
 
 
-class Backbone(str, Enum):
+class Backbone(StrEnum):
     resnet50 = "resnet50"
     resnet18 = "resnet18"
     mobilenet_v2 = "mobilenet_v2"
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     all = "all"
     indoor = "indoor"
 
 
-class Shot(str, Enum):
+class Shot(StrEnum):
     single = "single"
     multi = "multi"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     v2i = "v2i"
     i2v = "i2v"
 
@@ -107,8 +107,12 @@ def _progress(total: int, what: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     progress = Progress(
-        TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
     task = progress.add_task(what, total=total)
     return progress, lambda n=1: progress.advance(task, n)
@@ -146,13 +150,17 @@ def synth(
     if as_json:
         _emit_json(summary)
     else:
-        typer.echo(f"wrote {counts['images']} images of {counts['identities']} identities to {out} ({layout.value} layout)")
+        typer.echo(
+            f"wrote {counts['images']} images of {counts['identities']} identities to {out} ({layout.value} layout)"
+        )
 
 
 # ----------------------------------------------------------------------------------------- extract-features
 
 
-def _build_model(checkpoint: Path | None, backbone: Backbone, pretrained: str, height: int | None, width: int | None, seed: int):
+def _build_model(
+    checkpoint: Path | None, backbone: Backbone, pretrained: str, height: int | None, width: int | None, seed: int
+):
     import torch
 
     from vitool.models.checkpoint import model_from_checkpoint
@@ -166,8 +174,17 @@ def _build_model(checkpoint: Path | None, backbone: Backbone, pretrained: str, h
     return VIReIDNet(config, pretrained=pretrained)
 
 
-def _extract(dataset: Dataset, root: Path, split: str, trial: int, make_model, device: Device, batch_size: int,
-             flip: bool, workers: int):
+def _extract(
+    dataset: Dataset,
+    root: Path,
+    split: str,
+    trial: int,
+    make_model,
+    device: Device,
+    batch_size: int,
+    flip: bool,
+    workers: int,
+):
     """Build the model and run it over a split; return (model, FeatureSet without provenance, listing hash).
 
     The split is loaded first so that a bad dataset root fails before any model or weights are touched.
@@ -211,11 +228,15 @@ def extract_features(
     dataset: DatasetOpt,
     root: RootOpt,
     output: Annotated[Path, typer.Option("-o", "--output", help="Features file to write (.h5).")],
-    split: Annotated[Split, typer.Option(help="train, or test (query and gallery pools of both modalities).")] = Split.test,
+    split: Annotated[
+        Split, typer.Option(help="train, or test (query and gallery pools of both modalities).")
+    ] = Split.test,
     trial: TrialOpt = 1,
     checkpoint: Annotated[Path | None, typer.Option(help="A vitool checkpoint (overrides --backbone).")] = None,
     backbone: Annotated[Backbone, typer.Option(help="Backbone when no checkpoint is given.")] = Backbone.resnet50,
-    pretrained: Annotated[str, typer.Option(help="imagenet, none, or a .pth file of torchvision weights.")] = "imagenet",
+    pretrained: Annotated[
+        str, typer.Option(help="imagenet, none, or a .pth file of torchvision weights.")
+    ] = "imagenet",
     height: Annotated[int | None, typer.Option(help="Input height (default: 288 for resnet50, else 128).")] = None,
     width: Annotated[int | None, typer.Option(help="Input width (default: 144 for resnet50, else 64).")] = None,
     batch_size: BatchOpt = 64,
@@ -229,14 +250,35 @@ def extract_features(
     from vitool.io import check_output, make_provenance, sha256_file, write_features
 
     check_output(output, overwrite)
-    model, fs, listing = _extract(dataset, root, split.value, trial,
-                                  lambda: _build_model(checkpoint, backbone, pretrained, height, width, seed),
-                                  device, batch_size, flip, workers)
-    config = _effective_config(dataset=dataset, root=root, split=split, trial=trial, checkpoint=checkpoint,
-                               backbone=model.config.backbone, pretrained=None if checkpoint else pretrained,
-                               model=model.config.to_dict(), batch_size=batch_size, flip=flip)
-    provenance = make_provenance(config, seed=seed, inputs={"dataset_listing": listing},
-                                 checkpoint=sha256_file(checkpoint) if checkpoint else None)
+    model, fs, listing = _extract(
+        dataset,
+        root,
+        split.value,
+        trial,
+        lambda: _build_model(checkpoint, backbone, pretrained, height, width, seed),
+        device,
+        batch_size,
+        flip,
+        workers,
+    )
+    config = _effective_config(
+        dataset=dataset,
+        root=root,
+        split=split,
+        trial=trial,
+        checkpoint=checkpoint,
+        backbone=model.config.backbone,
+        pretrained=None if checkpoint else pretrained,
+        model=model.config.to_dict(),
+        batch_size=batch_size,
+        flip=flip,
+    )
+    provenance = make_provenance(
+        config,
+        seed=seed,
+        inputs={"dataset_listing": listing},
+        checkpoint=sha256_file(checkpoint) if checkpoint else None,
+    )
     write_features(output, fs, provenance, overwrite)
     typer.echo(f"wrote {len(fs)} x {fs.features.shape[1]} features to {output}", err=True)
 
@@ -250,9 +292,13 @@ def evaluate(
     protocol: Annotated[Protocol | None, typer.Option(help="Test protocol (default: from the file's dataset).")] = None,
     mode: Annotated[Mode, typer.Option(help="SYSU gallery: all-search or indoor-search.")] = Mode.all,
     shot: Annotated[Shot, typer.Option(help="Gallery images per identity and camera: 1 or 10.")] = Shot.single,
-    direction: Annotated[Direction | None, typer.Option(help="v2i or i2v (default: sysu/llcm/generic i2v, regdb v2i).")] = None,
+    direction: Annotated[
+        Direction | None, typer.Option(help="v2i or i2v (default: sysu/llcm/generic i2v, regdb v2i).")
+    ] = None,
     trials: Annotated[int, typer.Option(min=1, help="Random gallery trials (SYSU, LLCM), seeds 0..N-1.")] = 10,
-    deen_swap: Annotated[bool, typer.Option("--deen-swap", help="LLCM v2i as DEEN's test.py: sampled NIR probes.")] = False,
+    deen_swap: Annotated[
+        bool, typer.Option("--deen-swap", help="LLCM v2i as DEEN's test.py: sampled NIR probes.")
+    ] = False,
     feature: Annotated[str, typer.Option(help="Dataset to score: features or features_pre_bn.")] = "features",
     as_json: JsonFlag = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the results JSON here.")] = None,
@@ -279,9 +325,17 @@ def evaluate(
     if checkpoint is not None:
         if dataset is None or root is None:
             raise typer.BadParameter("--checkpoint needs --dataset and --root")
-        _, fs, _ = _extract(dataset, root, "test", trial, lambda: _build_model(checkpoint, Backbone.resnet50, "none",
-                                                                            None, None, 0),
-                            device, batch_size, flip, 0)
+        _, fs, _ = _extract(
+            dataset,
+            root,
+            "test",
+            trial,
+            lambda: _build_model(checkpoint, Backbone.resnet50, "none", None, None, 0),
+            device,
+            batch_size,
+            flip,
+            0,
+        )
         source, digest = str(checkpoint), sha256_file(checkpoint)
     else:
         fs = read_features(features)

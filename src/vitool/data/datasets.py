@@ -135,13 +135,18 @@ def _llcm(root: Path, split: str) -> list[Sample]:
         files = {VISIBLE: "idx/train_vis.txt", INFRARED: "idx/train_nir.txt"}
         _require(root, list(files.values()), "LLCM", LLCM_LAYOUT)
         samples = [
-            Sample(rel, label, llcm_cam(rel), m) for m, index in files.items() for rel, label in _read_index(root, index)
+            Sample(rel, label, llcm_cam(rel), m)
+            for m, index in files.items()
+            for rel, label in _read_index(root, index)
         ]
         return _check_exist(root, samples, "idx/train_*.txt")
     _require(root, ["idx/test_id.txt", "test_vis", "test_nir"], "LLCM", LLCM_LAYOUT)
     ids = sorted(set(_read_id_line(root / "idx/test_id.txt")))
     samples = []
-    for modality, folder, cams in ((VISIBLE, "test_vis", LLCM_VISIBLE_CAMS), (INFRARED, "test_nir", LLCM_INFRARED_CAMS)):
+    for modality, folder, cams in (
+        (VISIBLE, "test_vis", LLCM_VISIBLE_CAMS),
+        (INFRARED, "test_nir", LLCM_INFRARED_CAMS),
+    ):
         for pid in ids:
             for cam in cams:
                 sub = root / folder / f"cam{cam}" / f"{pid:04d}"
@@ -152,8 +157,17 @@ def _llcm(root: Path, split: str) -> list[Sample]:
 
 # ------------------------------------------------------------------------------------------------- manifest
 
-MODALITY_WORDS = {"0": VISIBLE, "visible": VISIBLE, "rgb": VISIBLE, "vis": VISIBLE,
-                  "1": INFRARED, "infrared": INFRARED, "ir": INFRARED, "thermal": INFRARED, "nir": INFRARED}
+MODALITY_WORDS = {
+    "0": VISIBLE,
+    "visible": VISIBLE,
+    "rgb": VISIBLE,
+    "vis": VISIBLE,
+    "1": INFRARED,
+    "infrared": INFRARED,
+    "ir": INFRARED,
+    "thermal": INFRARED,
+    "nir": INFRARED,
+}
 
 
 def _manifest(csv_path: Path, split: str) -> list[Sample]:
@@ -172,7 +186,9 @@ def _manifest(csv_path: Path, split: str) -> list[Sample]:
             try:
                 pid, cam = int(row["pid"]), int(row["cam"] or -1)
             except ValueError:
-                raise VitoolError(csv_path, f"line {line}: pid and cam must be integers", "use -1 for unknown") from None
+                raise VitoolError(
+                    csv_path, f"line {line}: pid and cam must be integers", "use -1 for unknown"
+                ) from None
             if row["split"].strip().lower() == split:
                 samples.append(Sample(row["path"].strip(), pid, cam, modality))
     return _check_exist(csv_path.parent, samples, csv_path.name)

@@ -182,7 +182,7 @@ def render_geometry(person: Identity, rng: np.random.Generator, camera: Camera) 
     # legs (skin when wearing shorts), shoes
     leg_w = width * 0.42
     knee = hip + (foot - hip) * 0.45
-    for dx in ((-0.5, 0.5) if not side else (0.0,)):
+    for dx in (-0.5, 0.5) if not side else (0.0,):
         lx = cx + dx * width * 0.55 - leg_w / 2
         stride = rng.uniform(-2, 2) if side else 0.0
         box(lx + stride, hip, lx + leg_w + stride, foot - 3, BOTTOM)
@@ -244,7 +244,9 @@ def _clutter_and_occlusion(img: Image.Image, rng: np.random.Generator, camera: C
         d.rectangle([x, y, x + int(rng.integers(12, 30)), H], fill=fill)
 
 
-def shade(person: Identity, parts: np.ndarray, pattern: np.ndarray, camera: Camera, rng: np.random.Generator) -> Image.Image:
+def shade(
+    person: Identity, parts: np.ndarray, pattern: np.ndarray, camera: Camera, rng: np.random.Generator
+) -> Image.Image:
     """Colour the part map for the camera's modality."""
     yy = np.linspace(1.08, 0.9, H)[:, None]  # light from above
     texture = rng.standard_normal((H, W)).astype(np.float32)
@@ -306,8 +308,14 @@ class SynthConfig:
 def _cameras(layout: str, seed: int) -> list[Camera]:
     rng = np.random.default_rng([seed, 1])
     if layout == "sysu":  # cam3 (IR) sees the same room as cam2; cam6 the outdoor passage
-        spec = [(1, VISIBLE, False, 0), (2, VISIBLE, False, 2), (3, INFRARED, False, 2),
-                (4, VISIBLE, True, 1), (5, VISIBLE, True, 3), (6, INFRARED, True, 0)]
+        spec = [
+            (1, VISIBLE, False, 0),
+            (2, VISIBLE, False, 2),
+            (3, INFRARED, False, 2),
+            (4, VISIBLE, True, 1),
+            (5, VISIBLE, True, 3),
+            (6, INFRARED, True, 0),
+        ]
     elif layout == "regdb":  # one co-located visible/thermal pair
         spec = [(1, VISIBLE, True, 0), (2, INFRARED, True, 0)]
     else:  # LLCM: nine cameras, each with a visible and a near-infrared mode (no NIR at cam3)
@@ -379,8 +387,10 @@ def _write_sysu(root: Path, people, cameras, config, progress) -> dict[str, int]
     for pid in ids:
         for cam in _presence(config, pid, cameras, 0.85):
             for k in range(config.images):
-                _save(render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
-                      root / f"cam{cam.number}" / f"{pid:04d}" / f"{k + 1:04d}.jpg")
+                _save(
+                    render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
+                    root / f"cam{cam.number}" / f"{pid:04d}" / f"{k + 1:04d}.jpg",
+                )
                 n += 1
         progress and progress()
     return {"identities": len(ids), "images": n, "train_ids": len(trainval), "test_ids": len(test)}
@@ -394,8 +404,10 @@ def _write_regdb(root: Path, people, cameras, config, progress) -> dict[str, int
         for cam in cameras:
             for k in range(per):
                 letter = "v" if cam.modality == VISIBLE else "t"
-                _save(render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
-                      root / folders[cam.modality] / str(pid) / f"{letter}_{pid:04d}_{k + 1:02d}.bmp")
+                _save(
+                    render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
+                    root / folders[cam.modality] / str(pid) / f"{letter}_{pid:04d}_{k + 1:02d}.bmp",
+                )
         progress and progress()
     (root / "idx").mkdir()
     half = len(ids) * config.train_ids // (config.train_ids + config.test_ids)
@@ -404,8 +416,11 @@ def _write_regdb(root: Path, people, cameras, config, progress) -> dict[str, int
         for split, sel in (("train", sorted(perm[:half])), ("test", sorted(perm[half:]))):
             for modality, name in ((VISIBLE, "visible"), (INFRARED, "thermal")):
                 letter = "v" if modality == VISIBLE else "t"
-                lines = [f"{folders[modality]}/{pid}/{letter}_{pid:04d}_{k + 1:02d}.bmp {label}"
-                         for label, pid in enumerate(sel) for k in range(per)]
+                lines = [
+                    f"{folders[modality]}/{pid}/{letter}_{pid:04d}_{k + 1:02d}.bmp {label}"
+                    for label, pid in enumerate(sel)
+                    for k in range(per)
+                ]
                 (root / "idx" / f"{split}_{name}_{trial}.txt").write_text("\n".join(lines) + "\n")
     return {"identities": len(ids), "images": len(ids) * per * 2, "train_ids": half, "test_ids": len(ids) - half}
 

@@ -30,16 +30,25 @@ def evaluate_features(
     results = []
     for trial in trials:
         metrics = evaluate_ranking(
-            emb[trial.query], emb[trial.gallery], fs.pid[trial.query], fs.pid[trial.gallery],
-            fs.cam[trial.query], fs.cam[trial.gallery], trial.exclusion, trial.identity_cmc, device=device,
+            emb[trial.query],
+            emb[trial.gallery],
+            fs.pid[trial.query],
+            fs.pid[trial.gallery],
+            fs.cam[trial.query],
+            fs.cam[trial.gallery],
+            trial.exclusion,
+            trial.identity_cmc,
+            device=device,
         )
         if metrics.valid_queries == 0:
             raise VitoolError(
-                where, f"trial {trial.number}: no query identity appears in the gallery",
+                where,
+                f"trial {trial.number}: no query identity appears in the gallery",
                 "check that the file holds the test split of both modalities and the --protocol",
             )
-        results.append({"trial": trial.number, "queries": len(trial.query), "gallery": len(trial.gallery),
-                        **metrics.as_dict()})
+        results.append(
+            {"trial": trial.number, "queries": len(trial.query), "gallery": len(trial.gallery), **metrics.as_dict()}
+        )
     summary: dict[str, Any] = {key: float(np.mean([r[key] for r in results])) for key in SUMMARY_KEYS}
     summary["cmc"] = np.mean([r["cmc"] for r in results], axis=0).tolist()
     return {
@@ -64,8 +73,14 @@ def plot_cmc(results: dict[str, Any], out: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
     for trial in results["trials"] if len(results["trials"]) > 1 else []:
         ax.plot(ranks, trial["cmc"], color="0.8", lw=0.8)
-    ax.plot(ranks, results["cmc"], marker="o", ms=3, lw=1.8,
-            label=f"mean: R1 {results['rank1']:.1f}  mAP {results['mAP']:.1f}  mINP {results['mINP']:.1f}")
+    ax.plot(
+        ranks,
+        results["cmc"],
+        marker="o",
+        ms=3,
+        lw=1.8,
+        label=f"mean: R1 {results['rank1']:.1f}  mAP {results['mAP']:.1f}  mINP {results['mINP']:.1f}",
+    )
     ax.set(xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xlim=(1, MAX_RANK), title=title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

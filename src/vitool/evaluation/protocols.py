@@ -96,8 +96,12 @@ def build_trials(spec: ProtocolSpec, paths, pid, cam, modality, where: str = "fe
         query = ir[np.isin(cam[ir], (3, 6))]
         pool = vis[np.isin(cam[vis], SYSU_GALLERY_CAMS[spec.mode])]
         _nonempty(query, pool, where, "infrared cam3/cam6 images", f"visible cams {SYSU_GALLERY_CAMS[spec.mode]}")
-        return [Trial(t, query, draw_gallery(paths, pid, cam, pool, SYSU_GALLERY_CAMS[spec.mode], t, spec.shot),
-                      "sysu", True) for t in range(spec.trials)]
+        return [
+            Trial(
+                t, query, draw_gallery(paths, pid, cam, pool, SYSU_GALLERY_CAMS[spec.mode], t, spec.shot), "sysu", True
+            )
+            for t in range(spec.trials)
+        ]
     if spec.protocol == "llcm":
         swap = spec.deen_swap and direction == "v2i"
         query_all, pool = rows_of[q_mod], rows_of[g_mod]

@@ -42,10 +42,15 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise VitoolError(path, f"cannot be read as a torch checkpoint ({type(exc).__name__})", "pass a vitool .pt") from None
+        raise VitoolError(
+            path, f"cannot be read as a torch checkpoint ({type(exc).__name__})", "pass a vitool .pt"
+        ) from None
     if not isinstance(state, dict) or state.get("vitool_checkpoint") != CHECKPOINT_FORMAT:
-        raise VitoolError(path, "is not a vitool checkpoint (no vitool_checkpoint=1 entry)",
-                          "pass a checkpoint written by vitool train, or use --backbone/--pretrained")
+        raise VitoolError(
+            path,
+            "is not a vitool checkpoint (no vitool_checkpoint=1 entry)",
+            "pass a checkpoint written by vitool train, or use --backbone/--pretrained",
+        )
     return state
 
 
