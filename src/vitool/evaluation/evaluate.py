@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from vitool.errors import VitoolError
-from vitool.evaluation.metrics import MAX_RANK, evaluate_ranking, l2_normalise
-from vitool.evaluation.protocols import ProtocolSpec, build_trials
+from vitool.evaluation.metrics import MAX_RANK, l2_normalise, product_source, rank_metrics
+from vitool.evaluation.protocols import ProtocolSpec, Trial, build_trials
 from vitool.io import FeatureSet
 
+SHARED_BUDGET = 1 << 28  # floats (1 GiB) for the similarity matrix shared across trials
 SUMMARY_KEYS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 
 
@@ -19,26 +20,46 @@ def evaluate_features(
     fs: FeatureSet, spec: ProtocolSpec, feature: str = "features", device: str = "cpu", where: str | Path = "features"
 ) -> dict[str, Any]:
     """Mean and per-trial metrics (percent) of one protocol over a features file."""
+    return evaluate_protocols(fs, [spec], feature, device, where)[0]
+
+
+def evaluate_protocols(
+    fs: FeatureSet,
+    specs: list[ProtocolSpec],
+    feature: str = "features",
+    device: str = "cpu",
+    where: str | Path = "features",
+) -> list[dict[str, Any]]:
+    """Several protocols over one file (e.g. SYSU all and indoor), sharing the similarity products."""
     if feature == "features":
         emb = fs.features
     elif feature == "features_pre_bn" and fs.features_pre_bn is not None:
         emb = fs.features_pre_bn
     else:
         raise VitoolError(where, f"has no dataset '{feature}'", "use --feature features")
-    emb = l2_normalise(emb)
-    trials = build_trials(spec, fs.path, fs.pid, fs.cam, fs.modality, str(where))
+    per_spec = [build_trials(spec, fs.path, fs.pid, fs.cam, fs.modality, str(where)) for spec in specs]
+    shared = _shared_products(emb, [t for trials in per_spec for t in trials], device)
+    return [
+        _score(fs, spec, trials, emb, shared, feature, device, where)
+        for spec, trials in zip(specs, per_spec, strict=True)
+    ]
+
+
+def _score(fs, spec, trials, emb, shared, feature, device, where) -> dict[str, Any]:
     results = []
     for trial in trials:
-        metrics = evaluate_ranking(
-            emb[trial.query],
-            emb[trial.gallery],
+        if shared is not None:
+            source = _rows_of(*shared, trial.gallery)
+        else:
+            source = product_source(l2_normalise(emb[trial.query]), l2_normalise(emb[trial.gallery]), device)
+        metrics = rank_metrics(
+            source,
             fs.pid[trial.query],
             fs.pid[trial.gallery],
             fs.cam[trial.query],
             fs.cam[trial.gallery],
             trial.exclusion,
             trial.identity_cmc,
-            device=device,
         )
         if metrics.valid_queries == 0:
             raise VitoolError(
@@ -61,6 +82,31 @@ def evaluate_features(
         "feature": feature,
         "trials": results,
     }
+
+
+def _shared_products(
+    emb: np.ndarray, trials: list[Trial], device: str, budget: int = SHARED_BUDGET
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Queries x the union of all trial galleries, computed once when every trial has the same queries.
+
+    Trials (and SYSU's all/indoor modes) redraw the gallery but keep the queries, so one product
+    serves all of them; it is the dominant cost with 2048-d features. Skipped (None) when there is
+    a single trial or it would exceed ``budget`` floats.
+    """
+    query = trials[0].query
+    if len(trials) < 2 or any(not np.array_equal(t.query, query) for t in trials):
+        return None
+    union = np.unique(np.concatenate([t.gallery for t in trials]))
+    if len(query) * len(union) > budget:
+        return None
+    products = product_source(l2_normalise(emb[query]), l2_normalise(emb[union]), device)(0, len(query))
+    return union, products  # [U, Q]: one row per gallery image
+
+
+def _rows_of(union: np.ndarray, products: np.ndarray, gallery: np.ndarray):
+    """A similarity source for one trial's gallery, cut from the shared [U, Q] products."""
+    rows = np.searchsorted(union, gallery)
+    return lambda lo, hi: products[rows, lo:hi]
 
 
 def plot_cmc(results: dict[str, Any], out: Path, title: str) -> None:

@@ -55,29 +55,36 @@ class ProtocolSpec:
         return self.direction or DEFAULT_DIRECTION[self.protocol]
 
 
-def draw_gallery(
-    paths: np.ndarray, pid: np.ndarray, cam: np.ndarray, rows: np.ndarray, cams: tuple[int, ...], trial: int, shot: str
-) -> np.ndarray:
-    """Per (identity, camera) pick 1 (single-shot) or up to 10 (multi-shot) images, as the references do.
+def draw_galleries(
+    paths: np.ndarray,
+    pid: np.ndarray,
+    cam: np.ndarray,
+    rows: np.ndarray,
+    cams: tuple[int, ...],
+    trials: int,
+    shot: str,
+) -> list[np.ndarray]:
+    """Per trial, per (identity, camera) pick 1 (single-shot) or up to 10 (multi-shot) images.
 
-    The RNG stream equals ``random.seed(trial)`` followed by one ``random.choice`` per existing
-    (id, cam) folder in sorted-id, camera-list order, over that folder's sorted file paths.
+    Trial t's RNG stream equals ``random.seed(t)`` followed by one ``random.choice`` per existing
+    (id, cam) folder in sorted-id, camera-list order, over that folder's sorted file paths, as the
+    references' process_gallery_sysu / process_gallery_llcm draw it.
     """
     groups: dict[tuple[int, int], list[tuple[str, int]]] = defaultdict(list)
-    for r in rows.tolist():
-        groups[(int(pid[r]), int(cam[r]))].append((paths[r], r))
-    rng = random.Random(trial)
-    chosen = []
-    for p in sorted({k[0] for k in groups}):
-        for c in cams:
-            group = sorted(groups.get((p, c), []))
-            if not group:
-                continue
-            if shot == "single":
-                chosen.append(rng.choice(group)[1])
-            else:  # no Python reference exists for multi-shot; 10 draws without replacement per folder
-                chosen += [g[1] for g in rng.sample(group, min(MULTI_SHOT, len(group)))]
-    return np.asarray(chosen, dtype=np.int64)
+    for r, p, c, path in zip(rows.tolist(), pid[rows].tolist(), cam[rows].tolist(), paths[rows], strict=True):
+        groups[(p, c)].append((path, r))
+    ordered = [
+        [r for _, r in sorted(groups[(p, c)])] for p in sorted({k[0] for k in groups}) for c in cams if (p, c) in groups
+    ]
+    galleries = []
+    for t in range(trials):
+        rng = random.Random(t)
+        if shot == "single":
+            chosen = [rng.choice(group) for group in ordered]
+        else:  # no Python reference exists for multi-shot; 10 draws without replacement per folder
+            chosen = [r for group in ordered for r in rng.sample(group, min(MULTI_SHOT, len(group)))]
+        galleries.append(np.asarray(chosen, dtype=np.int64))
+    return galleries
 
 
 def build_trials(spec: ProtocolSpec, paths, pid, cam, modality, where: str = "features") -> list[Trial]:
@@ -96,19 +103,14 @@ def build_trials(spec: ProtocolSpec, paths, pid, cam, modality, where: str = "fe
         query = ir[np.isin(cam[ir], (3, 6))]
         pool = vis[np.isin(cam[vis], SYSU_GALLERY_CAMS[spec.mode])]
         _nonempty(query, pool, where, "infrared cam3/cam6 images", f"visible cams {SYSU_GALLERY_CAMS[spec.mode]}")
-        return [
-            Trial(
-                t, query, draw_gallery(paths, pid, cam, pool, SYSU_GALLERY_CAMS[spec.mode], t, spec.shot), "sysu", True
-            )
-            for t in range(spec.trials)
-        ]
+        galleries = draw_galleries(paths, pid, cam, pool, SYSU_GALLERY_CAMS[spec.mode], spec.trials, spec.shot)
+        return [Trial(t, query, gallery, "sysu", True) for t, gallery in enumerate(galleries)]
     if spec.protocol == "llcm":
         swap = spec.deen_swap and direction == "v2i"
         query_all, pool = rows_of[q_mod], rows_of[g_mod]
         _nonempty(query_all, pool, where, f"{_name(q_mod)} images", f"{_name(g_mod)} images")
         trials = []
-        for t in range(spec.trials):
-            gallery = draw_gallery(paths, pid, cam, pool, LLCM_CAMS[g_mod], t, spec.shot)
+        for t, gallery in enumerate(draw_galleries(paths, pid, cam, pool, LLCM_CAMS[g_mod], spec.trials, spec.shot)):
             query = query_all
             if swap:  # DEEN's test.py: the sampled near-infrared images become the probes
                 query, gallery = gallery, query_all
