@@ -70,3 +70,56 @@ def test_small_gallery_caps_the_curve_like_the_reference():
     q, g = unit([0]), unit([10, 20, 30])
     m = evaluate_ranking(q, g, np.array([1]), np.array([2, 1, 3]), np.array([1]), np.array([2, 2, 2]))
     assert m.cmc[1] == 1.0 and m.cmc[19] == 1.0 and m.cmc[0] == 0.0
+
+
+def test_both_identity_counting_paths_agree():
+    from vitool.evaluation.metrics import _distinct_identities_above
+
+    rng = np.random.default_rng(3)
+    g_pid = rng.integers(0, 30, 200)
+    above = rng.random((200, 64)) < 0.1
+    onehot = _distinct_identities_above(g_pid)(above)
+    reduceat = _distinct_identities_above(g_pid, onehot_limit=0)(above)
+    expected = [len(set(g_pid[above[:, b]])) for b in range(64)]
+    np.testing.assert_array_equal(onehot, expected)
+    np.testing.assert_array_equal(reduceat, expected)
+
+
+def test_shared_products_give_the_per_trial_loop_numbers(synth_root):
+    from vitool.evaluation.evaluate import evaluate_protocols
+    from vitool.evaluation.protocols import ProtocolSpec, build_trials
+
+    from .test_protocols import featureset_of
+
+    fs = featureset_of("sysu", synth_root["sysu"], seed=4)
+    specs = [ProtocolSpec("sysu", mode="all", trials=4), ProtocolSpec("sysu", mode="indoor", trials=4)]
+    emb = l2_normalise(fs.features)
+    for spec, result in zip(specs, evaluate_protocols(fs, specs), strict=True):
+        loops = [
+            evaluate_loop(
+                emb[t.query],
+                emb[t.gallery],
+                fs.pid[t.query],
+                fs.pid[t.gallery],
+                fs.cam[t.query],
+                fs.cam[t.gallery],
+                "sysu",
+                True,
+            )
+            for t in build_trials(spec, fs.path, fs.pid, fs.cam, fs.modality)
+        ]
+        assert result["mAP"] == pytest.approx(100 * np.mean([m.mAP for m in loops]), abs=1e-9)
+        assert result["mINP"] == pytest.approx(100 * np.mean([m.mINP for m in loops]), abs=1e-9)
+        np.testing.assert_allclose(result["cmc"], 100 * np.mean([m.cmc for m in loops], axis=0), atol=1e-9)
+
+
+def test_ties_count_against_the_query_and_never_inflate():
+    q, g = unit([0, 0]), unit([0, 0, 0, 0])  # a degenerate model: every score equal
+    m = evaluate_ranking(q, g, np.array([1, 2]), np.array([1, 2, 3, 1]), np.array([1, 1]), np.array([2] * 4))
+    assert m.mAP <= 1 and m.mINP <= 1
+    assert m.cmc[0] == 0.0  # a tied wrong identity is ranked first
+    assert m.mAP == pytest.approx(((1 / 4 + 2 / 4) / 2 + 1 / 4) / 2)
+    ident = evaluate_ranking(
+        q, g, np.array([1, 2]), np.array([1, 2, 3, 1]), np.array([1, 1]), np.array([2] * 4), identity_cmc=True
+    )
+    np.testing.assert_allclose(ident.cmc[:3], [0, 0, 1])

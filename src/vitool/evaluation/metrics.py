@@ -7,11 +7,13 @@ drop the excluded gallery items, then
   gallery identity ranked by its best kept image);
 * queries with no kept true match are skipped; an error only when none is left.
 
-Instead of sorting every ranking, the rank of a true match is counted as 1 + the number of kept
-gallery items that score higher, which is exact when there are no ties and needs one pass per true
-match. Similarities are held gallery-major ([G, B]: one row per gallery image, one column per query)
-so those counts are fast column sums. Work is chunked over queries so memory stays bounded (about
-CHUNK_ELEMENTS floats at a time). Only numpy is needed; ``device="cuda"`` moves the similarity
+Instead of sorting every ranking, the rank of a true match is counted as the number of kept gallery
+items that score at least as high, which is exact when there are no ties and needs one pass per true
+match. Ties, which the references order arbitrarily (quicksort), count against the query here, so a
+degenerate model with constant features scores near zero rather than 100%. Similarities are held
+gallery-major ([G, B]: one row per gallery image, one column per query) so those counts are fast
+column sums. Work is chunked over queries so memory stays bounded (about CHUNK_ELEMENTS floats at a
+time). Only numpy is needed; ``device="cuda"`` moves the similarity
 products to the GPU through torch.
 """
 
@@ -122,10 +124,10 @@ def _true_match_rows(q_pid: np.ndarray, g_pid: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _distinct_identities_above(g_pid: np.ndarray, onehot_limit: int = 1 << 24):
-    """A function (above [G, B] bool) -> per query, how many distinct gallery identities have an item above.
+    """A function (above [G, B] bool) -> per query, how many distinct gallery identities have an item marked.
 
-    With ``above`` = items scoring higher than the query's best true match, that count is the
-    0-based rank of the true identity in the references' deduplicated ranking (each identity ranked
+    With ``above`` = items scoring at least as high as the query's best true match, that count is the
+    1-based rank of the true identity in the references' deduplicated ranking (each identity ranked
     by its best kept image). Small galleries use one product with an identity one-hot matrix, large
     ones a logical-or over pid-sorted rows.
     """
@@ -196,19 +198,20 @@ def rank_metrics(
             sim_t, pos_sim, has, n_match = sim_t[:, ok], pos_sim[ok], has[ok], n_match[ok]
         width = int(n_match.max())
         pos_sim, has = pos_sim[:, :width], has[:, :width]
-        # rank (1-based, among kept items) of each true match = 1 + kept items scoring higher
+        # rank (1-based, among kept items) of each true match = kept items scoring at least as high;
+        # a tie is resolved against the query, so rank_j >= j always holds and AP <= 1
         ranks = np.empty(pos_sim.shape, dtype=np.float64)
-        above_best = sim_t > pos_sim[:, 0]
-        ranks[:, 0] = _count_columns(above_best) + 1
+        at_or_above_best = sim_t >= pos_sim[:, 0]
+        ranks[:, 0] = _count_columns(at_or_above_best)
         for j in range(1, width):
-            ranks[:, j] = _count_columns(sim_t > pos_sim[:, j]) + 1
+            ranks[:, j] = _count_columns(sim_t >= pos_sim[:, j])
         ap = np.where(has, (np.arange(width)[None, :] + 1) / ranks, 0.0).sum(axis=1) / n_match
         last = ranks[np.arange(len(ranks)), n_match - 1]
         ap_sum += float(ap.sum())
         inp_sum += float((n_match / last).sum())
         valid += len(ranks)
         if identity_cmc:  # rank of the true identity among distinct gallery identities
-            first = identities_above(above_best)
+            first = identities_above(at_or_above_best) - 1  # the true identity is among them
         else:
             first = ranks[:, 0] - 1
         first = first.astype(np.int64)
