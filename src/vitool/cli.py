@@ -28,58 +28,20 @@ app = typer.Typer(
 )
 
 
-class Dataset(StrEnum):
-    sysu = "sysu"
-    regdb = "regdb"
-    llcm = "llcm"
-    manifest = "manifest"
+def _choices(name: str, *values: str) -> type[StrEnum]:
+    """A string enum for Typer's choice validation and --help (usage errors exit 2)."""
+    return StrEnum(name, {v: v for v in values})
 
 
-class Layout(StrEnum):
-    sysu = "sysu"
-    regdb = "regdb"
-    llcm = "llcm"
-
-
-class Protocol(StrEnum):
-    sysu = "sysu"
-    regdb = "regdb"
-    llcm = "llcm"
-    generic = "generic"
-
-
-class Split(StrEnum):
-    train = "train"
-    test = "test"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Backbone(StrEnum):
-    resnet50 = "resnet50"
-    resnet18 = "resnet18"
-    mobilenet_v2 = "mobilenet_v2"
-
-
-class Mode(StrEnum):
-    all = "all"
-    indoor = "indoor"
-
-
-class Shot(StrEnum):
-    single = "single"
-    multi = "multi"
-
-
-class Direction(StrEnum):
-    v2i = "v2i"
-    i2v = "i2v"
-
-
+Dataset = _choices("Dataset", "sysu", "regdb", "llcm", "manifest")
+Layout = _choices("Layout", "sysu", "regdb", "llcm")
+Protocol = _choices("Protocol", "sysu", "regdb", "llcm", "generic")
+Split = _choices("Split", "train", "test")
+Device = _choices("Device", "auto", "cpu", "cuda")
+Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
+Mode = _choices("Mode", "all", "indoor")
+Shot = _choices("Shot", "single", "multi")
+Direction = _choices("Direction", "v2i", "i2v")
 PROTOCOL_OF_DATASET = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm", "manifest": "generic"}
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
