@@ -62,8 +62,10 @@ def imagenet_state_dict(backbone: str, pretrained: str) -> dict[str, torch.Tenso
             raise VitoolError(path, "pretrained weights file does not exist", "pass imagenet, none or a .pth file")
         try:
             return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
-        except (RuntimeError, OSError, EOFError) as exc:
-            raise VitoolError(path, f"cannot be read as torch weights ({exc})", "pass a .pth state dict") from None
+        except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a bad file
+            raise VitoolError(
+                path, f"cannot be read as torch weights ({type(exc).__name__})", "pass a .pth state dict"
+            ) from None
     for name in CACHE_NAMES[backbone]:
         cached = hub_checkpoint_dir() / name
         if cached.is_file():
