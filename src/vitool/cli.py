@@ -120,22 +120,6 @@ def synth(
 # ----------------------------------------------------------------------------------------- extract-features
 
 
-def _build_model(
-    checkpoint: Path | None, backbone: Backbone, pretrained: str, height: int | None, width: int | None, seed: int
-):
-    import torch
-
-    from vitool.models.checkpoint import model_from_checkpoint
-    from vitool.models.network import ModelConfig, VIReIDNet
-
-    if checkpoint is not None:
-        return model_from_checkpoint(checkpoint)
-    torch.manual_seed(seed)  # the BNNeck and any non-pretrained layer are initialised from the seed
-    config = ModelConfig.cpu_default(backbone.value)
-    config.height, config.width = height or config.height, width or config.width
-    return VIReIDNet(config, pretrained=pretrained)
-
-
 def _extract(
     dataset: Dataset,
     root: Path,
@@ -147,32 +131,22 @@ def _extract(
     flip: bool,
     workers: int,
 ):
-    """Build the model and run it over a split; return (model, FeatureSet without provenance, listing hash).
+    """Load the split, then build the model and extract with a progress bar: (model, FeatureSet, listing hash).
 
     The split is loaded first so that a bad dataset root fails before any model or weights are touched.
     """
-    import numpy as np
-
     from vitool.data.datasets import image_root, listing_sha256, load_split
-    from vitool.features import extract, resolve_device
-    from vitool.io import FeatureSet
+    from vitool.features import extract_featureset, resolve_device
 
     samples = load_split(dataset.value, root, split, trial)
     base = image_root(dataset.value, root)
     model = make_model()
+    attrs = {"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0}
     progress, advance = _progress(len(samples), f"extract {dataset.value}/{split}")
     with progress:
-        out = extract(model, samples, base, resolve_device(device.value), batch_size, flip, workers, on_batch=advance)
-    fs = FeatureSet(
-        features=out["features"],
-        path=np.array([s.path for s in samples], dtype=object),
-        pid=np.array([s.pid for s in samples], dtype=np.int64),
-        cam=np.array([s.cam for s in samples], dtype=np.int64),
-        modality=np.array([s.modality for s in samples], dtype=np.uint8),
-        features_pre_bn=out["features_pre_bn"],
-        probs=out.get("probs"),
-        attrs={"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0},
-    )
+        fs = extract_featureset(
+            model, samples, base, attrs, resolve_device(device.value), batch_size, flip, workers, on_batch=advance
+        )
     return model, fs, listing_sha256(samples, base)
 
 
@@ -210,6 +184,7 @@ def extract_features(
 ) -> None:
     """Extract post-BN and pre-BN features of a dataset split into a features file."""
     from vitool.io import check_output, make_provenance, sha256_file, write_features
+    from vitool.models import build_model
 
     check_output(output, overwrite)
     model, fs, listing = _extract(
@@ -217,7 +192,7 @@ def extract_features(
         root,
         split.value,
         trial,
-        lambda: _build_model(checkpoint, backbone, pretrained, height, width, seed),
+        lambda: build_model(checkpoint, backbone.value, pretrained, height, width, seed),
         device,
         batch_size,
         flip,
@@ -287,12 +262,14 @@ def evaluate(
     if checkpoint is not None:
         if dataset is None or root is None:
             raise typer.BadParameter("--checkpoint needs --dataset and --root")
+        from vitool.models import build_model
+
         _, fs, _ = _extract(
             dataset,
             root,
             "test",
             trial,
-            lambda: _build_model(checkpoint, Backbone.resnet50, "none", None, None, 0),
+            lambda: build_model(checkpoint),
             device,
             batch_size,
             flip,

@@ -10,6 +10,7 @@ import torch
 
 from vitool.data.datasets import Sample
 from vitool.data.images import ImageDataset, test_transform
+from vitool.io import FeatureSet
 from vitool.models.network import VIReIDNet
 
 
@@ -61,3 +62,28 @@ def extract(
         if on_batch:
             on_batch(len(images))
     return {k: np.concatenate(v).astype(np.float32) for k, v in outputs.items() if v}
+
+
+def extract_featureset(
+    model: VIReIDNet,
+    samples: list[Sample],
+    root: Path,
+    attrs: dict,
+    device: torch.device,
+    batch_size: int = 64,
+    flip: bool = False,
+    num_workers: int = 0,
+    on_batch: Callable[[int], None] | None = None,
+) -> FeatureSet:
+    """A features file's content (without provenance) for ``samples``, in their order."""
+    out = extract(model, samples, root, device, batch_size, flip, num_workers, on_batch=on_batch)
+    return FeatureSet(
+        features=out["features"],
+        path=np.array([s.path for s in samples], dtype=object),
+        pid=np.array([s.pid for s in samples], dtype=np.int64),
+        cam=np.array([s.cam for s in samples], dtype=np.int64),
+        modality=np.array([s.modality for s in samples], dtype=np.uint8),
+        features_pre_bn=out["features_pre_bn"],
+        probs=out.get("probs"),
+        attrs=attrs,
+    )

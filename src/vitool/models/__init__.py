@@ -1,0 +1,27 @@
+"""Models: the AGW cross-modality network and its CPU variants, offline weights, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_model(
+    checkpoint: str | Path | None = None,
+    backbone: str = "resnet50",
+    pretrained: str = "imagenet",
+    height: int | None = None,
+    width: int | None = None,
+    seed: int = 0,
+):
+    """The model a checkpoint describes, or a fresh ``backbone`` with the given weights and input size."""
+    import torch
+
+    from vitool.models.checkpoint import model_from_checkpoint
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    if checkpoint is not None:
+        return model_from_checkpoint(checkpoint)
+    torch.manual_seed(seed)  # the BNNeck and any layer without pretrained weights start from the seed
+    config = ModelConfig.cpu_default(backbone)
+    config.height, config.width = height or config.height, width or config.width
+    return VIReIDNet(config, pretrained=pretrained)
