@@ -240,7 +240,9 @@ def evaluate(
     as_json: JsonFlag = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the results JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a CMC curve PNG here.")] = None,
-    device: DeviceOpt = Device.auto,
+    device: Annotated[
+        Device, typer.Option(help="Where to score: cpu, or cuda for the products (auto = cpu, no torch import).")
+    ] = Device.auto,
     checkpoint: Annotated[Path | None, typer.Option(help="Extract with this checkpoint, then score.")] = None,
     dataset: Annotated[Dataset | None, typer.Option(help="With --checkpoint: the dataset layout of --root.")] = None,
     root: Annotated[Path | None, typer.Option(help="With --checkpoint: the dataset root.")] = None,
@@ -281,7 +283,11 @@ def evaluate(
         source, digest = str(features), sha256_file(features)
     proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(str(fs.attrs.get("dataset")), "generic")
     spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
-    eval_device = "cuda" if device == Device.cuda else "cpu"
+    eval_device = "cpu"
+    if device == Device.cuda:
+        from vitool.features import resolve_device
+
+        eval_device = str(resolve_device("cuda"))  # a clear error when no GPU is visible
     results = evaluate_features(fs, spec, feature, eval_device, where=source)
     results["provenance"] = make_provenance(
         _effective_config(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials),
