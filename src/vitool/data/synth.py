@@ -71,6 +71,15 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
+def _nir_response(rgb: np.ndarray) -> float:
+    """How bright a dye looks under near-infrared light: mostly its red component, unlike luminance.
+
+    This keeps an imperfect, learnable link between a garment's colour and its infrared brightness,
+    as in SYSU-MM01's and LLCM's near-infrared cameras; the material term (above) breaks it partly.
+    """
+    return float(0.65 * rgb[0] + 0.25 * rgb[1] + 0.1 * rgb[2])
+
+
 def make_identity(rng: np.random.Generator) -> Identity:
     colours = {
         SKIN: _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95)),
@@ -81,8 +90,10 @@ def make_identity(rng: np.random.Generator) -> Identity:
     emissivity = {SKIN: rng.uniform(0.85, 1.0), HAIR: rng.uniform(0.3, 0.5)}
     roughness = {SKIN: 0.02, HAIR: 0.08}
     for part in (TOP, BOTTOM, SHOES, BACKPACK, BAG, HAT, SCARF):
-        emissivity[part] = rng.choice([0.15, 0.3, 0.45, 0.6, 0.75])  # leather .. cotton .. wool
+        material = rng.choice([0.15, 0.3, 0.45, 0.6, 0.75])  # leather .. cotton .. wool
+        emissivity[part] = 0.5 * material + 0.5 * _nir_response(colours[part])
         roughness[part] = rng.choice([0.0, 0.05, 0.12])  # smooth .. knitted
+    pattern_colour = _hsv(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.1, 1.0))
     return Identity(
         height=rng.uniform(0.82, 1.0),
         build=rng.uniform(0.78, 1.3),
@@ -93,8 +104,10 @@ def make_identity(rng: np.random.Generator) -> Identity:
         roughness=roughness,
         top_pattern=str(rng.choice(PATTERNS)),
         top_period=int(rng.integers(3, 8)),
-        pattern_colour=_hsv(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.1, 1.0)),
-        pattern_emissivity=float(rng.uniform(-0.3, 0.3)),
+        pattern_colour=pattern_colour,
+        pattern_emissivity=float(
+            0.5 * (_nir_response(pattern_colour) - _nir_response(colours[TOP])) + rng.uniform(-0.1, 0.1)
+        ),
         bottom_pattern=str(rng.choice(("plain", "plain", "vstripes", "checks"))),
         short_sleeves=bool(rng.random() < 0.4),
         shorts=bool(rng.random() < 0.25),
@@ -139,8 +152,8 @@ def make_camera(rng: np.random.Generator, number: int, modality: int, outdoor: b
         background=_background(rng, modality, outdoor),
         clutter=int(rng.integers(0, 5)),
         occlusion=rng.uniform(0.0, 0.3),
-        noise=rng.uniform(0.01, 0.04) if modality == VISIBLE else rng.uniform(0.03, 0.07),
-        blur=rng.uniform(0.0, 0.6) if modality == VISIBLE else rng.uniform(0.4, 1.0),
+        noise=rng.uniform(0.01, 0.04) if modality == VISIBLE else rng.uniform(0.02, 0.05),
+        blur=rng.uniform(0.0, 0.6) if modality == VISIBLE else rng.uniform(0.3, 0.8),
     )
 
 
