@@ -296,13 +296,13 @@ def evaluate(
     if output is not None:
         with atomic_output(output, overwrite) as tmp:
             tmp.write_text(json.dumps(results, indent=2) + "\n")
+    label = f"{proto}" + (f" {mode.value}" if proto == "sysu" else "") + f" {spec.resolved_direction()}"
     if plot is not None:
         with atomic_output(plot, overwrite) as tmp:
-            plot_cmc(results, tmp, f"{proto} {spec.resolved_direction()}")
+            plot_cmc(results, tmp, f"CMC, {label} ({Path(source).name})")
     if as_json:
         _emit_json(results)
     else:
-        label = f"{proto}" + (f" {mode.value}" if proto == "sysu" else "") + f" {spec.resolved_direction()}"
         typer.echo(
             f"{label}: Rank-1 {results['rank1']:.2f}  Rank-5 {results['rank5']:.2f}  Rank-10 {results['rank10']:.2f}  "
             f"Rank-20 {results['rank20']:.2f}  mAP {results['mAP']:.2f}  mINP {results['mINP']:.2f}  "

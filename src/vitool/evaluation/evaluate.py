@@ -117,17 +117,20 @@ def plot_cmc(results: dict[str, Any], out: Path, title: str) -> None:
 
     ranks = np.arange(1, MAX_RANK + 1)
     fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    for trial in results["trials"] if len(results["trials"]) > 1 else []:
-        ax.plot(ranks, trial["cmc"], color="0.8", lw=0.8)
+    n_trials = len(results["trials"])
+    for i, trial in enumerate(results["trials"] if n_trials > 1 else []):
+        ax.plot(ranks, trial["cmc"], color="0.8", lw=0.8, label="each trial" if i == 0 else None)
+    summary = f"R1 {results['rank1']:.1f}  mAP {results['mAP']:.1f}  mINP {results['mINP']:.1f}"
     ax.plot(
         ranks,
         results["cmc"],
         marker="o",
         ms=3,
         lw=1.8,
-        label=f"mean: R1 {results['rank1']:.1f}  mAP {results['mAP']:.1f}  mINP {results['mINP']:.1f}",
+        label=f"mean of {n_trials} trials: {summary}" if n_trials > 1 else summary,
     )
     ax.set(xlabel="rank", ylabel="matching rate (%)", ylim=(0, 100), xlim=(1, MAX_RANK), title=title)
+    ax.set_xticks([1, 5, 10, 15, 20])
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
