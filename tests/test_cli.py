@@ -192,3 +192,32 @@ def test_usage_errors_exit_2(features_file):
     assert run_cli("evaluate", features_file, "--protocol", "market").returncode == 2
     assert run_cli("extract-features", "--dataset", "sysu").returncode == 2
     assert run_cli("evaluate").returncode == 2
+
+
+def test_a_corrupt_image_is_one_line_even_from_dataloader_workers(tmp_path, synth_root):
+    import shutil
+
+    root = tmp_path / "regdb"
+    shutil.copytree(synth_root["regdb"], root)
+    listed = (root / "idx" / "train_thermal_1.txt").read_text().split()[0]
+    (root / listed).write_bytes(b"not an image")
+    for workers in ("0", "2"):
+        res = run_cli(
+            "extract-features",
+            "--dataset",
+            "regdb",
+            "--root",
+            root,
+            "--trial",
+            "1",
+            "--split",
+            "train",
+            "--backbone",
+            "mobilenet_v2",
+            "--workers",
+            workers,
+            "-o",
+            tmp_path / "f.h5",
+        )
+        _one_line_error(res, listed, "cannot be decoded")
+    assert not (tmp_path / "f.h5").exists()

@@ -11,10 +11,13 @@ class VitoolError(Exception):
     The message is rendered as one physical line: ``vitool: error: FILE: problem; fix``.
     """
 
-    def __init__(self, where: str | Path | None, problem: str, fix: str = "") -> None:
+    def __init__(self, where: str | Path | None, problem: str = "", fix: str = "") -> None:
         self.where = str(where) if where is not None else None
         self.problem = problem
         self.fix = fix
+        if not problem and self.where and "Traceback" in self.where:
+            # re-raised from a DataLoader worker as VitoolError(<traceback text>): keep our own line only
+            self.where, self.problem = None, self.where.rstrip().rsplit("VitoolError: ", 1)[-1]
         super().__init__(self.line())
 
     def line(self) -> str:
