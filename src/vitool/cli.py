@@ -310,6 +310,130 @@ def evaluate(
         )
 
 
+# ------------------------------------------------------------------------------------- cluster, assign-labels
+
+ClusterMethod = _choices("ClusterMethod", "dbscan", "kmeans")
+AssignMethod = _choices("AssignMethod", "ot", "hungarian")
+OtCost = _choices("OtCost", "auto", "probs", "prototypes")
+
+
+def _report(title: str, diagnostics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
+    """Diagnostics as a table on stdout, or one JSON object with --json."""
+    if as_json:
+        _emit_json({**extra, "diagnostics": diagnostics})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    for key, value in diagnostics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def _write_labels(output: Path, fs, result, method: str, params: dict, inputs: dict, overwrite: bool):
+    """Labels file + diagnostics for an Assignment-like result aligned with ``fs``."""
+    from vitool.diagnostics import label_diagnostics
+    from vitool.io import LabelSet, make_provenance, write_labels
+
+    diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)
+    ls = LabelSet(
+        path=fs.path,
+        modality=fs.modality,
+        label=result.label,
+        method=method,
+        params=params,
+        confidence=result.confidence,
+        soft=result.soft,
+        intra_label=result.intra_label,
+        extra=result.extra,
+        attrs={**result.attrs, "diagnostics": diagnostics},
+    )
+    write_labels(output, ls, make_provenance(params, seed=params.get("seed"), inputs=inputs), overwrite)
+    return diagnostics
+
+
+FeaturesArg = Annotated[Path, typer.Argument(help="Features file (.h5).")]
+LabelsOut = Annotated[Path, typer.Option("-o", "--output", help="Labels file to write (.h5).")]
+
+
+@app.command()
+def cluster(
+    features: FeaturesArg,
+    output: LabelsOut,
+    method: Annotated[ClusterMethod, typer.Option(help="dbscan on k-reciprocal Jaccard, or k-means.")] = "dbscan",
+    joint: Annotated[bool, typer.Option("--joint", help="Cluster both modalities together.")] = False,
+    k1: Annotated[int, typer.Option(min=2, help="Jaccard: neighbours for k-reciprocal sets.")] = 30,
+    k2: Annotated[int, typer.Option(min=1, help="Jaccard: neighbours for query expansion.")] = 6,
+    eps: Annotated[float, typer.Option(min=0.0, max=1.0, help="DBSCAN radius on the Jaccard distance.")] = 0.6,
+    min_samples: Annotated[int, typer.Option(min=1, help="DBSCAN core-point size.")] = 4,
+    k: Annotated[int, typer.Option(help="k-means: number of clusters (per modality unless --joint).")] = 0,
+    seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,
+    device: Annotated[Device, typer.Option(help="kNN and k-means on faiss's GPU index when present.")] = "auto",
+    as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Pseudo labels per modality (or --joint): Jaccard + DBSCAN (outliers -1) or k-means."""
+    from vitool.cluster import ClusterConfig, cluster_labels
+    from vitool.io import check_output, read_features, sha256_file
+
+    check_output(output, overwrite)
+    fs = read_features(features)
+    config = ClusterConfig(method.value, k1, k2, eps, min_samples, k, joint, seed, device.value)
+    labels = cluster_labels(fs.features, fs.modality, config)
+    from vitool.assign import Assignment
+
+    result = Assignment(label=labels, intra_label=None if joint else labels)
+    params = _effective_config(**{k_: v for k_, v in vars(config).items()})
+    diagnostics = _write_labels(
+        output, fs, result, method.value, params, {str(features): sha256_file(features)}, overwrite
+    )
+    _report(f"cluster {method.value} -> {output}", diagnostics, as_json, {"output": str(output), "params": params})
+
+
+@app.command("assign-labels")
+def assign_labels(
+    features: FeaturesArg,
+    labels: Annotated[Path, typer.Option("--labels", help="Per-modality labels (intra_label, else label).")],
+    output: LabelsOut,
+    method: Annotated[AssignMethod, typer.Option(help="ot (OTLA Sinkhorn) or hungarian (PGM centres).")],
+    lam: Annotated[float, typer.Option(help="ot: Sinkhorn power lambda (entropy 1/lambda).")] = 25.0,
+    temperature: Annotated[float, typer.Option(help="ot: softmax temperature on cosine to visible centres.")] = 0.1,
+    cost: Annotated[OtCost, typer.Option(help="ot: probs from the features file, or prototypes.")] = "auto",
+    as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Put both modalities into one label space from per-modality labels."""
+    from vitool.assign import assign
+    from vitool.io import align_labels, check_output, read_features, read_labels, sha256_file
+
+    check_output(output, overwrite)
+    fs = read_features(features)
+    ls = read_labels(labels)
+    index = align_labels(fs, ls, labels)
+    intra = (ls.intra_label if ls.intra_label is not None else ls.label)[index]
+    params: dict[str, Any] = {"method": method.value}
+    if method.value == "ot":
+        params.update(lam=lam, temperature=temperature, cost=cost.value)
+    result = assign(
+        method.value,
+        fs.features,
+        fs.modality,
+        intra,
+        where=str(labels),
+        probs=fs.probs,
+        **{k: v for k, v in params.items() if k != "method"},
+    )
+    inputs = {str(features): sha256_file(features), str(labels): sha256_file(labels)}
+    diagnostics = _write_labels(output, fs, result, method.value, params, inputs, overwrite)
+    _report(
+        f"assign-labels {method.value} -> {output}",
+        diagnostics,
+        as_json,
+        {"output": str(output), "params": params, **result.attrs},
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- info
 
 

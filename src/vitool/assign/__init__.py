@@ -1,0 +1,74 @@
+"""Cross-modal label association behind one interface.
+
+Each method takes a features file's arrays and per-modality labels, and returns an ``Assignment``:
+one label space for both modalities in ``label`` (-1 = none), refined per-modality labels in
+``intra_label``, optional soft labels, match tables and diagnostics. ``vitool assign-labels`` and the
+training engine call ``assign`` in the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vitool.errors import VitoolError
+
+VISIBLE, INFRARED = 0, 1
+METHODS = ("ot", "hungarian")
+
+
+@dataclass
+class Assignment:
+    label: np.ndarray
+    intra_label: np.ndarray
+    confidence: np.ndarray | None = None
+    soft: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. soft_classes, match tables
+    attrs: dict[str, Any] = field(default_factory=dict)  # solver facts: iterations, pairs, ...
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def class_centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted class ids, L2-normalised mean of the L2-normalised features of each class); -1 ignored."""
+    keep = labels >= 0
+    classes, inverse = np.unique(labels[keep], return_inverse=True)
+    sums = np.zeros((len(classes), features.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, normalise(features[keep]))
+    return classes, normalise(sums)
+
+
+def check_modalities(modality: np.ndarray, intra: np.ndarray, where: str) -> None:
+    for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+        rows = modality == m
+        if not rows.any():
+            raise VitoolError(where, f"has no {name} samples", "association needs both modalities")
+        if not (intra[rows] >= 0).any():
+            raise VitoolError(where, f"every {name} sample is an outlier (label -1)", "re-cluster, e.g. a larger --eps")
+
+
+def assign(
+    method: str,
+    features: np.ndarray,
+    modality: np.ndarray,
+    intra: np.ndarray,
+    where: str = "labels",
+    probs: np.ndarray | None = None,
+    **params: Any,
+) -> Assignment:
+    """Run one association method; ``intra`` are per-modality labels (ids distinct across modalities)."""
+    check_modalities(modality, intra, where)
+    if method == "ot":
+        from vitool.assign.ot import assign_ot
+
+        return assign_ot(features, modality, intra, probs=probs, where=where, **params)
+    if method == "hungarian":
+        from vitool.assign.hungarian import assign_hungarian
+
+        return assign_hungarian(features, modality, intra, **params)
+    raise VitoolError(None, f"unknown association method '{method}'", f"use one of {', '.join(METHODS)}")

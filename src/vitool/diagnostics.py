@@ -1,0 +1,64 @@
+"""Pseudo-label quality against hidden ground truth: what tells whether association has saturated.
+
+Only rows with a known identity (pid >= 0) count. Outliers (label -1) are scored as singletons, so
+discarding samples never looks like precision. Metrics that are undefined (no pid, one modality)
+are left out rather than reported as zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+VISIBLE, INFRARED = 0, 1
+
+
+def _with_singletons(label: np.ndarray) -> np.ndarray:
+    out = label.copy()
+    outliers = out < 0
+    out[outliers] = out.max(initial=0) + 1 + np.arange(int(outliers.sum()))
+    return out
+
+
+def cross_modal_accuracy(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) -> float | None:
+    """Share of infrared samples whose label is a visible class whose majority identity is theirs."""
+    vis = (modality == VISIBLE) & (label >= 0)
+    ir = modality == INFRARED
+    if not vis.any() or not ir.any():
+        return None
+    owner: dict[int, int] = {}
+    for lab in np.unique(label[vis]):
+        ids, counts = np.unique(pid[vis & (label == lab)], return_counts=True)
+        owner[int(lab)] = int(ids[np.argmax(counts)])
+    hits = [owner.get(int(lab)) == int(p) for lab, p in zip(label[ir], pid[ir], strict=True)]
+    return float(np.mean(hits))
+
+
+def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) -> dict[str, float | int]:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+    from sklearn.metrics.cluster import pair_confusion_matrix
+
+    out: dict[str, float | int] = {
+        "rows": int(len(label)),
+        "labels": int(len(np.unique(label[label >= 0]))),
+        "outlier_ratio": float((label < 0).mean()) if len(label) else 0.0,
+    }
+    for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+        rows = modality == m
+        if rows.any():
+            out[f"{name}_labels"] = int(len(np.unique(label[rows & (label >= 0)])))
+    known = pid >= 0
+    if known.sum() < 2:
+        return out
+    truth, pred = pid[known], _with_singletons(label[known])
+    out["ari"] = float(adjusted_rand_score(truth, pred))
+    out["nmi"] = float(normalized_mutual_info_score(truth, pred))
+    (_, fp), (fn, tp) = pair_confusion_matrix(truth, pred)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    out["pair_precision"] = float(precision)
+    out["pair_recall"] = float(recall)
+    out["pair_f1"] = float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+    accuracy = cross_modal_accuracy(pid[known], modality[known], label[known])
+    if accuracy is not None:
+        out["cross_modal_accuracy"] = accuracy
+    return out
