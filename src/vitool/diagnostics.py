@@ -58,6 +58,10 @@ def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) 
     out["pair_precision"] = float(precision)
     out["pair_recall"] = float(recall)
     out["pair_f1"] = float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0
+    for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):  # clustering quality inside a modality
+        rows = known & (modality == m)
+        if rows.sum() >= 2:
+            out[f"{name}_ari"] = float(adjusted_rand_score(pid[rows], _with_singletons(label[rows])))
     accuracy = cross_modal_accuracy(pid[known], modality[known], label[known])
     if accuracy is not None:
         out["cross_modal_accuracy"] = accuracy

@@ -13,6 +13,7 @@ import numpy as np
 from vitool.errors import VitoolError
 
 VISIBLE, INFRARED = 0, 1
+KMEANS_RESTARTS = 5
 
 
 @dataclass
@@ -70,6 +71,20 @@ def dbscan_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     return model.fit_predict(distance).astype(np.int64)
 
 
+def _kmeans_plus_plus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """k-means++ seeding (Arthur & Vassilvitskii, 2007): faiss seeds at random, which often merges
+    two well-separated groups and splits a third."""
+    rng = np.random.default_rng(seed)
+    centres = [int(rng.integers(len(x)))]
+    nearest = ((x - x[centres[0]]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        total = nearest.sum()
+        pick = int(rng.choice(len(x), p=nearest / total)) if total > 0 else int(rng.integers(len(x)))
+        centres.append(pick)
+        nearest = np.minimum(nearest, ((x - x[pick]) ** 2).sum(axis=1))
+    return np.ascontiguousarray(x[centres])
+
+
 def kmeans_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     import faiss
 
@@ -78,8 +93,20 @@ def kmeans_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     if config.k > len(features):
         raise VitoolError(None, f"--k {config.k} exceeds the {len(features)} samples", "lower --k")
     features = _normalise(features)
-    km = faiss.Kmeans(features.shape[1], config.k, niter=25, seed=config.seed, gpu=_use_gpu(config.device))
-    km.train(features)
+    best = None
+    for attempt in range(KMEANS_RESTARTS):  # best of several k-means++ starts, as scikit-learn's n_init
+        km = faiss.Kmeans(
+            features.shape[1],
+            config.k,
+            niter=25,
+            seed=config.seed + attempt,
+            gpu=_use_gpu(config.device),
+            min_points_per_centroid=1,  # small pseudo-label sets are normal here; keep stderr clean
+        )
+        km.train(features, init_centroids=_kmeans_plus_plus(features, config.k, config.seed + attempt))
+        if best is None or km.obj[-1] < best.obj[-1]:  # the objective is the sum of squared distances
+            best = km
+    km = best
     _, assigned = km.index.search(features, 1)
     return assigned[:, 0].astype(np.int64)
 

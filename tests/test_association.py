@@ -1,0 +1,158 @@
+"""Clustering and association on features whose right answer is known."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vitool.assign import assign
+from vitool.assign.hungarian import match_centres
+from vitool.assign.ot import _log_domain, _plain, sinkhorn_equipartition
+from vitool.cluster import ClusterConfig, cluster_labels, knn
+from vitool.cluster.jaccard import jaccard_distance
+from vitool.cluster.reference import jaccard_dense
+from vitool.diagnostics import label_diagnostics
+from vitool.errors import VitoolError
+from vitool.io import FeatureSet, LabelSet, make_provenance, read_labels, write_features, write_labels
+
+from .conftest import run_cli
+
+
+def identity_features(ids=12, per_vis=30, per_ir=20, noise=0.25, gap=0.8, dim=32, seed=0):
+    """Well-separated identities; the infrared half is shifted by a common modality offset."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(ids, dim))
+    shift = gap * rng.normal(size=dim)
+    pid = np.r_[np.repeat(np.arange(ids), per_vis), np.repeat(np.arange(ids), per_ir)]
+    modality = np.r_[np.zeros(ids * per_vis), np.ones(ids * per_ir)].astype(np.uint8)
+    feats = centres[pid] + noise * rng.normal(size=(len(pid), dim)) + np.where(modality[:, None] == 1, shift, 0)
+    return feats.astype(np.float32), pid, modality
+
+
+def unit(x):
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_sparse_jaccard_equals_the_dense_reference():
+    feats, _, _ = identity_features(ids=15, per_vis=20, per_ir=0, noise=0.8, seed=1)  # overlapping identities
+    feats = unit(feats)
+    rank = knn(feats, 30, "cpu")
+    sparse = jaccard_distance(feats, rank, k1=30, k2=6)
+    dense = jaccard_dense(feats, rank, k1=30, k2=6)
+    full = np.ones_like(dense)
+    coo = sparse.tocoo()
+    full[coo.row, coo.col] = coo.data
+    np.testing.assert_allclose(full, dense, atol=1e-5)
+    assert coo.nnz == int((dense < 1).sum())  # exactly the pairs below 1 are stored
+
+
+def test_well_separated_identities_are_recovered_by_every_method():
+    feats, pid, modality = identity_features()
+    labels = cluster_labels(feats, modality, ClusterConfig())
+    diag = label_diagnostics(pid, modality, labels)
+    assert diag["visible_labels"] == 12 and diag["infrared_labels"] == 12 and diag["outlier_ratio"] == 0
+    assert diag["pair_precision"] == 1.0  # per-modality clusters are pure ...
+    assert diag["cross_modal_accuracy"] == 0.0  # ... and not yet linked across modalities
+    for method in ("ot", "hungarian"):
+        result = assign(method, feats, modality, labels)
+        after = label_diagnostics(pid, modality, result.label)
+        assert after["ari"] == pytest.approx(1.0) and after["cross_modal_accuracy"] == 1.0, method
+
+
+def test_kmeans_per_modality_gives_distinct_ids():
+    feats, pid, modality = identity_features()
+    labels = cluster_labels(feats, modality, ClusterConfig(method="kmeans", k=12))
+    assert not set(labels[modality == 0]) & set(labels[modality == 1])
+    diag = label_diagnostics(pid, modality, labels)
+    assert diag["visible_ari"] > 0.9 and diag["infrared_ari"] > 0.9
+
+
+def test_ot_is_balanced_on_equal_mass_classes():
+    rng = np.random.default_rng(0)
+    log_p = np.log(rng.dirichlet(np.ones(8) * 0.3, size=400))  # peaked, unbalanced predictions
+    best, confidence, _ = sinkhorn_equipartition(log_p, lam=25.0)
+    counts = np.bincount(best, minlength=8)
+    assert counts.min() >= 40 and counts.max() <= 60  # equipartition: 50 each up to the entropic slack
+    assert np.bincount(np.argmax(log_p, axis=1), minlength=8).max() > counts.max()  # argmax alone is not
+    assert (confidence > 0).all() and (confidence <= 1).all()
+
+
+def test_log_domain_sinkhorn_follows_the_plain_iterates():
+    rng = np.random.default_rng(1)
+    log_p = np.log(rng.dirichlet(np.ones(6), size=300))
+    log_s = 25.0 * log_p.T
+    alpha, beta, it = _plain(np.exp(log_s), 0.1)
+    log_alpha, log_beta, it_log = _log_domain(log_s, 0.1)
+    assert it == it_log
+    np.testing.assert_allclose(np.log(alpha), log_alpha, rtol=1e-9, atol=1e-9)
+
+
+def test_hungarian_gives_every_cluster_a_partner_beyond_twice_the_other_side():
+    rng = np.random.default_rng(0)
+    small = unit(rng.normal(size=(3, 8)))
+    big = unit(np.repeat(small, 3, axis=0) + 0.05 * rng.normal(size=(9, 8)))  # 3x the clusters
+    partner, rounds = match_centres(big, small)
+    np.testing.assert_array_equal(partner, np.repeat(np.arange(3), 3))
+    assert rounds.max() == 3 and (rounds == 1).sum() == 3
+
+
+def test_association_errors(tmp_path):
+    feats, pid, modality = identity_features()
+    labels = np.where(modality == 0, pid, -1)
+    with pytest.raises(VitoolError, match="every infrared sample is an outlier"):
+        assign("ot", feats, modality, labels)
+    with pytest.raises(VitoolError, match="has no infrared samples"):
+        assign("hungarian", feats[modality == 0], modality[modality == 0], pid[modality == 0])
+    few_ir = np.r_[np.flatnonzero(modality == 0), np.flatnonzero(modality == 1)[:5]]
+    with pytest.raises(VitoolError, match="12 visible classes for 5 infrared samples"):
+        assign("ot", feats[few_ir], modality[few_ir], pid[few_ir] + 100 * modality[few_ir])
+    with pytest.raises(VitoolError, match="exceeds"):
+        cluster_labels(feats, modality, ClusterConfig(method="kmeans", k=1000))
+
+
+def _files(tmp_path):
+    feats, pid, modality = identity_features()
+    paths = np.array([f"img/{i:04d}.jpg" for i in range(len(pid))], dtype=object)
+    fs = FeatureSet(feats, paths, pid, np.where(modality == 0, 1, 3), modality)
+    write_features(tmp_path / "f.h5", fs, make_provenance({}))
+    return fs
+
+
+def test_cli_cluster_then_assign(tmp_path):
+    fs = _files(tmp_path)
+    res = run_cli("cluster", tmp_path / "f.h5", "-o", tmp_path / "c.h5", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["diagnostics"]["visible_labels"] == 12 and out["diagnostics"]["pair_precision"] == 1.0
+    clusters = read_labels(tmp_path / "c.h5")
+    assert clusters.path.tolist() == fs.path.tolist() and clusters.intra_label is not None
+    assert clusters.attrs["diagnostics"]["infrared_labels"] == 12
+    for method in ("ot", "hungarian"):
+        res = run_cli(
+            "assign-labels",
+            tmp_path / "f.h5",
+            "--labels",
+            tmp_path / "c.h5",
+            "--method",
+            method,
+            "-o",
+            tmp_path / f"{method}.h5",
+            "--json",
+        )
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["diagnostics"]["cross_modal_accuracy"] == 1.0
+        assigned = read_labels(tmp_path / f"{method}.h5")
+        assert assigned.method == method and assigned.attrs["provenance"]["command"].startswith("vitool assign-labels")
+
+
+def test_cli_labels_must_match_the_features(tmp_path):
+    fs = _files(tmp_path)
+    other = LabelSet(
+        path=np.array([f"x/{i}.jpg" for i in range(len(fs))], dtype=object), modality=fs.modality, label=fs.pid
+    )
+    write_labels(tmp_path / "other.h5", other, make_provenance({}))
+    res = run_cli(
+        "assign-labels", tmp_path / "f.h5", "--labels", tmp_path / "other.h5", "--method", "ot", "-o", tmp_path / "o.h5"
+    )
+    assert res.returncode == 1 and "has no row for" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o.h5").exists()
