@@ -156,3 +156,41 @@ def test_cli_labels_must_match_the_features(tmp_path):
     )
     assert res.returncode == 1 and "has no row for" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_count_priority_selection_finds_a_permuted_diagonal():
+    from vitool.assign.experts import count_priority_selection
+
+    perm = np.array([3, 0, 4, 1, 2])
+    own = np.repeat(np.arange(5), 4)
+    probs = np.full((20, 5), 0.02)
+    probs[np.arange(20), perm[own]] = 0.92
+    mapping, votes = count_priority_selection(probs, own)
+    assert mapping == {i: int(perm[i]) for i in range(5)}
+    assert all(votes[(i, int(perm[i]))] == 4 for i in range(5))
+
+
+def test_conflicting_experts_give_the_three_kinds():
+    from vitool.assign.experts import partition
+
+    a = {0: 10, 1: 11, 2: 12, 3: 13}  # visible -> infrared
+    b = {10: 0, 11: 5, 14: 2, 15: 6}  # infrared -> visible
+    kinds = partition(a, b)
+    assert kinds["consistent"] == [(0, 10)]
+    assert kinds["single"] == [(3, 13), (6, 15)]  # neither end claimed by the other expert
+    # (1, 11) and (5, 11) disagree on 11; (2, 12) and (2, 14) disagree on 2: two candidates for visible 2
+    assert kinds["contradictory"] == [(1, 11), (2, 12), (2, 14), (5, 11)]
+
+
+def test_experts_link_unequal_identity_sets_and_keep_fresh_ids():
+    feats, pid, modality = identity_features(ids=12)
+    keep = ~((modality == 0) & (pid == 0))  # identity 0 is seen by infrared cameras only
+    feats, pid, modality = feats[keep], pid[keep], modality[keep]
+    intra = np.where(modality == 0, pid, 100 + (pid * 7) % 13)  # infrared ids renumbered: no link survives
+    result = assign("experts", feats, modality, intra)
+    both = pid > 0
+    diag = label_diagnostics(pid[both], modality[both], result.label[both])
+    assert diag["cross_modal_accuracy"] == 1.0  # every shared identity found its partner ...
+    assert result.extra["pairs_consistent"].shape[0] == 11
+    ir_only = result.label[(modality == 1) & (pid == 0)]
+    assert len(set(ir_only)) == 1 and ir_only[0] not in set(result.label[modality == 0])  # ... the rest a fresh id

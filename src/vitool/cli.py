@@ -313,7 +313,7 @@ def evaluate(
 # ------------------------------------------------------------------------------------- cluster, assign-labels
 
 ClusterMethod = _choices("ClusterMethod", "dbscan", "kmeans")
-AssignMethod = _choices("AssignMethod", "ot", "hungarian")
+AssignMethod = _choices("AssignMethod", "ot", "hungarian", "experts")
 OtCost = _choices("OtCost", "auto", "probs", "prototypes")
 
 
@@ -333,10 +333,12 @@ def _report(title: str, diagnostics: dict[str, Any], as_json: bool, extra: dict[
 
 def _write_labels(output: Path, fs, result, method: str, params: dict, inputs: dict, overwrite: bool):
     """Labels file + diagnostics for an Assignment-like result aligned with ``fs``."""
-    from vitool.diagnostics import label_diagnostics
+    from vitool.diagnostics import label_diagnostics, match_diagnostics
     from vitool.io import LabelSet, make_provenance, write_labels
 
     diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)
+    if result.intra_label is not None:
+        diagnostics |= match_diagnostics(fs.pid, fs.modality, result.intra_label, result.extra)
     ls = LabelSet(
         path=fs.path,
         modality=fs.modality,
@@ -400,6 +402,7 @@ def assign_labels(
     lam: Annotated[float, typer.Option(help="ot: Sinkhorn power lambda (entropy 1/lambda).")] = 25.0,
     temperature: Annotated[float, typer.Option(help="ot: softmax temperature on cosine to visible centres.")] = 0.1,
     cost: Annotated[OtCost, typer.Option(help="ot: probs from the features file, or prototypes.")] = "auto",
+    sharpen: Annotated[float, typer.Option(help="experts: logits are multiplied by this before the softmax.")] = 3.0,
     as_json: JsonFlag = False,
     overwrite: Overwrite = False,
 ) -> None:
@@ -415,6 +418,8 @@ def assign_labels(
     params: dict[str, Any] = {"method": method.value}
     if method.value == "ot":
         params.update(lam=lam, temperature=temperature, cost=cost.value)
+    if method.value == "experts":
+        params.update(sharpen=sharpen)
     result = assign(
         method.value,
         fs.features,
@@ -422,6 +427,7 @@ def assign_labels(
         intra,
         where=str(labels),
         probs=fs.probs,
+        experts=fs.extra,
         **{k: v for k, v in params.items() if k != "method"},
     )
     inputs = {str(features): sha256_file(features), str(labels): sha256_file(labels)}

@@ -66,3 +66,38 @@ def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) 
     if accuracy is not None:
         out["cross_modal_accuracy"] = accuracy
     return out
+
+
+def _majority(pid: np.ndarray, rows: np.ndarray) -> dict[int, int]:
+    """Label -> its most frequent ground-truth identity, over ``rows`` (label, pid) pairs."""
+    owner: dict[int, int] = {}
+    labels, pids = rows
+    for lab in np.unique(labels):
+        ids, counts = np.unique(pids[labels == lab], return_counts=True)
+        owner[int(lab)] = int(ids[np.argmax(counts)])
+    return owner
+
+
+def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """Precision and coverage of each kind of identity pair (``pairs_<kind>``: visible id, infrared id, ...).
+
+    A pair is right when the majority identities of its two ids agree; coverage is the share of
+    visible ids that the kind pairs.
+    """
+    known = pid >= 0
+    vis, ir = known & (modality == VISIBLE) & (intra >= 0), known & (modality == INFRARED) & (intra >= 0)
+    if not vis.any() or not ir.any():
+        return {}
+    v_owner = _majority(pid, (intra[vis], pid[vis]))
+    r_owner = _majority(pid, (intra[ir], pid[ir]))
+    out: dict[str, float | int] = {}
+    for name, pairs in tables.items():
+        if not name.startswith("pairs_"):
+            continue
+        kind = name.removeprefix("pairs_")
+        right = [v_owner.get(int(v)) == r_owner.get(int(r)) for v, r in pairs[:, :2]]
+        out[f"{kind}_pairs"] = int(len(pairs))
+        if len(pairs):
+            out[f"{kind}_precision"] = float(np.mean(right))
+        out[f"{kind}_coverage"] = float(len(np.unique(pairs[:, 0])) / max(len(v_owner), 1))
+    return out

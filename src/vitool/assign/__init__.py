@@ -16,7 +16,7 @@ import numpy as np
 from vitool.errors import VitoolError
 
 VISIBLE, INFRARED = 0, 1
-METHODS = ("ot", "hungarian")
+METHODS = ("ot", "hungarian", "experts")
 
 
 @dataclass
@@ -59,10 +59,19 @@ def assign(
     intra: np.ndarray,
     where: str = "labels",
     probs: np.ndarray | None = None,
+    experts: dict[str, np.ndarray] | None = None,
     **params: Any,
 ) -> Assignment:
-    """Run one association method; ``intra`` are per-modality labels (ids distinct across modalities)."""
+    """Run one association method on per-modality labels ``intra`` (-1 = outlier).
+
+    ``probs`` (for ot) and ``experts`` (the expert classifiers, for experts) come from the features
+    file when it has them.
+    """
     check_modalities(modality, intra, where)
+    if method == "experts":
+        from vitool.assign.experts import assign_experts
+
+        return assign_experts(features, modality, intra, experts=experts, where=where, **params)
     if method == "ot":
         from vitool.assign.ot import assign_ot
 
