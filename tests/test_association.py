@@ -127,7 +127,7 @@ def test_cli_cluster_then_assign(tmp_path):
     clusters = read_labels(tmp_path / "c.h5")
     assert clusters.path.tolist() == fs.path.tolist() and clusters.intra_label is not None
     assert clusters.attrs["diagnostics"]["infrared_labels"] == 12
-    for method in ("ot", "hungarian"):
+    for method in ("ot", "mult", "experts", "hungarian"):
         res = run_cli(
             "assign-labels",
             tmp_path / "f.h5",
@@ -194,3 +194,17 @@ def test_experts_link_unequal_identity_sets_and_keep_fresh_ids():
     assert result.extra["pairs_consistent"].shape[0] == 11
     ir_only = result.label[(modality == 1) & (pid == 0)]
     assert len(set(ir_only)) == 1 and ir_only[0] not in set(result.label[modality == 0])  # ... the rest a fresh id
+
+
+def test_mult_links_modalities_and_labels_former_outliers():
+    feats, pid, modality = identity_features()
+    labels = cluster_labels(feats, modality, ClusterConfig())
+    labels[::25] = -1  # some outliers
+    for space, rows in (("visible", modality == 0), ("infrared", modality == 1)):
+        result = assign("mult", feats, modality, labels, space=space)
+        assert (result.label >= 0).all() and (result.intra_label >= 0).all()
+        diag = label_diagnostics(pid, modality, result.label)
+        assert diag["ari"] == pytest.approx(1.0) and diag["cross_modal_accuracy"] == 1.0
+        assert set(result.label) <= set(labels[rows & (labels >= 0)])  # one modality's cluster space
+        np.testing.assert_allclose(result.soft.sum(axis=1), 1.0, rtol=1e-5)
+        assert result.soft.shape[1] == len(result.extra["soft_classes"])

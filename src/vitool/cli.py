@@ -313,7 +313,8 @@ def evaluate(
 # ------------------------------------------------------------------------------------- cluster, assign-labels
 
 ClusterMethod = _choices("ClusterMethod", "dbscan", "kmeans")
-AssignMethod = _choices("AssignMethod", "ot", "hungarian", "experts")
+AssignMethod = _choices("AssignMethod", "ot", "mult", "experts", "hungarian")
+Space = _choices("Space", "visible", "infrared")
 OtCost = _choices("OtCost", "auto", "probs", "prototypes")
 
 
@@ -398,11 +399,16 @@ def assign_labels(
     features: FeaturesArg,
     labels: Annotated[Path, typer.Option("--labels", help="Per-modality labels (intra_label, else label).")],
     output: LabelsOut,
-    method: Annotated[AssignMethod, typer.Option(help="ot (OTLA Sinkhorn) or hungarian (PGM centres).")],
+    method: Annotated[
+        AssignMethod, typer.Option(help="ot (OTLA), mult (MULT transfer), experts (CRE) or hungarian (PGM).")
+    ],
     lam: Annotated[float, typer.Option(help="ot: Sinkhorn power lambda (entropy 1/lambda).")] = 25.0,
     temperature: Annotated[float, typer.Option(help="ot: softmax temperature on cosine to visible centres.")] = 0.1,
     cost: Annotated[OtCost, typer.Option(help="ot: probs from the features file, or prototypes.")] = "auto",
     sharpen: Annotated[float, typer.Option(help="experts: logits are multiplied by this before the softmax.")] = 3.0,
+    space: Annotated[Space, typer.Option(help="mult: the label space both modalities end in.")] = "visible",
+    alpha: Annotated[float, typer.Option(help="mult: weight of the initial labels in the fixed point.")] = 0.2,
+    device: Annotated[Device, typer.Option(help="mult: kNN for the Jaccard affinities on faiss's GPU.")] = "auto",
     as_json: JsonFlag = False,
     overwrite: Overwrite = False,
 ) -> None:
@@ -420,6 +426,8 @@ def assign_labels(
         params.update(lam=lam, temperature=temperature, cost=cost.value)
     if method.value == "experts":
         params.update(sharpen=sharpen)
+    if method.value == "mult":
+        params.update(space=space.value, alpha=alpha, device=device.value)
     result = assign(
         method.value,
         fs.features,

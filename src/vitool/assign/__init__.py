@@ -16,7 +16,7 @@ import numpy as np
 from vitool.errors import VitoolError
 
 VISIBLE, INFRARED = 0, 1
-METHODS = ("ot", "hungarian", "experts")
+METHODS = ("ot", "mult", "experts", "hungarian")
 
 
 @dataclass
@@ -76,6 +76,10 @@ def assign(
         from vitool.assign.ot import assign_ot
 
         return assign_ot(features, modality, intra, probs=probs, where=where, **params)
+    if method == "mult":
+        from vitool.assign.mult import assign_mult
+
+        return assign_mult(features, modality, intra, **params)
     if method == "hungarian":
         from vitool.assign.hungarian import assign_hungarian
 

@@ -1,0 +1,167 @@
+"""MULT's homogeneous and heterogeneous consistent label transfer (paper 002; ref-unsupervised.md §5.2).
+
+Inputs: L2-normalised features of every sample (outliers included), their per-modality cluster labels,
+and the k-reciprocal Jaccard distances recomputed from the features (k1 30, k2 6).
+
+1. Initial intra-modality soft labels Y_V0 = softmax(F_V C_V^T / 0.05), Y_R0 likewise, with C the
+   un-normalised cluster centres of the normalised features.
+2. Initial cross-modality labels Z_V0 = onehot(argmax of the entropic OT plan between visible samples
+   and infrared centres) on squared Euclidean cost, eps 0.04 (lambda 25), uniform marginals;
+   Z_R0 likewise.
+3. Heterogeneous affinity: the OT plan P between all visible and all infrared samples (same solver);
+   A_VR = rownorm(P), A_RV = rownorm(P^T).
+4. Homogeneous affinity: S = rownorm(1 - J) per modality (sparse; zero outside k-reciprocal sets).
+5. Fixed point, in the infrared label space (and symmetrically in the visible one), alpha 0.2:
+   Y_R <- (1-a) A_RV Z_V + a Y_R0;  Z_V <- (1-a) A_VR Y_R + a Z_V0;  Y_R <- (S_R Y_R + Y_R) / 2;
+   Z_V <- (S_V Z_V + Z_V) / 2;  until the relative L1 change of both is below 1e-2, at most 20 rounds.
+6. Soft labels 0.7 onehot(argmax) + 0.3 Y.
+
+The Sinkhorn solver follows the released one (alternating scalings, stop when
+sum |b / b' - 1| < 0.1 checked every 10 iterations, at most 500). Its kernel is shifted per row
+(absorbed in the row scaling), so it is computed in float32 without underflow and the N_V x N_R plan
+is never formed: rownorm(P) is applied as K diag(b) products. POT's ``ot.sinkhorn`` solves the same
+problem (``reg = 0.04``) but stops differently; the released rule decides the labels, so we keep it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from vitool.assign import INFRARED, VISIBLE, Assignment, normalise
+from vitool.errors import VitoolError
+
+LAMBDA = 25.0
+INIT_TEMPERATURE = 0.05
+
+
+def _kernel(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    """exp(-lam (D - min_row D)) for squared Euclidean D, float32, [len(x), len(y)]."""
+    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+    d -= d.min(axis=1, keepdims=True)
+    return np.exp(-lam * d, dtype=np.float32)
+
+
+def sinkhorn_scalings(kernel: np.ndarray, tol: float = 0.1, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row and column scalings (a, b) of the uniform-marginal plan diag(a) K diag(b)."""
+    n, k = kernel.shape
+    a, b = np.full(n, 1.0 / n, np.float32), np.full(k, 1.0 / k, np.float32)
+    for it in range(1, max_iter + 1):
+        a = (1.0 / n) / (kernel @ b)
+        new_b = (1.0 / k) / (kernel.T @ a)
+        if it % 10 == 0 and np.abs(b / new_b - 1).sum() < tol:
+            return a, new_b, it
+        b = new_b
+    return a, b, max_iter
+
+
+def _onehot(index: np.ndarray, width: int) -> np.ndarray:
+    out = np.zeros((len(index), width), dtype=np.float32)
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _homogeneous(features: np.ndarray, k1: int, k2: int, device: str) -> sp.csr_matrix:
+    from vitool.cluster import knn
+    from vitool.cluster.jaccard import jaccard_distance
+
+    jaccard = jaccard_distance(features, knn(features, max(k1, k2), device), k1, k2)
+    affinity = jaccard.copy()
+    affinity.data = 1.0 - affinity.data
+    return sp.diags(1.0 / np.asarray(affinity.sum(axis=1)).ravel()) @ affinity
+
+
+def _transfer(y0, z0, to_y, to_z, s_y, s_z, alpha: float, max_rounds: int, tol: float):
+    """The fixed point of step 5: y lives in its own modality, z in the other; returns (y, z, rounds)."""
+    y, z = y0.copy(), z0.copy()
+    for rounds in range(1, max_rounds + 1):
+        y_old, z_old = y, z
+        y = (1 - alpha) * to_y(z) + alpha * y0
+        z = (1 - alpha) * to_z(y) + alpha * z0
+        y = 0.5 * (s_y @ y + y)
+        z = 0.5 * (s_z @ z + z)
+        change = max(np.abs(z - z_old).sum() / np.abs(z_old).sum(), np.abs(y - y_old).sum() / np.abs(y_old).sum())
+        if change < tol:
+            return y, z, rounds
+    return y, z, max_rounds
+
+
+def assign_mult(
+    features: np.ndarray,
+    modality: np.ndarray,
+    intra: np.ndarray,
+    space: str = "visible",
+    alpha: float = 0.2,
+    soft_weight: float = 0.7,
+    k1: int = 30,
+    k2: int = 6,
+    max_rounds: int = 20,
+    tol: float = 1e-2,
+    device: str = "auto",
+) -> Assignment:
+    if space not in ("visible", "infrared"):
+        raise VitoolError(None, f"--space {space}", "use visible or infrared")
+    vis, ir = np.flatnonzero(modality == VISIBLE), np.flatnonzero(modality == INFRARED)
+    f_v, f_r = normalise(features[vis]), normalise(features[ir])
+    v_ids, c_v = _centres(f_v, intra[vis])
+    r_ids, c_r = _centres(f_r, intra[ir])
+    y_v0 = _softmax(f_v @ c_v.T / INIT_TEMPERATURE)
+    y_r0 = _softmax(f_r @ c_r.T / INIT_TEMPERATURE)
+    z_v0 = _initial_cross(f_v, c_r)
+    z_r0 = _initial_cross(f_r, c_v)
+    kernel = _kernel(f_v, f_r, LAMBDA)  # [N_V, N_R]
+    a, b, iterations = sinkhorn_scalings(kernel)
+    kb, ka = kernel @ b, kernel.T @ a
+
+    def v_from_r(x: np.ndarray) -> np.ndarray:  # A_VR x: visible rows read infrared rows
+        return (kernel @ (b[:, None] * x)) / kb[:, None]
+
+    def r_from_v(x: np.ndarray) -> np.ndarray:  # A_RV x
+        return (kernel.T @ (a[:, None] * x)) / ka[:, None]
+
+    s_v, s_r = _homogeneous(f_v, k1, k2, device), _homogeneous(f_r, k1, k2, device)
+    y_r, z_v, rounds_r = _transfer(y_r0, z_v0, r_from_v, v_from_r, s_r, s_v, alpha, max_rounds, tol)
+    y_v, z_r, rounds_v = _transfer(y_v0, z_r0, v_from_r, r_from_v, s_v, s_r, alpha, max_rounds, tol)
+    intra_out = np.empty(len(intra), dtype=np.int64)
+    intra_out[vis], intra_out[ir] = v_ids[y_v.argmax(1)], r_ids[y_r.argmax(1)]
+    own, other, ids = (y_v, z_r, v_ids) if space == "visible" else (y_r, z_v, r_ids)
+    own_rows, other_rows = (vis, ir) if space == "visible" else (ir, vis)
+    label = np.empty(len(intra), dtype=np.int64)
+    soft = np.empty((len(intra), len(ids)), dtype=np.float32)
+    for rows, y in ((own_rows, own), (other_rows, other)):
+        best = y.argmax(1)
+        label[rows] = ids[best]
+        soft[rows] = soft_weight * _onehot(best, len(ids)) + (1 - soft_weight) * y
+    return Assignment(
+        label=label,
+        intra_label=intra_out,
+        soft=soft,
+        confidence=soft.max(axis=1),
+        extra={"soft_classes": ids.astype(np.int64)},
+        attrs={
+            "space": space,
+            "sinkhorn_iterations": iterations,
+            "rounds_infrared_space": rounds_r,
+            "rounds_visible_space": rounds_v,
+        },
+    )
+
+
+def _centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted cluster ids and un-normalised means of normalised features (as the released code)."""
+    keep = labels >= 0
+    ids, inverse = np.unique(labels[keep], return_inverse=True)
+    sums = np.zeros((len(ids), features.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, features[keep])
+    return ids, (sums / np.bincount(inverse)[:, None]).astype(np.float32)
+
+
+def _initial_cross(samples: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    kernel = _kernel(samples, centres, LAMBDA)
+    _, b, _ = sinkhorn_scalings(kernel)
+    return _onehot(np.argmax(kernel * b[None, :], axis=1), len(centres))
