@@ -208,3 +208,13 @@ def test_mult_links_modalities_and_labels_former_outliers():
         assert set(result.label) <= set(labels[rows & (labels >= 0)])  # one modality's cluster space
         np.testing.assert_allclose(result.soft.sum(axis=1), 1.0, rtol=1e-5)
         assert result.soft.shape[1] == len(result.extra["soft_classes"])
+
+
+@pytest.mark.parametrize("std", [1.0, 5.0, 8.0])
+def test_sparse_sinkhorn_gives_the_dense_reference_labels(std):
+    rng = np.random.default_rng(int(std))
+    logits = rng.normal(size=(2000, 60)) * std
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    dense, _, _ = sinkhorn_equipartition(log_p, solver="dense")
+    sparse, _, _ = sinkhorn_equipartition(log_p)
+    np.testing.assert_array_equal(sparse, dense)

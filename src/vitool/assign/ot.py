@@ -8,40 +8,61 @@ sample takes argmax_k alpha_k S_kn. Entropic regularisation is 1/lam (0.04 at la
 
 P comes from the features file's ``probs`` (a classifier over the visible classes, column j = the j-th
 smallest visible label) when present, else from a softmax over cosine similarity to the visible class
-centres divided by ``temperature``. Float64 as the reference; when S underflows (a row or column of
-zeros) the same iteration runs in the log domain. POT is not used here: its stopping rules differ
+centres divided by ``temperature``. Float64 as the reference, on a sparse S by default (see
+``sinkhorn_equipartition``); when S underflows (a row or column of zeros) the same iteration runs in
+the log domain. POT is not used here: its stopping rules differ
 from the reference's, which decides the labels.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from vitool.assign import INFRARED, VISIBLE, Assignment, class_centres, normalise
 from vitool.errors import VitoolError
 
 MAX_ITERATIONS = 10_000
+SPARSE_FLOOR = -87.0  # log of the smallest kept entry relative to its column's largest
+SPARSE_DENSITY = 0.25  # above this share of kept entries the dense product is faster
 
 
 def sinkhorn_equipartition(
-    log_p: np.ndarray, lam: float = 25.0, tol: float = 0.1
+    log_p: np.ndarray, lam: float = 25.0, tol: float = 0.1, solver: str = "sparse"
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(column index per sample, confidence, iterations) for log-probabilities ``log_p`` [N, K]."""
+    """(column index per sample, confidence, iterations) for log-probabilities ``log_p`` [N, K].
+
+    ``solver="dense"`` is the reference computation. ``"sparse"`` (default) first divides each column
+    of S by its maximum (absorbed by beta, so iterates and labels are unchanged) and drops entries
+    below exp(-87) of it, the range of float32; with peaked predictions most of S goes, and each
+    iteration is a sparse product. With flat predictions (more than a quarter kept), or when a class or
+    sample would lose every entry, it uses the dense computation.
+    """
     n, k = log_p.shape
     log_s = lam * log_p.T.astype(np.float64)  # [K, N]
-    s = np.exp(log_s)
-    if (s.sum(axis=0) > 0).all() and (s.sum(axis=1) > 0).all():
-        alpha, beta, iterations = _plain(s, tol)
-        q = alpha[:, None] * s
+    s = None
+    if solver == "sparse":
+        shifted = log_s - log_s.max(axis=0, keepdims=True)
+        kept = shifted >= SPARSE_FLOOR
+        if kept.mean() < SPARSE_DENSITY and kept.any(axis=0).all() and kept.any(axis=1).all():
+            rows, cols = np.nonzero(kept)
+            s = sp.csr_matrix((np.exp(shifted[rows, cols]), (rows, cols)), shape=(k, n))
+    if s is None:
+        dense = np.exp(log_s)
+        if (dense.sum(axis=0) > 0).all() and (dense.sum(axis=1) > 0).all():
+            s = dense
+    if s is not None:
+        alpha, _, iterations = _plain(s, tol)
+        q = (sp.diags(alpha) @ s).toarray() if sp.issparse(s) else alpha[:, None] * s
     else:
-        log_alpha, log_beta, iterations = _log_domain(log_s, tol)
+        log_alpha, _, iterations = _log_domain(log_s, tol)
         q = np.exp(log_alpha[:, None] + log_s - (log_alpha[:, None] + log_s).max(axis=0))
     best = np.argmax(q, axis=0)
     confidence = q[best, np.arange(n)] / q.sum(axis=0)
     return best, confidence, iterations
 
 
-def _plain(s: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
+def _plain(s, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
     k, n = s.shape
     alpha, beta = np.full(k, 1.0 / k), np.full(n, 1.0 / n)
     for it in range(1, MAX_ITERATIONS + 1):
