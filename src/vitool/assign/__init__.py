@@ -34,13 +34,21 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def class_means(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted class ids, mean feature of each class); label -1 is ignored. One sparse product."""
+    import scipy.sparse as sp
+
+    keep = np.flatnonzero(labels >= 0)
+    classes, inverse = np.unique(labels[keep], return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(classes)).astype(np.float32)
+    members = sp.csr_matrix((1.0 / counts[inverse], (inverse, keep)), shape=(len(classes), len(labels)))
+    return classes, np.asarray(members @ features, dtype=np.float32)
+
+
 def class_centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted class ids, L2-normalised mean of the L2-normalised features of each class); -1 ignored."""
-    keep = labels >= 0
-    classes, inverse = np.unique(labels[keep], return_inverse=True)
-    sums = np.zeros((len(classes), features.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, normalise(features[keep]))
-    return classes, normalise(sums)
+    classes, means = class_means(normalise(features), labels)
+    return classes, normalise(means)
 
 
 def check_modalities(modality: np.ndarray, intra: np.ndarray, where: str) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from vitool.assign import INFRARED, VISIBLE, Assignment, normalise
+from vitool.assign import INFRARED, VISIBLE, Assignment, class_means, normalise
 from vitool.errors import VitoolError
 
 LAMBDA = 25.0
@@ -73,7 +73,8 @@ def _homogeneous(features: np.ndarray, k1: int, k2: int, device: str) -> sp.csr_
     jaccard = jaccard_distance(features, knn(features, max(k1, k2), device), k1, k2)
     affinity = jaccard.copy()
     affinity.data = 1.0 - affinity.data
-    return sp.diags(1.0 / np.asarray(affinity.sum(axis=1)).ravel()) @ affinity
+    row_sums = np.asarray(affinity.sum(axis=1), dtype=np.float32).ravel()
+    return (sp.diags(1.0 / row_sums) @ affinity).astype(np.float32).tocsr()
 
 
 def _transfer(y0, z0, to_y, to_z, s_y, s_z, alpha: float, max_rounds: int, tol: float):
@@ -108,8 +109,8 @@ def assign_mult(
         raise VitoolError(None, f"--space {space}", "use visible or infrared")
     vis, ir = np.flatnonzero(modality == VISIBLE), np.flatnonzero(modality == INFRARED)
     f_v, f_r = normalise(features[vis]), normalise(features[ir])
-    v_ids, c_v = _centres(f_v, intra[vis])
-    r_ids, c_r = _centres(f_r, intra[ir])
+    v_ids, c_v = class_means(f_v, intra[vis])  # un-normalised centres, as the released code
+    r_ids, c_r = class_means(f_r, intra[ir])
     y_v0 = _softmax(f_v @ c_v.T / INIT_TEMPERATURE)
     y_r0 = _softmax(f_r @ c_r.T / INIT_TEMPERATURE)
     z_v0 = _initial_cross(f_v, c_r)
@@ -150,15 +151,6 @@ def assign_mult(
             "rounds_visible_space": rounds_v,
         },
     )
-
-
-def _centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted cluster ids and un-normalised means of normalised features (as the released code)."""
-    keep = labels >= 0
-    ids, inverse = np.unique(labels[keep], return_inverse=True)
-    sums = np.zeros((len(ids), features.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, features[keep])
-    return ids, (sums / np.bincount(inverse)[:, None]).astype(np.float32)
 
 
 def _initial_cross(samples: np.ndarray, centres: np.ndarray) -> np.ndarray:

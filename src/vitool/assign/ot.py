@@ -35,8 +35,9 @@ def sinkhorn_equipartition(
     ``solver="dense"`` is the reference computation. ``"sparse"`` (default) first divides each column
     of S by its maximum (absorbed by beta, so iterates and labels are unchanged) and drops entries
     below exp(-87) of it, the range of float32; with peaked predictions most of S goes, and each
-    iteration is a sparse product. With flat predictions (more than a quarter kept), or when a class or
-    sample would lose every entry, it uses the dense computation.
+    iteration is a sparse product. With flat predictions (more than a quarter kept), when a class or
+    sample would lose every entry, or when the dropped entries could have changed a row or column sum
+    by 1e-12 at the end, it uses the dense computation.
     """
     n, k = log_p.shape
     log_s = lam * log_p.T.astype(np.float64)  # [K, N]
@@ -51,15 +52,30 @@ def sinkhorn_equipartition(
         dense = np.exp(log_s)
         if (dense.sum(axis=0) > 0).all() and (dense.sum(axis=1) > 0).all():
             s = dense
-    if s is not None:
+    if s is not None and sp.issparse(s):
+        alpha, beta, iterations = _plain(s, tol)
+        if not _dropped_entries_negligible(s, alpha, beta):
+            s = np.exp(log_s)  # the dropped entries could have mattered: redo it densely
+    if s is not None and sp.issparse(s):
+        q = (sp.diags(alpha) @ s).toarray()
+    elif s is not None:
         alpha, _, iterations = _plain(s, tol)
-        q = (sp.diags(alpha) @ s).toarray() if sp.issparse(s) else alpha[:, None] * s
+        q = alpha[:, None] * s
     else:
         log_alpha, _, iterations = _log_domain(log_s, tol)
         q = np.exp(log_alpha[:, None] + log_s - (log_alpha[:, None] + log_s).max(axis=0))
     best = np.argmax(q, axis=0)
     confidence = q[best, np.arange(n)] / q.sum(axis=0)
     return best, confidence, iterations
+
+
+def _dropped_entries_negligible(s: sp.csr_matrix, alpha: np.ndarray, beta: np.ndarray) -> bool:
+    """Every dropped entry is below exp(SPARSE_FLOOR); check that all of them together stay below 1e-12
+    of every row and column sum the iteration used, so the dense iterates would have been the same."""
+    floor = np.exp(SPARSE_FLOOR)
+    rows_ok = floor * beta.sum() <= 1e-12 * (s @ beta).min()
+    cols_ok = floor * alpha.sum() <= 1e-12 * (s.T @ alpha).min()
+    return bool(rows_ok and cols_ok)
 
 
 def _plain(s, tol: float) -> tuple[np.ndarray, np.ndarray, int]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-PAIR_BUDGET = 1 << 24  # (i, j, k) triples held at once while summing minima
+PAIR_BUDGET = 1 << 22  # (i, j, k) triples held at once while summing minima (~200 MiB)
 
 
 def _neighbour_graph(initial_rank: np.ndarray, k: int) -> sp.csr_matrix:
@@ -44,8 +44,10 @@ def _row_softmax(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return e / np.add.reduceat(e, indptr[:-1])[rows]
 
 
-def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """f_rows . f_cols per pair, gathering about 64 MiB of feature rows at a time."""
     out = np.empty(rows.size, dtype=np.float32)
+    chunk = max(1, (1 << 24) // features.shape[1])
     for lo in range(0, rows.size, chunk):
         hi = lo + chunk
         out[lo:hi] = np.einsum("ij,ij->i", features[rows[lo:hi]], features[cols[lo:hi]])
