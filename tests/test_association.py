@@ -218,3 +218,32 @@ def test_sparse_sinkhorn_gives_the_dense_reference_labels(std):
     dense, _, _ = sinkhorn_equipartition(log_p, solver="dense")
     sparse, _, _ = sinkhorn_equipartition(log_p)
     np.testing.assert_array_equal(sparse, dense)
+
+
+def test_cluster_accepts_a_single_modality_and_experts_read_stored_classifiers(tmp_path):
+    feats, pid, modality = identity_features()
+    vis = modality == 0
+    fs = FeatureSet(
+        feats[vis],
+        np.array([f"v/{i}.jpg" for i in range(vis.sum())], dtype=object),
+        pid[vis],
+        np.ones(vis.sum(), np.int64),
+        modality[vis],
+    )
+    write_features(tmp_path / "vis.h5", fs, make_provenance({}))
+    res = run_cli("cluster", tmp_path / "vis.h5", "-o", tmp_path / "c.h5", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["diagnostics"]["visible_labels"] == 12
+
+    # stored experts: each modality's classifier is its identities' centre; the infrared ids are permuted
+    intra = np.where(modality == 0, pid, 50 + (pid * 5) % 12)
+    experts = {}
+    for m, name in ((0, "visible"), (1, "infrared")):
+        ids = np.unique(intra[modality == m])
+        experts[f"expert_{name}"] = np.stack([unit(feats[(intra == i) & (modality == m)]).mean(0) for i in ids]) * 10
+        experts[f"expert_{name}_classes"] = ids
+    result = assign("experts", feats, modality, intra, experts=experts)
+    assert result.attrs["experts"] == "stored" and result.attrs["consistent_pairs"] == 12
+    assert label_diagnostics(pid, modality, result.label)["cross_modal_accuracy"] == 1.0
+    with pytest.raises(VitoolError, match="only part of the expert datasets"):
+        assign("experts", feats, modality, intra, experts={"expert_visible": experts["expert_visible"]})
