@@ -38,7 +38,9 @@ def count_priority_selection(probs: np.ndarray, own: np.ndarray) -> tuple[dict[i
     """Greedy one-to-one map own id -> column index from the globally most probable entries, and the votes."""
     n, c = probs.shape
     flat = probs.ravel()
-    order = np.lexsort((np.arange(flat.size), -flat))[:n]  # top-N entries, ties by position (stable)
+    cut = np.partition(flat, flat.size - n)[flat.size - n]  # the N-th largest value
+    candidates = np.flatnonzero(flat >= cut)
+    order = candidates[np.lexsort((candidates, -flat[candidates]))][:n]  # top-N, ties by position (stable)
     rows, cols = np.divmod(order, c)
     votes: dict[tuple[int, int], int] = {}
     first: dict[tuple[int, int], int] = {}
