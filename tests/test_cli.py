@@ -221,3 +221,26 @@ def test_a_corrupt_image_is_one_line_even_from_dataloader_workers(tmp_path, synt
         )
         _one_line_error(res, listed, "cannot be decoded")
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_synth_features_through_cluster_and_every_association(features_file, tmp_path):
+    res = run_cli("cluster", features_file, "--method", "kmeans", "--k", "5", "-o", tmp_path / "c.h5", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["diagnostics"]["rows"] > 0
+    for method in ("ot", "mult", "experts", "hungarian"):
+        res = run_cli(
+            "assign-labels",
+            features_file,
+            "--labels",
+            tmp_path / "c.h5",
+            "--method",
+            method,
+            "-o",
+            tmp_path / f"{method}.h5",
+            "--json",
+        )
+        assert res.returncode == 0, (method, res.stderr)
+        out = json.loads(res.stdout)
+        assert 0.0 <= out["diagnostics"]["cross_modal_accuracy"] <= 1.0
+        info = json.loads(run_cli("info", tmp_path / f"{method}.h5", "--json").stdout)
+        assert info["kind"] == "labels" and info["method"] == method
