@@ -377,6 +377,7 @@ def cluster(
     overwrite: Overwrite = False,
 ) -> None:
     """Pseudo labels per modality (or --joint): Jaccard + DBSCAN (outliers -1) or k-means."""
+    from vitool.assign import Assignment
     from vitool.cluster import ClusterConfig, cluster_labels
     from vitool.io import check_output, read_features, sha256_file
 
@@ -384,10 +385,8 @@ def cluster(
     fs = read_features(features)
     config = ClusterConfig(method.value, k1, k2, eps, min_samples, k, joint, seed, device.value)
     labels = cluster_labels(fs.features, fs.modality, config)
-    from vitool.assign import Assignment
-
     result = Assignment(label=labels, intra_label=None if joint else labels)
-    params = _effective_config(**{k_: v for k_, v in vars(config).items()})
+    params = _effective_config(**vars(config))
     diagnostics = _write_labels(
         output, fs, result, method.value, params, {str(features): sha256_file(features)}, overwrite
     )
