@@ -18,10 +18,11 @@ import tracemalloc
 import numpy as np
 
 from vitool.evaluation.evaluate import evaluate_protocols
-from vitool.evaluation.metrics import evaluate_ranking, l2_normalise
+from vitool.evaluation.metrics import evaluate_ranking
 from vitool.evaluation.protocols import ProtocolSpec, build_trials
 from vitool.evaluation.reference import evaluate_loop
 from vitool.io import FeatureSet
+from vitool.modality import l2_normalise
 
 
 def sysu_sized(seed: int = 0, dim: int = 2048) -> FeatureSet:

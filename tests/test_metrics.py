@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from vitool.evaluation.metrics import evaluate_ranking, l2_normalise
+from vitool.evaluation.metrics import evaluate_ranking
 from vitool.evaluation.reference import evaluate_loop
+from vitool.modality import l2_normalise
 
 
 def unit(degrees):

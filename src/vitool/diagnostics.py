@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-VISIBLE, INFRARED = 0, 1
+from vitool.modality import INFRARED, VISIBLE
 
 
 def _with_singletons(label: np.ndarray) -> np.ndarray:

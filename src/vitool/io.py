@@ -27,12 +27,11 @@ import numpy as np
 
 from vitool import __version__
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE
 
 SCHEMA_VERSION = 1
 FEATURES = "features"
 LABELS = "labels"
-VISIBLE, INFRARED = 0, 1
-MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
 
 _STR = h5py.string_dtype("utf-8")
 

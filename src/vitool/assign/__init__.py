@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
-VISIBLE, INFRARED = 0, 1
 METHODS = ("ot", "mult", "experts", "hungarian")
 
 
@@ -27,11 +27,6 @@ class Assignment:
     soft: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. soft_classes, match tables
     attrs: dict[str, Any] = field(default_factory=dict)  # solver facts: iterations, pairs, ...
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def class_means(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,8 +42,8 @@ def class_means(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
 
 def class_centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted class ids, L2-normalised mean of the L2-normalised features of each class); -1 ignored."""
-    classes, means = class_means(normalise(features), labels)
-    return classes, normalise(means)
+    classes, means = class_means(l2_normalise(features), labels)
+    return classes, l2_normalise(means)
 
 
 def check_modalities(modality: np.ndarray, intra: np.ndarray, where: str) -> None:

@@ -22,16 +22,13 @@ its own that collides with nothing.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import softmax
 
-from vitool.assign import INFRARED, VISIBLE, Assignment, class_centres, normalise
+from vitool.assign import Assignment, class_centres
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
 PROTOTYPE_TEMPERATURE = 0.1
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def count_priority_selection(probs: np.ndarray, own: np.ndarray) -> tuple[dict[int, int], dict[tuple[int, int], int]]:
@@ -84,7 +81,7 @@ def _expert_logits(
     if weights is not None:
         return classes, target @ weights.T
     ids, centres = class_centres(features, labels)
-    return ids, normalise(target) @ centres.T / PROTOTYPE_TEMPERATURE
+    return ids, l2_normalise(target) @ centres.T / PROTOTYPE_TEMPERATURE
 
 
 def assign_experts(
@@ -107,8 +104,8 @@ def assign_experts(
     w_v, c_v, w_r, c_r = stored
     v_ids, logits_rv = _expert_logits(features[vis], intra[vis], w_v, c_v, features[ir])  # visible expert on IR
     r_ids, logits_vr = _expert_logits(features[ir], intra[ir], w_r, c_r, features[vis])  # IR expert on visible
-    a_cols, votes_vr = count_priority_selection(_softmax(sharpen * logits_vr), intra[vis])
-    b_cols, votes_rv = count_priority_selection(_softmax(sharpen * logits_rv), intra[ir])
+    a_cols, votes_vr = count_priority_selection(softmax(sharpen * logits_vr, axis=1), intra[vis])
+    b_cols, votes_rv = count_priority_selection(softmax(sharpen * logits_rv, axis=1), intra[ir])
     a = {v: int(r_ids[j]) for v, j in a_cols.items()}
     b = {r: int(v_ids[j]) for r, j in b_cols.items()}
     col_of_r = {int(r): j for j, r in enumerate(r_ids)}

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import softmax
 
-from vitool.assign import INFRARED, VISIBLE, Assignment, class_means, normalise
+from vitool.assign import Assignment, class_means
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
 LAMBDA = 25.0
 INIT_TEMPERATURE = 0.05
@@ -59,11 +61,6 @@ def _onehot(index: np.ndarray, width: int) -> np.ndarray:
     out = np.zeros((len(index), width), dtype=np.float32)
     out[np.arange(len(index)), index] = 1.0
     return out
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _homogeneous(features: np.ndarray, k1: int, k2: int, device: str) -> sp.csr_matrix:
@@ -108,11 +105,11 @@ def assign_mult(
     if space not in ("visible", "infrared"):
         raise VitoolError(None, f"--space {space}", "use visible or infrared")
     vis, ir = np.flatnonzero(modality == VISIBLE), np.flatnonzero(modality == INFRARED)
-    f_v, f_r = normalise(features[vis]), normalise(features[ir])
+    f_v, f_r = l2_normalise(features[vis]), l2_normalise(features[ir])
     v_ids, c_v = class_means(f_v, intra[vis])  # un-normalised centres, as the released code
     r_ids, c_r = class_means(f_r, intra[ir])
-    y_v0 = _softmax(f_v @ c_v.T / INIT_TEMPERATURE)
-    y_r0 = _softmax(f_r @ c_r.T / INIT_TEMPERATURE)
+    y_v0 = softmax(f_v @ c_v.T / INIT_TEMPERATURE, axis=1).astype(np.float32)
+    y_r0 = softmax(f_r @ c_r.T / INIT_TEMPERATURE, axis=1).astype(np.float32)
     z_v0 = _initial_cross(f_v, c_r)
     z_r0 = _initial_cross(f_r, c_v)
     kernel = _kernel(f_v, f_r, LAMBDA)  # [N_V, N_R]

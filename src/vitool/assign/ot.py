@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import logsumexp
 
-from vitool.assign import INFRARED, VISIBLE, Assignment, class_centres, normalise
+from vitool.assign import Assignment, class_centres
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
 MAX_ITERATIONS = 10_000
 SPARSE_FLOOR = -87.0  # log of the smallest kept entry relative to its column's largest
@@ -90,17 +92,12 @@ def _plain(s, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
     return alpha, beta, MAX_ITERATIONS
 
 
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    peak = x.max(axis=axis, keepdims=True)
-    return (peak + np.log(np.exp(x - peak).sum(axis=axis, keepdims=True))).squeeze(axis)
-
-
 def _log_domain(log_s: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
     k, n = log_s.shape
     log_alpha, log_beta = np.full(k, -np.log(k)), np.full(n, -np.log(n))
     for it in range(1, MAX_ITERATIONS + 1):
-        log_alpha = -np.log(k) - _logsumexp(log_s + log_beta[None, :], axis=1)
-        new_log_beta = -np.log(n) - _logsumexp(log_s + log_alpha[:, None], axis=0)
+        log_alpha = -np.log(k) - logsumexp(log_s + log_beta[None, :], axis=1)
+        new_log_beta = -np.log(n) - logsumexp(log_s + log_alpha[:, None], axis=0)
         if it % 10 == 0 and np.abs(np.exp(log_beta - new_log_beta) - 1).sum() <= tol:
             return log_alpha, new_log_beta, it
         log_beta = new_log_beta
@@ -135,8 +132,8 @@ def assign_ot(
         source = "probs"
     else:
         _, centres = class_centres(features[vis], intra[vis])
-        logits = normalise(features[ir]).astype(np.float64) @ centres.T.astype(np.float64) / temperature
-        log_p = logits - _logsumexp(logits, axis=1)[:, None]
+        logits = l2_normalise(features[ir]).astype(np.float64) @ centres.T.astype(np.float64) / temperature
+        log_p = logits - logsumexp(logits, axis=1)[:, None]
         source = "prototypes"
     if len(classes) > len(ir):
         raise VitoolError(

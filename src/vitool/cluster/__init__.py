@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
-VISIBLE, INFRARED = 0, 1
 KMEANS_RESTARTS = 5
 
 
@@ -27,11 +27,6 @@ class ClusterConfig:
     joint: bool = False
     seed: int = 0
     device: str = "auto"
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _use_gpu(device: str) -> bool:
@@ -64,7 +59,7 @@ def dbscan_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
 
     from vitool.cluster.jaccard import jaccard_distance
 
-    features = _normalise(features)
+    features = l2_normalise(features)
     rank = knn(features, max(config.k1, config.k2), config.device)
     distance = jaccard_distance(features, rank, config.k1, config.k2)
     model = DBSCAN(eps=config.eps, min_samples=config.min_samples, metric="precomputed", n_jobs=-1)
@@ -92,7 +87,7 @@ def kmeans_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
         raise VitoolError(None, "--method kmeans needs --k K >= 1", "pass the number of clusters")
     if config.k > len(features):
         raise VitoolError(None, f"--k {config.k} exceeds the {len(features)} samples", "lower --k")
-    features = _normalise(features)
+    features = l2_normalise(features)
     best = None
     for attempt in range(KMEANS_RESTARTS):  # best of several k-means++ starts, as scikit-learn's n_init
         km = faiss.Kmeans(

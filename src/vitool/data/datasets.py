@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE
 
-VISIBLE, INFRARED = 0, 1
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 DATASETS = ("sysu", "regdb", "llcm", "manifest")
 

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from vitool.errors import VitoolError
+from vitool.modality import INFRARED, VISIBLE
 
 H, W = 128, 64
-VISIBLE, INFRARED = 0, 1
 LAYOUTS = ("sysu", "regdb", "llcm")
 
 # part ids of the geometry render

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 
 from vitool.errors import VitoolError
-from vitool.evaluation.metrics import MAX_RANK, l2_normalise, product_source, rank_metrics
+from vitool.evaluation.metrics import MAX_RANK, product_source, rank_metrics
 from vitool.evaluation.protocols import ProtocolSpec, Trial, build_trials
 from vitool.io import FeatureSet
+from vitool.modality import l2_normalise
 
 SHARED_BUDGET = 1 << 28  # floats (1 GiB) for the similarity matrix shared across trials
 SUMMARY_KEYS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")

@@ -52,12 +52,6 @@ class Metrics:
         }
 
 
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norm = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return x / np.maximum(norm, 1e-12)
-
-
 def exclusion_mask(rule: Exclusion, q_pid, q_cam, g_pid, g_cam) -> np.ndarray | None:
     """True where a gallery item is removed for a query ([Q, G]); None when nothing is removed."""
     if rule == "none":

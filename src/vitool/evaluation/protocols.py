@@ -24,8 +24,8 @@ import numpy as np
 
 from vitool.errors import VitoolError
 from vitool.evaluation.metrics import Exclusion
+from vitool.modality import INFRARED, VISIBLE
 
-VISIBLE, INFRARED = 0, 1
 PROTOCOLS = ("sysu", "regdb", "llcm", "generic")
 DEFAULT_DIRECTION = {"sysu": "i2v", "regdb": "v2i", "llcm": "i2v", "generic": "i2v"}
 SYSU_GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
