@@ -19,16 +19,22 @@ def _with_singletons(label: np.ndarray) -> np.ndarray:
     return out
 
 
+def _majority(labels: np.ndarray, pids: np.ndarray) -> dict[int, int]:
+    """Label -> its most frequent ground-truth identity."""
+    owner: dict[int, int] = {}
+    for lab in np.unique(labels):
+        ids, counts = np.unique(pids[labels == lab], return_counts=True)
+        owner[int(lab)] = int(ids[np.argmax(counts)])
+    return owner
+
+
 def cross_modal_accuracy(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) -> float | None:
     """Share of infrared samples whose label is a visible class whose majority identity is theirs."""
     vis = (modality == VISIBLE) & (label >= 0)
     ir = modality == INFRARED
     if not vis.any() or not ir.any():
         return None
-    owner: dict[int, int] = {}
-    for lab in np.unique(label[vis]):
-        ids, counts = np.unique(pid[vis & (label == lab)], return_counts=True)
-        owner[int(lab)] = int(ids[np.argmax(counts)])
+    owner = _majority(label[vis], pid[vis])
     hits = [owner.get(int(lab)) == int(p) for lab, p in zip(label[ir], pid[ir], strict=True)]
     return float(np.mean(hits))
 
@@ -68,16 +74,6 @@ def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) 
     return out
 
 
-def _majority(pid: np.ndarray, rows: np.ndarray) -> dict[int, int]:
-    """Label -> its most frequent ground-truth identity, over ``rows`` (label, pid) pairs."""
-    owner: dict[int, int] = {}
-    labels, pids = rows
-    for lab in np.unique(labels):
-        ids, counts = np.unique(pids[labels == lab], return_counts=True)
-        owner[int(lab)] = int(ids[np.argmax(counts)])
-    return owner
-
-
 def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> dict[str, float | int]:
     """Precision and coverage of each kind of identity pair (``pairs_<kind>``: visible id, infrared id, ...).
 
@@ -88,8 +84,8 @@ def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> di
     vis, ir = known & (modality == VISIBLE) & (intra >= 0), known & (modality == INFRARED) & (intra >= 0)
     if not vis.any() or not ir.any():
         return {}
-    v_owner = _majority(pid, (intra[vis], pid[vis]))
-    r_owner = _majority(pid, (intra[ir], pid[ir]))
+    v_owner = _majority(intra[vis], pid[vis])
+    r_owner = _majority(intra[ir], pid[ir])
     out: dict[str, float | int] = {}
     for name, pairs in tables.items():
         if not name.startswith("pairs_"):
