@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from vitool.data.datasets import Sample
-from vitool.data.images import ImageDataset, test_transform
+from vitool.data.images import ImageDataset
+from vitool.data.transforms import test_transform
 from vitool.io import FeatureSet
 from vitool.models.network import VIReIDNet
 

@@ -1,5 +1,5 @@
-"""Image loading with explicit RGB conversion (SYSU infrared JPEGs and RegDB thermal BMPs may be
-stored with one channel) and the references' test transform: resize, ToTensor, ImageNet normalisation."""
+"""Image loading with explicit RGB conversion: SYSU infrared JPEGs and RegDB thermal BMPs may be stored
+with one channel, and the reference loaders rely on them having three."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from torch.utils.data import Dataset
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def load_rgb(path: Path) -> Image.Image:
     try:
@@ -24,14 +21,6 @@ def load_rgb(path: Path) -> Image.Image:
         raise VitoolError(path, "image does not exist", "check the dataset root") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise VitoolError(path, f"cannot be decoded as an image ({type(exc).__name__})", "replace the file") from None
-
-
-def test_transform(height: int, width: int):
-    from torchvision import transforms
-
-    return transforms.Compose(
-        [transforms.Resize((height, width)), transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-    )
 
 
 class ImageDataset(Dataset):
