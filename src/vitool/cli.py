@@ -447,6 +447,74 @@ def assign_labels(
     )
 
 
+# --------------------------------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Run folder (new, or empty).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="A TOML file of any options below.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
+    dataset: Annotated[Dataset | None, typer.Option(help="Dataset layout of --root.")] = None,
+    root: Annotated[str | None, typer.Option(help="Dataset root (or manifest CSV).")] = None,
+    trial: Annotated[int | None, typer.Option(help="RegDB trial 1..10.")] = None,
+    method: Annotated[str | None, typer.Option(help="supervised (more to come).")] = None,
+    backbone: Annotated[Backbone | None, typer.Option(help="resnet50 (AGW) or a CPU backbone.")] = None,
+    pretrained: Annotated[str | None, typer.Option(help="imagenet, none, or a .pth file.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Number of epochs (AGW: 81).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Learning rate of the heads (backbone: x backbone_lr_factor).")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd (AGW) or adam.")] = None,
+    batches_per_epoch: Annotated[int | None, typer.Option(help="0 = AGW's rule.")] = None,
+    val_ids: Annotated[int | None, typer.Option(help="Training identities held out to choose best.pt.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    amp: Annotated[str | None, typer.Option(help="auto, none, fp16 or bf16.")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+) -> None:
+    """Train a model (config file keys = these options), evaluate the last epoch on the test split."""
+    from vitool.engine.config import load_config
+    from vitool.engine.trainer import Engine
+
+    if (output is None) == (resume is None):
+        raise typer.BadParameter("give either -o RUN_DIR for a new run or --resume RUN_DIR")
+    overrides = {
+        "dataset": dataset.value if dataset else None,
+        "root": root,
+        "trial": trial,
+        "method": method,
+        "backbone": backbone.value if backbone else None,
+        "pretrained": pretrained,
+        "epochs": epochs,
+        "lr": lr,
+        "optimizer": optimizer,
+        "batches_per_epoch": batches_per_epoch,
+        "val_ids": val_ids,
+        "seed": seed,
+        "device": device.value if device else None,
+        "amp": amp,
+        "workers": workers,
+    }
+    if resume is not None:
+        run_dir = resume
+        if not (run_dir / "last.pt").is_file():
+            raise VitoolError(run_dir, "has no last.pt to resume from", "pass the folder of an earlier vitool train")
+        cfg = load_config(run_dir / "config.toml", {k: v for k, v in overrides.items() if k == "epochs"})
+    else:
+        run_dir = output
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise VitoolError(run_dir, "exists and is not empty", "choose a new -o folder or --resume it")
+        cfg = load_config(config, overrides)
+        if not cfg.root:
+            raise VitoolError(config, "no dataset root", "pass --root DIR or set root in the config")
+    engine = Engine(cfg, run_dir, log=lambda line: typer.echo(line, err=True))
+    if resume is not None:
+        engine.resume(run_dir / "last.pt")
+    results = engine.run()
+    _emit_json({"run_dir": str(run_dir), **results})
+
+
 # ---------------------------------------------------------------------------------------------------- info
 
 

@@ -1,0 +1,91 @@
+"""Training configuration: defaults, a TOML file, then command-line values, in that order of precedence.
+
+Every option of ``vitool train`` is a key here; the effective configuration is saved as
+``config.toml`` in the run folder, and ``--resume`` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from vitool.errors import VitoolError
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "sysu"
+    root: str = ""
+    trial: int = 1
+    method: str = "supervised"
+    labels: str = ""  # a labels file for label-efficient methods
+    backbone: str = "resnet50"
+    pretrained: str = "imagenet"
+    height: int = 0  # 0: the backbone's default (288x144 for resnet50, 128x64 otherwise)
+    width: int = 0
+    epochs: int = 81
+    ids_per_batch: int = 8
+    images_per_id: int = 4
+    batches_per_epoch: int = 0  # 0: max(#visible, #infrared) // batch + 1, as AGW
+    optimizer: str = "sgd"
+    lr: float = 0.1  # heads (BNNeck, classifier); the backbone gets lr * backbone_lr_factor
+    backbone_lr_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    milestones: list[int] = field(default_factory=lambda: [20, 50])
+    gamma: float = 0.1
+    erasing: float = 0.0
+    val_ids: int = 0  # identities held out of training to choose best.pt (never the test set)
+    eval_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
+    workers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lr_at(self, epoch: int) -> float:
+        """AGW's schedule: linear warm-up, then steps at the milestones."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / self.warmup_epochs
+        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise VitoolError(path, "config file does not exist", "check the path")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
+        unknown = sorted(set(values) - KEYS)
+        if unknown:
+            raise VitoolError(path, f"unknown keys {', '.join(unknown)}", "see `vitool train --help` for the keys")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
+
+
+def dump_config(config: TrainConfig) -> str:
+    lines = []
+    for key, value in config.to_dict().items():
+        if isinstance(value, str):
+            lines.append(f"{key} = {json.dumps(value)}")
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        else:
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,267 @@
+"""The training loop shared by every method: data, optimiser and schedule, AMP, logging, checkpoints,
+validation and the final test evaluation. A method (vitool.methods) supplies labels and losses.
+
+Reproducibility: every epoch reseeds Python, numpy and torch from (seed, epoch) and builds its sampler
+and DataLoader generator from the same pair, so a run resumed from ``last.pt`` (written atomically at
+the end of every epoch) draws exactly the batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vitool.data.datasets import Sample, image_root, load_split
+from vitool.data.samplers import CrossModalIdentitySampler
+from vitool.data.transforms import train_transform
+from vitool.engine.config import TrainConfig, dump_config
+from vitool.errors import VitoolError
+from vitool.methods import Method, build_method
+from vitool.modality import INFRARED, VISIBLE
+from vitool.models.checkpoint import load_checkpoint, save_checkpoint
+from vitool.models.network import ModelConfig, VIReIDNet
+
+PROTOCOLS = {
+    "sysu": ("sysu", ["all", "indoor"]),
+    "regdb": ("regdb", ["v2i", "i2v"]),
+    "llcm": ("llcm", ["i2v", "v2i"]),
+    "manifest": ("generic", ["i2v"]),
+}
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """Training images with the label the method assigns this epoch."""
+
+    def __init__(self, samples: list[Sample], root: Path, transform) -> None:
+        from vitool.data.images import load_rgb
+
+        self.samples, self.root, self.transform, self._load = samples, root, transform, load_rgb
+        self.labels = np.full(len(samples), -1, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        s = self.samples[i]
+        return self.transform(self._load(self.root / s.path)), s.modality, int(self.labels[i]), i
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def split_validation(samples: list[Sample], val_ids: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold ``val_ids`` training identities out (chosen by seed) to pick best.pt; never the test set."""
+    if val_ids <= 0:
+        return samples, []
+    ids = sorted({s.pid for s in samples})
+    held = set(np.random.default_rng(seed).choice(ids, min(val_ids, len(ids) - 2), replace=False).tolist())
+    return [s for s in samples if s.pid not in held], [s for s in samples if s.pid in held]
+
+
+class Engine:
+    def __init__(self, config: TrainConfig, run_dir: Path, log: Callable[[str], None] = print) -> None:
+        from vitool.features import resolve_device
+
+        self.config, self.run_dir, self.log = config, Path(run_dir), log
+        self.device = resolve_device(config.device)
+        self.root = image_root(config.dataset, config.root)
+        samples = load_split(config.dataset, config.root, "train", config.trial)
+        # visible rows first, then infrared, as the sampler expects
+        samples = sorted(samples, key=lambda s: s.modality)
+        self.train_samples, self.val_samples = split_validation(samples, config.val_ids, config.seed)
+        self.method: Method = build_method(config.method, np.array([s.pid for s in self.train_samples]))
+        model_config = ModelConfig.cpu_default(config.backbone)
+        model_config.num_classes = self.method.num_classes()
+        model_config.height = config.height or model_config.height
+        model_config.width = config.width or model_config.width
+        torch.manual_seed(config.seed)
+        self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
+        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) for p in m.parameters()}
+        groups = [
+            {
+                "params": [p for p in self.model.parameters() if id(p) not in heads],
+                "lr_factor": config.backbone_lr_factor,
+            },
+            {"params": [p for p in self.model.parameters() if id(p) in heads], "lr_factor": 1.0},
+        ]
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(
+                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+            )
+        elif config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.start_epoch = 0
+        self.best_rank1 = -1.0
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.config.amp
+        if amp == "auto":
+            return torch.float16 if self.device.type == "cuda" else None
+        return {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+
+    # ---------------------------------------------------------------------------------------- state
+
+    def state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "config": self.config.to_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "method": self.method.state_dict(),
+            "best_rank1": self.best_rank1,
+        }
+
+    def resume(self, checkpoint: Path) -> None:
+        state = load_checkpoint(checkpoint)
+        try:
+            self.model.load_state_dict(state["model_state"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise VitoolError(
+                checkpoint,
+                f"does not fit this run's model ({type(exc).__name__})",
+                "resume with the run folder that wrote it",
+            ) from None
+        self.scaler.load_state_dict(state["scaler"])
+        self.method.load_state_dict(state["method"])
+        self.start_epoch = state["epoch"] + 1
+        self.best_rank1 = state.get("best_rank1", -1.0)
+
+    # ----------------------------------------------------------------------------------------- loop
+
+    def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
+        cfg = self.config
+        dataset = TrainSet(
+            self.train_samples,
+            self.root,
+            train_transform(self.model.config.height, self.model.config.width, cfg.erasing),
+        )
+        modality = np.array([s.modality for s in self.train_samples])
+        ir_offset = int((modality == VISIBLE).sum())
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.toml").write_text(dump_config(cfg))
+        for epoch in range(self.start_epoch, cfg.epochs):
+            seed_everything(cfg.seed * 100_003 + epoch)
+            labels = self.method.epoch_labels(self, epoch)
+            dataset.labels = labels
+            sampler = CrossModalIdentitySampler(
+                labels[modality == VISIBLE],
+                labels[modality == INFRARED],
+                ir_offset,
+                cfg.ids_per_batch,
+                cfg.images_per_id,
+                seed=cfg.seed * 100_003 + epoch,
+                batches=cfg.batches_per_epoch or None,
+            )
+            loader = torch.utils.data.DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                num_workers=cfg.workers,
+                pin_memory=self.device.type == "cuda",
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
+            )
+            record = self._train_epoch(epoch, loader, progress)
+            if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
+                record["val"] = self._validate()
+                if record["val"]["rank1"] > self.best_rank1:
+                    self.best_rank1 = record["val"]["rank1"]
+                    save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
+            save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
+            with open(self.run_dir / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            self.log(json.dumps(record))
+        return self.test()
+
+    def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
+        lr = self.config.lr_at(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_factor"]
+        self.model.train()
+        sums: dict[str, float] = {}
+        images, start = 0, time.perf_counter()
+        for step, (x, modality, labels, _) in enumerate(loader):
+            x, modality, labels = x.to(self.device), modality.to(self.device), labels.to(self.device)
+            with torch.autocast(
+                self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            ):
+                out = self.model(x, modality)
+            loss, parts = self.method.loss(out, labels)
+            if not torch.isfinite(loss):
+                raise VitoolError(
+                    self.run_dir,
+                    f"loss became {float(loss)} at epoch {epoch}",
+                    "lower --lr or use --amp none; the previous last.pt is intact",
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            for key, value in {"loss": float(loss.detach()), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value
+            images += len(x)
+            if progress:
+                progress(step + 1, len(loader))
+        elapsed = time.perf_counter() - start
+        steps = max(len(loader), 1)
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            **{k: v / steps for k, v in sums.items()},
+            "seconds": round(elapsed, 2),
+            "images_per_s": round(images / max(elapsed, 1e-9), 1),
+        }
+
+    # ----------------------------------------------------------------------------------- evaluation
+
+    def _features(self, samples: list[Sample], attrs: dict[str, Any]):
+        from vitool.features import extract_featureset
+
+        return extract_featureset(self.model, samples, self.root, attrs, self.device, batch_size=128)
+
+    def _validate(self) -> dict[str, float]:
+        from vitool.evaluation.evaluate import evaluate_features
+        from vitool.evaluation.protocols import ProtocolSpec
+
+        fs = self._features(self.val_samples, {"dataset": "manifest", "split": "val"})
+        result = evaluate_features(fs, ProtocolSpec("generic"), where="validation identities")
+        return {k: result[k] for k in ("rank1", "mAP", "mINP")}
+
+    def test(self) -> dict[str, Any]:
+        """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
+        from vitool.evaluation.evaluate import evaluate_protocols
+        from vitool.evaluation.protocols import ProtocolSpec
+        from vitool.io import make_provenance, write_features
+
+        cfg = self.config
+        samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
+        fs = self._features(
+            samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
+        )
+        write_features(
+            self.run_dir / "test_features.h5", fs, make_provenance(cfg.to_dict(), seed=cfg.seed), overwrite=True
+        )
+        protocol, variants = PROTOCOLS[cfg.dataset]
+        specs = [
+            ProtocolSpec(protocol, mode=v) if protocol == "sysu" else ProtocolSpec(protocol, direction=v)
+            for v in variants
+        ]
+        results = {
+            v: {k: r[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")}
+            for v, r in zip(variants, evaluate_protocols(fs, specs), strict=True)
+        }
+        (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")
+        return results

@@ -1,0 +1,84 @@
+"""The training engine on a tiny synthetic SYSU-layout dataset (CPU, MobileNetV2 at 64x32)."""
+
+import json
+
+import pytest
+import torch
+
+from vitool.engine.config import TrainConfig, load_config
+from vitool.engine.trainer import Engine
+from vitool.errors import VitoolError
+
+from .conftest import run_cli
+
+
+def tiny(root, **kw):
+    base = dict(
+        dataset="sysu",
+        root=str(root),
+        backbone="mobilenet_v2",
+        height=64,
+        width=32,
+        epochs=2,
+        ids_per_batch=2,
+        images_per_id=2,
+        batches_per_epoch=2,
+        optimizer="adam",
+        lr=3.5e-3,
+        warmup_epochs=1,
+        milestones=[],
+        val_ids=2,
+        seed=3,
+        workers=0,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root):
+    straight = Engine(tiny(synth_root["sysu"]), tmp_path / "a", log=lambda _: None)
+    results_a = straight.run()
+    first = Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "b", log=lambda _: None)
+    first.run()
+    resumed = Engine(tiny(synth_root["sysu"]), tmp_path / "b", log=lambda _: None)
+    resumed.resume(tmp_path / "b" / "last.pt")
+    assert resumed.start_epoch == 1
+    results_b = resumed.run()
+    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model_state"]
+    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model_state"]
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
+    assert results_a == results_b
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1] and all("val" in r and r["loss"] > 0 for r in log)
+
+
+def test_run_folder_is_self_describing(tmp_path, synth_root):
+    Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "run", log=lambda _: None).run()
+    assert {"config.toml", "last.pt", "log.jsonl", "results.json", "test_features.h5"} <= {
+        p.name for p in (tmp_path / "run").iterdir()
+    }
+    assert load_config(tmp_path / "run" / "config.toml", {}) == tiny(synth_root["sysu"], epochs=1)
+    res = run_cli(
+        "evaluate",
+        "--checkpoint",
+        tmp_path / "run" / "last.pt",
+        "--dataset",
+        "sysu",
+        "--root",
+        synth_root["sysu"],
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert json.loads(res.stdout)["mAP"] == pytest.approx(saved["all"]["mAP"], abs=1e-6)
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    (tmp_path / "c.toml").write_text('dataset = "sysu"\nbatchsize = 3\nlearning_rate = 1\n')
+    with pytest.raises(VitoolError, match="unknown keys batchsize, learning_rate"):
+        load_config(tmp_path / "c.toml", {})
+    res = run_cli("train", "--config", tmp_path / "c.toml", "-o", tmp_path / "run")
+    assert res.returncode == 1 and "unknown keys batchsize, learning_rate" in res.stderr
+    res = run_cli("train", "--resume", tmp_path)
+    assert res.returncode == 1 and "has no last.pt" in res.stderr
