@@ -55,7 +55,7 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root):
 
 def test_run_folder_is_self_describing(tmp_path, synth_root):
     Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "run", log=lambda _: None).run()
-    assert {"config.toml", "last.pt", "log.jsonl", "results.json", "test_features.h5"} <= {
+    assert {"config.toml", "last.pt", "log.jsonl", "results.json", "test_features.h5", "curves.png"} <= {
         p.name for p in (tmp_path / "run").iterdir()
     }
     assert load_config(tmp_path / "run" / "config.toml", {}) == tiny(synth_root["sysu"], epochs=1)

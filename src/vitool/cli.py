@@ -508,10 +508,22 @@ def train(
         cfg = load_config(config, overrides)
         if not cfg.root:
             raise VitoolError(config, "no dataset root", "pass --root DIR or set root in the config")
-    engine = Engine(cfg, run_dir, log=lambda line: typer.echo(line, err=True))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    engine = Engine(cfg, run_dir, log=console.print)
     if resume is not None:
         engine.resume(run_dir / "last.pt")
-    results = engine.run()
+    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("train", total=None, epoch=engine.start_epoch)
+
+        def advance(step: int, total: int) -> None:
+            epoch = engine.current_epoch
+            progress.update(task, completed=step, total=total, epoch=f"{epoch}/{cfg.epochs - 1}")
+
+        results = engine.run(progress=advance)
     _emit_json({"run_dir": str(run_dir), **results})
 
 

@@ -104,7 +104,7 @@ class Engine:
             raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
-        self.start_epoch = 0
+        self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
 
     def _amp_dtype(self) -> torch.dtype | None:
@@ -155,6 +155,7 @@ class Engine:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.toml").write_text(dump_config(cfg))
         for epoch in range(self.start_epoch, cfg.epochs):
+            self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
             labels = self.method.epoch_labels(self, epoch)
             dataset.labels = labels
@@ -184,6 +185,7 @@ class Engine:
             with open(self.run_dir / "log.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             self.log(json.dumps(record))
+        plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")
         return self.test()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
@@ -265,3 +267,31 @@ class Engine:
         }
         (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")
         return results
+
+
+def plot_curves(log_file: Path, out: Path) -> None:
+    """Loss terms and validation Rank-1 / mAP per epoch, from log.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    epochs = [r["epoch"] for r in records]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110)
+    skip = {"epoch", "lr", "seconds", "images_per_s", "val"}
+    for key in [k for k in records[0] if k not in skip]:
+        ax_loss.plot(epochs, [r.get(key) for r in records], marker=".", label=key)
+    ax_loss.set(xlabel="epoch", title="training losses")
+    ax_loss.legend(fontsize=8)
+    if any("val" in r for r in records):
+        val = [(r["epoch"], r["val"]) for r in records if "val" in r]
+        for key in ("rank1", "mAP"):
+            ax_val.plot([e for e, _ in val], [v[key] for _, v in val], marker="o", label=key)
+        ax_val.legend(fontsize=8)
+    ax_val.set(xlabel="epoch", ylabel="%", title="held-out identities (cross-modal)")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    plt.close(fig)
