@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from vitool.errors import VitoolError
+
 
 class CrossModalIdentitySampler:
     """Yields batches of dataset indices: ``ids * per_id`` visible rows, then as many infrared rows.
@@ -33,7 +35,11 @@ class CrossModalIdentitySampler:
         self.ids, self.per_id, self.seed = ids, per_id, seed
         shared = np.intersect1d(vis_labels[vis_labels >= 0], ir_labels[ir_labels >= 0])
         if len(shared) < ids:
-            raise ValueError(f"{len(shared)} identities appear in both modalities, {ids} are needed per batch")
+            raise VitoolError(
+                None,
+                f"{len(shared)} identities appear in both modalities, {ids} are needed per batch",
+                "lower ids_per_batch or check the labels",
+            )
         self.shared = shared
         self.vis_rows = {int(k): np.flatnonzero(vis_labels == k) for k in shared}
         self.ir_rows = {int(k): np.flatnonzero(ir_labels == k) + ir_offset for k in shared}
