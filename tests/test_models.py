@@ -58,3 +58,22 @@ def test_missing_weight_file_is_a_clear_error(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"garbage")
     with pytest.raises(VitoolError, match="cannot be read"):
         imagenet_state_dict("resnet18", str(tmp_path / "bad.pth"))
+
+
+def test_a_failed_checkpoint_write_leaves_the_earlier_one_intact(tmp_path, monkeypatch):
+    from vitool.models.checkpoint import load_checkpoint, save_checkpoint
+
+    model = VIReIDNet(ModelConfig("resnet18", non_local=False, height=64, width=32))
+    save_checkpoint(tmp_path / "last.pt", model, {"epoch": 1})
+
+    def full_disk(obj, f, *args, **kwargs):
+        with open(f, "wb") as handle:
+            handle.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(VitoolError, match="No space left on device"):
+        save_checkpoint(tmp_path / "last.pt", model, {"epoch": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

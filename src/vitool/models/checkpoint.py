@@ -30,6 +30,12 @@ def save_checkpoint(path: str | Path, model: VIReIDNet, extra: dict[str, Any] | 
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # a full disk surfaces as either, depending on where it fails
+        raise VitoolError(
+            path,
+            f"could not be written ({exc})".replace("\n", " "),
+            "free disk space; any earlier file there is intact",
+        ) from None
     finally:
         if tmp.exists():
             tmp.unlink()
