@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,3 +83,44 @@ def test_config_errors_name_the_problem(tmp_path):
     assert res.returncode == 1 and "unknown keys batchsize, learning_rate" in res.stderr
     res = run_cli("train", "--resume", tmp_path)
     assert res.returncode == 1 and "has no last.pt" in res.stderr
+
+
+def test_image_cache_gives_the_same_features(tmp_path, synth_root):
+    import h5py
+
+    res = run_cli(
+        "cache",
+        "--dataset",
+        "sysu",
+        "--root",
+        synth_root["sysu"],
+        "--split",
+        "test",
+        "--height",
+        "128",
+        "--width",
+        "64",
+        "-o",
+        tmp_path / "test_cache.h5",
+    )
+    assert res.returncode == 0, res.stderr
+    common = ["extract-features", "--dataset", "sysu", "--root", synth_root["sysu"], "--backbone", "mobilenet_v2"]
+    assert run_cli(*common, "-o", tmp_path / "plain.h5").returncode == 0
+    assert run_cli(*common, "--image-cache", tmp_path / "test_cache.h5", "-o", tmp_path / "cached.h5").returncode == 0
+    with h5py.File(tmp_path / "plain.h5") as a, h5py.File(tmp_path / "cached.h5") as b:
+        np.testing.assert_array_equal(a["features"][()], b["features"][()])  # images already at 128x64
+    res = run_cli(*common, "--height", "96", "--image-cache", tmp_path / "test_cache.h5", "-o", tmp_path / "x.h5")
+    assert res.returncode == 1 and "holds 128x64 images" in res.stderr
+
+
+def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_root):
+    from vitool.data.cache import build_cache
+    from vitool.data.datasets import load_split
+
+    build_cache(load_split("sysu", synth_root["sysu"], "train"), synth_root["sysu"], 64, 32, tmp_path / "c.h5")
+    engine = Engine(
+        tiny(synth_root["sysu"], epochs=1, workers=2, val_ids=0, image_cache=str(tmp_path / "c.h5")),
+        tmp_path / "run",
+        log=lambda _: None,
+    )
+    assert engine.run()["all"]["mAP"] > 0

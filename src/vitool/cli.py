@@ -130,6 +130,7 @@ def _extract(
     batch_size: int,
     flip: bool,
     workers: int,
+    image_cache: Path | None = None,
 ):
     """Load the split, then build the model and extract with a progress bar: (model, FeatureSet, listing hash).
 
@@ -141,11 +142,25 @@ def _extract(
     samples = load_split(dataset.value, root, split, trial)
     base = image_root(dataset.value, root)
     model = make_model()
+    cache = None
+    if image_cache is not None:
+        from vitool.data.cache import ImageCache
+
+        cache = ImageCache(image_cache, model.config.height, model.config.width)
     attrs = {"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0}
     progress, advance = _progress(len(samples), f"extract {dataset.value}/{split}")
     with progress:
         fs = extract_featureset(
-            model, samples, base, attrs, resolve_device(device.value), batch_size, flip, workers, on_batch=advance
+            model,
+            samples,
+            base,
+            attrs,
+            resolve_device(device.value),
+            batch_size,
+            flip,
+            workers,
+            on_batch=advance,
+            cache=cache,
         )
     return model, fs, listing_sha256(samples, base)
 
@@ -179,6 +194,7 @@ def extract_features(
     device: DeviceOpt = Device.auto,
     flip: FlipOpt = False,
     workers: WorkersOpt = 0,
+    image_cache: Annotated[Path | None, typer.Option(help="Read images from this `vitool cache` file.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for layers without pretrained weights.")] = 0,
     overwrite: Overwrite = False,
 ) -> None:
@@ -197,6 +213,7 @@ def extract_features(
         batch_size,
         flip,
         workers,
+        image_cache,
     )
     config = _effective_config(
         dataset=dataset,
@@ -447,6 +464,33 @@ def assign_labels(
     )
 
 
+# --------------------------------------------------------------------------------------------------- cache
+
+
+@app.command()
+def cache(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Image cache file to write (.h5).")],
+    split: Annotated[Split, typer.Option(help="Which split's images.")] = Split.train,
+    trial: TrialOpt = 1,
+    height: Annotated[int, typer.Option(help="Image height of the model (128 for the CPU backbones).")] = 288,
+    width: Annotated[int, typer.Option(help="Image width of the model (64 for the CPU backbones).")] = 144,
+    overwrite: Overwrite = False,
+) -> None:
+    """Pre-resize a split's images into one uint8 HDF5 file (train/extract-features --image-cache)."""
+    from vitool.data.cache import build_cache
+    from vitool.data.datasets import image_root, load_split
+    from vitool.io import check_output
+
+    check_output(output, overwrite)
+    samples = load_split(dataset.value, root, split.value, trial)
+    progress, advance = _progress(len(samples), f"cache {dataset.value}/{split.value}")
+    with progress:
+        build_cache(samples, image_root(dataset.value, root), height, width, output, overwrite, on_image=advance)
+    typer.echo(f"wrote {len(samples)} images at {height}x{width} to {output}", err=True)
+
+
 # --------------------------------------------------------------------------------------------------- train
 
 
@@ -472,6 +516,7 @@ def train(
     device: Annotated[Device | None, typer.Option(help="auto, cpu or cuda.")] = None,
     amp: Annotated[str | None, typer.Option(help="auto, none, fp16 or bf16.")] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
+    image_cache: Annotated[str | None, typer.Option(help="Read images from this `vitool cache` file.")] = None,
 ) -> None:
     """Train a model (config file keys = these options), evaluate the last epoch on the test split."""
     from vitool.engine.config import load_config
@@ -495,6 +540,7 @@ def train(
         "device": device.value if device else None,
         "amp": amp,
         "workers": workers,
+        "image_cache": image_cache,
     }
     if resume is not None:
         run_dir = resume

@@ -36,6 +36,7 @@ def extract(
     num_workers: int = 0,
     amp: bool = True,
     on_batch: Callable[[int], None] | None = None,
+    cache=None,
 ) -> dict[str, np.ndarray]:
     """Post-BN ``features``, ``features_pre_bn`` and, with a classifier, softmax ``probs``, in sample order.
 
@@ -43,7 +44,7 @@ def extract(
     autocast) is used on CUDA only; outputs are stored as float32.
     """
     model = model.to(device).eval()
-    dataset = ImageDataset(samples, root, test_transform(model.config.height, model.config.width))
+    dataset = ImageDataset(samples, root, test_transform(model.config.height, model.config.width), cache)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
     )
@@ -75,9 +76,10 @@ def extract_featureset(
     flip: bool = False,
     num_workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
+    cache=None,
 ) -> FeatureSet:
     """A features file's content (without provenance) for ``samples``, in their order."""
-    out = extract(model, samples, root, device, batch_size, flip, num_workers, on_batch=on_batch)
+    out = extract(model, samples, root, device, batch_size, flip, num_workers, on_batch=on_batch, cache=cache)
     return FeatureSet(
         features=out["features"],
         path=np.array([s.path for s in samples], dtype=object),

@@ -24,14 +24,21 @@ def load_rgb(path: Path) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """Yields (image tensor, modality, row index) for a list of samples under ``root``."""
+    """Yields (image tensor, modality, row index) for a list of samples under ``root``.
 
-    def __init__(self, samples: list[Sample], root: Path, transform) -> None:
-        self.samples, self.root, self.transform = samples, Path(root), transform
+    With an image cache (vitool.data.cache.ImageCache), cached images are read from it instead.
+    """
+
+    def __init__(self, samples: list[Sample], root: Path, transform, cache=None) -> None:
+        self.samples, self.root, self.transform, self.cache = samples, Path(root), transform, cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def image(self, i: int) -> torch.Tensor:
+        rel = self.samples[i].path
+        img = self.cache.load(rel) if self.cache is not None and rel in self.cache else load_rgb(self.root / rel)
+        return self.transform(img)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        s = self.samples[i]
-        return self.transform(load_rgb(self.root / s.path)), s.modality, i
+        return self.image(i), self.samples[i].modality, i

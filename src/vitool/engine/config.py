@@ -45,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
     workers: int = 0
+    image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

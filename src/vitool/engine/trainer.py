@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from vitool.data.datasets import Sample, image_root, load_split
+from vitool.data.images import ImageDataset
 from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.engine.config import TrainConfig, dump_config
@@ -36,21 +37,15 @@ PROTOCOLS = {
 }
 
 
-class TrainSet(torch.utils.data.Dataset):
+class TrainSet(ImageDataset):
     """Training images with the label the method assigns this epoch."""
 
-    def __init__(self, samples: list[Sample], root: Path, transform) -> None:
-        from vitool.data.images import load_rgb
-
-        self.samples, self.root, self.transform, self._load = samples, root, transform, load_rgb
+    def __init__(self, samples: list[Sample], root: Path, transform, cache=None) -> None:
+        super().__init__(samples, root, transform, cache)
         self.labels = np.full(len(samples), -1, dtype=np.int64)
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
     def __getitem__(self, i: int):
-        s = self.samples[i]
-        return self.transform(self._load(self.root / s.path)), s.modality, int(self.labels[i]), i
+        return self.image(i), self.samples[i].modality, int(self.labels[i]), i
 
 
 def seed_everything(seed: int) -> None:
@@ -104,6 +99,11 @@ class Engine:
             raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.cache = None
+        if config.image_cache:
+            from vitool.data.cache import ImageCache
+
+            self.cache = ImageCache(config.image_cache, self.model.config.height, self.model.config.width)
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
 
@@ -149,6 +149,7 @@ class Engine:
             self.train_samples,
             self.root,
             train_transform(self.model.config.height, self.model.config.width, cfg.erasing),
+            self.cache,
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())
@@ -232,7 +233,7 @@ class Engine:
     def _features(self, samples: list[Sample], attrs: dict[str, Any]):
         from vitool.features import extract_featureset
 
-        return extract_featureset(self.model, samples, self.root, attrs, self.device, batch_size=128)
+        return extract_featureset(self.model, samples, self.root, attrs, self.device, batch_size=128, cache=self.cache)
 
     def _validate(self) -> dict[str, float]:
         from vitool.evaluation.evaluate import evaluate_features
