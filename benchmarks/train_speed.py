@@ -1,5 +1,6 @@
 """Training throughput of the engine against a plain PyTorch loop of the same model, batches and losses,
-in the same process (target: the engine's overhead stays within 10%).
+in the same process (target: the engine's overhead stays within 10%), and extract-features throughput
+with and without the image cache.
 
 Both consume the same DataLoader (same dataset, sampler and transforms), so the difference is what
 the engine adds per step: AMP context, loss bookkeeping, the finiteness check and the LR schedule.
@@ -89,6 +90,26 @@ def main() -> None:
         print(f"  plain PyTorch loop  {p:7.1f} images/s")
         print(f"  vitool engine       {e:7.1f} images/s")
         print(f"  engine overhead     {100 * (p - e) / p:6.1f} %   (target <= 10 %)")
+        extract_throughput(engine, Path(tmp))
+
+
+def extract_throughput(engine: Engine, tmp: Path) -> None:
+    """Images/s of feature extraction reading JPEG files against reading the HDF5 image cache."""
+    from vitool.data.cache import ImageCache, build_cache
+    from vitool.features import extract
+
+    samples, model = engine.train_samples, engine.model
+    build_cache(samples, engine.root, model.config.height, model.config.width, tmp / "cache.h5")
+    cache = ImageCache(tmp / "cache.h5", model.config.height, model.config.width)
+    rates = {}
+    for name, source in (("image files", None), ("image cache", cache), ("image files ", None)):
+        start = time.perf_counter()
+        extract(model, samples, engine.root, torch.device("cpu"), batch_size=128, cache=source)
+        rates[name] = len(samples) / (time.perf_counter() - start)
+    files = max(rates["image files"], rates["image files "])  # before and after, against drift
+    print(f"extract-features, {len(samples)} images at {model.config.height}x{model.config.width}, CPU:")
+    print(f"  from image files    {files:7.1f} images/s")
+    print(f"  from the image cache {rates['image cache']:6.1f} images/s  ({rates['image cache'] / files:.2f}x)")
 
 
 if __name__ == "__main__":
