@@ -124,3 +124,46 @@ def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_ro
         log=lambda _: None,
     )
     assert engine.run()["all"]["mAP"] > 0
+
+
+def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "vitool",
+        "train",
+        "--root",
+        str(synth_root["sysu"]),
+        "-o",
+        str(tmp_path / "run"),
+        "--backbone",
+        "mobilenet_v2",
+        "--epochs",
+        "1",
+        "--batches-per-epoch",
+        "2",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.0035",
+        "--val-ids",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    (tmp_path / "c.toml").write_text("height = 64\nwidth = 32\nids_per_batch = 2\nimages_per_id = 2\n")
+    res = subprocess.run([*cmd, "--config", str(tmp_path / "c.toml")], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    outputs = [line for line in res.stdout.splitlines() if line.startswith("{")]
+    assert len(outputs) == 1  # only process 0 reports
+    assert json.loads(outputs[0])["all"]["mAP"] > 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 1 and "val" in log[0]  # one writer

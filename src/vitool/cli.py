@@ -8,6 +8,7 @@ stderr with exit code 1; usage errors are Typer's (exit code 2).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -549,7 +550,8 @@ def train(
         cfg = load_config(run_dir / "config.toml", {k: v for k, v in overrides.items() if k == "epochs"})
     else:
         run_dir = output
-        if run_dir.exists() and any(run_dir.iterdir()):
+        first_process = os.environ.get("RANK", "0") == "0"  # under torchrun, process 0 creates the folder
+        if first_process and run_dir.exists() and any(run_dir.iterdir()):
             raise VitoolError(run_dir, "exists and is not empty", "choose a new -o folder or --resume it")
         cfg = load_config(config, overrides)
         if not cfg.root:
@@ -570,7 +572,8 @@ def train(
             progress.update(task, completed=step, total=total, epoch=f"{epoch}/{cfg.epochs - 1}")
 
         results = engine.run(progress=advance)
-    _emit_json({"run_dir": str(run_dir), **results})
+    if results is not None:  # process 0 of a distributed run, or a single process
+        _emit_json({"run_dir": str(run_dir), **results})
 
 
 # ---------------------------------------------------------------------------------------------------- info

@@ -1,6 +1,10 @@
 """The training loop shared by every method: data, optimiser and schedule, AMP, logging, checkpoints,
 validation and the final test evaluation. A method (vitool.methods) supplies labels and losses.
 
+Multi-GPU: started by ``torchrun --nproc_per_node N -m vitool train ...`` the engine joins the process
+group (NCCL on GPUs, gloo on CPUs), wraps the model in DistributedDataParallel and gives each process
+every N-th image of each batch; process 0 validates, logs, writes checkpoints and tests.
+
 Reproducibility: every epoch reseeds Python, numpy and torch from (seed, epoch) and builds its sampler
 and DataLoader generator from the same pair, so a run resumed from ``last.pt`` (written atomically at
 the end of every epoch) draws exactly the batches an uninterrupted run would.
@@ -9,6 +13,7 @@ the end of every epoch) draws exactly the batches an uninterrupted run would.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections.abc import Callable
@@ -48,6 +53,32 @@ class TrainSet(ImageDataset):
         return self.image(i), self.samples[i].modality, int(self.labels[i]), i
 
 
+class RankSlice:
+    """Each process of a distributed run takes every world-th image of each batch of the shared sampler,
+    so every process sees every identity of the batch in both modalities."""
+
+    def __init__(self, sampler: CrossModalIdentitySampler, rank: int, world: int) -> None:
+        self.sampler, self.rank, self.world = sampler, rank, world
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for batch in self.sampler:
+            yield batch[self.rank :: self.world]
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -69,6 +100,10 @@ class Engine:
 
         self.config, self.run_dir, self.log = config, Path(run_dir), log
         self.device = resolve_device(config.device)
+        self.rank, self.world = _init_distributed(self.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
         self.root = image_root(config.dataset, config.root)
         samples = load_split(config.dataset, config.root, "train", config.trial)
         # visible rows first, then infrared, as the sampler expects
@@ -97,6 +132,12 @@ class Engine:
             self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         else:
             raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
+        self.train_model = self.model
+        if self.world > 1:  # gradients are averaged over the processes; BN statistics stay per process
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.cache = None
@@ -153,8 +194,10 @@ class Engine:
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.toml").write_text(dump_config(cfg))
+        main = self.rank == 0
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.toml").write_text(dump_config(cfg))
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
@@ -171,23 +214,33 @@ class Engine:
             )
             loader = torch.utils.data.DataLoader(
                 dataset,
-                batch_sampler=sampler,
+                batch_sampler=RankSlice(sampler, self.rank, self.world),
                 num_workers=cfg.workers,
                 pin_memory=self.device.type == "cuda",
                 generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
             )
-            record = self._train_epoch(epoch, loader, progress)
-            if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
-                record["val"] = self._validate()
-                if record["val"]["rank1"] > self.best_rank1:
-                    self.best_rank1 = record["val"]["rank1"]
-                    save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
-            save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
-            with open(self.run_dir / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            self.log(json.dumps(record))
-        plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")
-        return self.test()
+            record = self._train_epoch(epoch, loader, progress if main else None)
+            if main:  # one process validates, logs and writes; the others wait at the barrier
+                if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
+                    record["val"] = self._validate()
+                    if record["val"]["rank1"] > self.best_rank1:
+                        self.best_rank1 = record["val"]["rank1"]
+                        save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
+                save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
+                with open(self.run_dir / "log.jsonl", "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+                self.log(json.dumps(record))
+            self._barrier()
+        results = None
+        if main:
+            plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")
+            results = self.test()
+        self._barrier()
+        return results
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
         lr = self.config.lr_at(epoch)
@@ -201,7 +254,7 @@ class Engine:
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
-                out = self.model(x, modality)
+                out = self.train_model(x, modality)
             loss, parts = self.method.loss(out, labels)
             if not torch.isfinite(loss):
                 raise VitoolError(
