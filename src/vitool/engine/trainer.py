@@ -152,7 +152,10 @@ class Engine:
         amp = self.config.amp
         if amp == "auto":
             return torch.float16 if self.device.type == "cuda" else None
-        return {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+        dtypes = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+        if amp not in dtypes:
+            raise VitoolError(None, f"amp '{amp}'", "use auto, none, fp16 or bf16")
+        return dtypes[amp]
 
     # ---------------------------------------------------------------------------------------- state
 
