@@ -15,14 +15,8 @@ import sys
 import numpy as np
 
 from vitool.evaluation.evaluate import evaluate_protocols
-from vitool.evaluation.protocols import ProtocolSpec
+from vitool.evaluation.protocols import reported_specs
 from vitool.io import read_features
-
-SETTINGS = {
-    "sysu": [("all", ProtocolSpec("sysu", mode="all")), ("indoor", ProtocolSpec("sysu", mode="indoor"))],
-    "regdb": [("V->T", ProtocolSpec("regdb", direction="v2i")), ("T->V", ProtocolSpec("regdb", direction="i2v"))],
-    "llcm": [("IR->VIS", ProtocolSpec("llcm", direction="i2v")), ("VIS->IR", ProtocolSpec("llcm", direction="v2i"))],
-}
 
 
 def row(name: str, results: list[dict]) -> str:
@@ -34,9 +28,10 @@ def main() -> None:
     for arg in sys.argv[1:]:
         layout, path = arg.split("=", 1)
         fs = read_features(path)
-        specs = [spec for _, spec in SETTINGS[layout]]
+        named = reported_specs(layout)
+        specs = list(named.values())
         print(f"\n{layout}: {len(fs)} test images, {len(np.unique(fs.pid))} identities")
-        print("| features | " + " | ".join(f"{name} R1 / mAP / mINP" for name, _ in SETTINGS[layout]) + " |")
+        print("| features | " + " | ".join(f"{name} R1 / mAP / mINP" for name in named) + " |")
         print("|---" * (1 + len(specs)) + "|")
         chance = []
         for seed in range(5):

@@ -43,7 +43,6 @@ Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
 Mode = _choices("Mode", "all", "indoor")
 Shot = _choices("Shot", "single", "multi")
 Direction = _choices("Direction", "v2i", "i2v")
-PROTOCOL_OF_DATASET = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm", "manifest": "generic"}
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -271,7 +270,7 @@ def evaluate(
 ) -> None:
     """Score features with a literature protocol: Rank-1/5/10/20, mAP, mINP, averaged over trials."""
     from vitool.evaluation.evaluate import evaluate_features, plot_cmc
-    from vitool.evaluation.protocols import ProtocolSpec
+    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec
     from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
 
     for target in (output, plot):

@@ -34,13 +34,6 @@ from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
 
-PROTOCOLS = {
-    "sysu": ("sysu", ["all", "indoor"]),
-    "regdb": ("regdb", ["v2i", "i2v"]),
-    "llcm": ("llcm", ["i2v", "v2i"]),
-    "manifest": ("generic", ["i2v"]),
-}
-
 
 class TrainSet(ImageDataset):
     """Training images with the label the method assigns this epoch."""
@@ -302,7 +295,7 @@ class Engine:
     def test(self) -> dict[str, Any]:
         """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
         from vitool.evaluation.evaluate import evaluate_protocols
-        from vitool.evaluation.protocols import ProtocolSpec
+        from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
         from vitool.io import make_provenance, write_features
 
         cfg = self.config
@@ -313,14 +306,11 @@ class Engine:
         write_features(
             self.run_dir / "test_features.h5", fs, make_provenance(cfg.to_dict(), seed=cfg.seed), overwrite=True
         )
-        protocol, variants = PROTOCOLS[cfg.dataset]
-        specs = [
-            ProtocolSpec(protocol, mode=v) if protocol == "sysu" else ProtocolSpec(protocol, direction=v)
-            for v in variants
-        ]
+        protocol = PROTOCOL_OF_DATASET[cfg.dataset]
+        specs = reported_specs(protocol)
         results = {
-            v: {k: r[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")}
-            for v, r in zip(variants, evaluate_protocols(fs, specs), strict=True)
+            name: {k: r[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")}
+            for name, r in zip(specs, evaluate_protocols(fs, list(specs.values())), strict=True)
         }
         (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")
         return results

@@ -28,6 +28,14 @@ from vitool.modality import INFRARED, VISIBLE
 
 PROTOCOLS = ("sysu", "regdb", "llcm", "generic")
 DEFAULT_DIRECTION = {"sysu": "i2v", "regdb": "v2i", "llcm": "i2v", "generic": "i2v"}
+PROTOCOL_OF_DATASET = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm", "manifest": "generic"}
+# the settings the papers report per protocol: SYSU's two gallery modes, both directions elsewhere
+REPORTED = {
+    "sysu": ("mode", ("all", "indoor")),
+    "regdb": ("direction", ("v2i", "i2v")),
+    "llcm": ("direction", ("i2v", "v2i")),
+    "generic": ("direction", ("i2v",)),
+}
 SYSU_GALLERY_CAMS = {"all": (1, 2, 4, 5), "indoor": (1, 2)}
 LLCM_CAMS = {VISIBLE: tuple(range(1, 10)), INFRARED: (1, 2, 4, 5, 6, 7, 8, 9)}
 MULTI_SHOT = 10
@@ -53,6 +61,12 @@ class ProtocolSpec:
 
     def resolved_direction(self) -> str:
         return self.direction or DEFAULT_DIRECTION[self.protocol]
+
+
+def reported_specs(protocol: str) -> dict[str, ProtocolSpec]:
+    """The protocol settings papers report, by name (e.g. {"all": ..., "indoor": ...} for SYSU)."""
+    field, names = REPORTED[protocol]
+    return {name: ProtocolSpec(protocol, **{field: name}) for name in names}
 
 
 def draw_galleries(
