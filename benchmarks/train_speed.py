@@ -70,7 +70,7 @@ def main() -> None:
             start, images = time.perf_counter(), 0
             for x, m, y, _ in loader():
                 out = model(x, m)
-                loss, _ = method.loss(out, y)
+                loss, _ = method.loss(out, y, m)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

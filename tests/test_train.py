@@ -36,12 +36,13 @@ def tiny(root, **kw):
     return TrainConfig(**base)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root):
-    straight = Engine(tiny(synth_root["sysu"]), tmp_path / "a", log=lambda _: None)
+@pytest.mark.parametrize("method", ["supervised", "otla"])
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
+    straight = Engine(tiny(synth_root["sysu"], method=method), tmp_path / "a", log=lambda _: None)
     results_a = straight.run()
-    first = Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "b", log=lambda _: None)
+    first = Engine(tiny(synth_root["sysu"], method=method, epochs=1), tmp_path / "b", log=lambda _: None)
     first.run()
-    resumed = Engine(tiny(synth_root["sysu"]), tmp_path / "b", log=lambda _: None)
+    resumed = Engine(tiny(synth_root["sysu"], method=method), tmp_path / "b", log=lambda _: None)
     resumed.resume(tmp_path / "b" / "last.pt")
     assert resumed.start_epoch == 1
     results_b = resumed.run()
@@ -50,6 +51,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root):
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
     assert results_a == results_b
+    if method == "otla":  # the method's heads and GRL counter were restored too
+        heads_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["method"]["heads"]
+        heads_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["method"]["heads"]
+        assert int(heads_b["iteration"]) == 2 * 2
+        for key in heads_a:
+            torch.testing.assert_close(heads_a[key], heads_b[key], rtol=0, atol=0)
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [0, 1] and all("val" in r and r["loss"] > 0 for r in log)
 

@@ -43,6 +43,7 @@ Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
 Mode = _choices("Mode", "all", "indoor")
 Shot = _choices("Shot", "single", "multi")
 Direction = _choices("Direction", "v2i", "i2v")
+TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible")
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -502,7 +503,14 @@ def train(
     dataset: Annotated[Dataset | None, typer.Option(help="Dataset layout of --root.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset root (or manifest CSV).")] = None,
     trial: Annotated[int | None, typer.Option(help="RegDB trial 1..10.")] = None,
-    method: Annotated[str | None, typer.Option(help="supervised (more to come).")] = None,
+    method: Annotated[
+        TrainMethod | None,
+        typer.Option(help="supervised (AGW, all labels), otla (visible labels), visible (baseline: visible only)."),
+    ] = None,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="otla/visible: visible labels from this file (e.g. vitool cluster); none = ground truth."),
+    ] = None,
     backbone: Annotated[Backbone | None, typer.Option(help="resnet50 (AGW) or a CPU backbone.")] = None,
     pretrained: Annotated[str | None, typer.Option(help="imagenet, none, or a .pth file.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs (AGW: 81).")] = None,
@@ -528,7 +536,8 @@ def train(
         "dataset": dataset.value if dataset else None,
         "root": root,
         "trial": trial,
-        "method": method,
+        "method": method.value if method else None,
+        "labels": labels,
         "backbone": backbone.value if backbone else None,
         "pretrained": pretrained,
         "epochs": epochs,

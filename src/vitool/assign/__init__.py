@@ -46,12 +46,15 @@ def class_centres(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
     return classes, l2_normalise(means)
 
 
-def check_modalities(modality: np.ndarray, intra: np.ndarray, where: str) -> None:
+def check_modalities(
+    modality: np.ndarray, intra: np.ndarray, where: str, labelled: tuple[int, ...] = (VISIBLE, INFRARED)
+) -> None:
+    """Both modalities present, and some labelled rows in each of the ``labelled`` modalities."""
     for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
         rows = modality == m
         if not rows.any():
             raise VitoolError(where, f"has no {name} samples", "association needs both modalities")
-        if not (intra[rows] >= 0).any():
+        if m in labelled and not (intra[rows] >= 0).any():
             raise VitoolError(where, f"every {name} sample is an outlier (label -1)", "re-cluster, e.g. a larger --eps")
 
 
@@ -70,7 +73,7 @@ def assign(
     ``probs`` (for ot) and ``experts`` (the expert classifiers, for experts) come from the features
     file when it has them.
     """
-    check_modalities(modality, intra, where)
+    check_modalities(modality, intra, where, labelled=(VISIBLE,) if method == "ot" else (VISIBLE, INFRARED))
     if method == "experts":
         from vitool.assign.experts import assign_experts
 

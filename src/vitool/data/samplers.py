@@ -19,7 +19,8 @@ class CrossModalIdentitySampler:
     """Yields batches of dataset indices: ``ids * per_id`` visible rows, then as many infrared rows.
 
     ``vis_labels`` / ``ir_labels`` give the label of each visible / infrared dataset row (-1 = unused);
-    ``ir_offset`` is the dataset index of the first infrared row.
+    ``ir_offset`` is the dataset index of the first infrared row. With no infrared label at all, batches
+    hold visible rows only.
     """
 
     def __init__(
@@ -33,7 +34,11 @@ class CrossModalIdentitySampler:
         batches: int | None = None,
     ) -> None:
         self.ids, self.per_id, self.seed = ids, per_id, seed
-        shared = np.intersect1d(vis_labels[vis_labels >= 0], ir_labels[ir_labels >= 0])
+        self.visible_only = not (ir_labels >= 0).any()  # e.g. a baseline trained on visible labels alone
+        if self.visible_only:
+            shared = np.unique(vis_labels[vis_labels >= 0])
+        else:
+            shared = np.intersect1d(vis_labels[vis_labels >= 0], ir_labels[ir_labels >= 0])
         if len(shared) < ids:
             raise VitoolError(
                 None,
@@ -53,5 +58,5 @@ class CrossModalIdentitySampler:
         for _ in range(self.batches):
             chosen = rng.choice(self.shared, self.ids, replace=False)
             vis = [rng.choice(self.vis_rows[int(k)], self.per_id) for k in chosen]
-            ir = [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
+            ir = [] if self.visible_only else [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
             yield np.concatenate(vis + ir).tolist()

@@ -20,15 +20,15 @@ class TrainConfig:
     dataset: str = "sysu"
     root: str = ""
     trial: int = 1
-    method: str = "supervised"
-    labels: str = ""  # a labels file for label-efficient methods
+    method: str = "supervised"  # supervised | otla | visible
+    labels: str = ""  # visible labels for otla / visible (e.g. vitool cluster output); none = ground truth
     backbone: str = "resnet50"
     pretrained: str = "imagenet"
     height: int = 0  # 0: the backbone's default (288x144 for resnet50, 128x64 otherwise)
     width: int = 0
     epochs: int = 81
-    ids_per_batch: int = 8
-    images_per_id: int = 4
+    ids_per_batch: int = 0  # 0: the method's (AGW 8 x 4, OTLA 4 x 8)
+    images_per_id: int = 0
     batches_per_epoch: int = 0  # 0: max(#visible, #infrared) // batch + 1, as AGW
     optimizer: str = "sgd"
     lr: float = 0.1  # heads (BNNeck, classifier); the backbone gets lr * backbone_lr_factor
@@ -46,6 +46,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
     workers: int = 0
     image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
+    ot_lambda: float = 25.0  # otla: Sinkhorn sharpness (entropic regularisation 1 / ot_lambda)
+    ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
+    grl_step: int = 1  # otla: GRL iterations per training step (reference: 1 on SYSU, 5 on RegDB)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

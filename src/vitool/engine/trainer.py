@@ -102,20 +102,21 @@ class Engine:
         # visible rows first, then infrared, as the sampler expects
         samples = sorted(samples, key=lambda s: s.modality)
         self.train_samples, self.val_samples = split_validation(samples, config.val_ids, config.seed)
-        self.method: Method = build_method(config.method, np.array([s.pid for s in self.train_samples]))
+        self.method: Method = build_method(config, self.train_samples)
         model_config = ModelConfig.cpu_default(config.backbone)
+        self.method.adjust_model(model_config)
         model_config.num_classes = self.method.num_classes()
         model_config.height = config.height or model_config.height
         model_config.width = config.width or model_config.width
         torch.manual_seed(config.seed)
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
+        self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
         heads = {id(p) for m in (self.model.bnneck, self.model.classifier) for p in m.parameters()}
+        backbone = [p for p in self.model.parameters() if id(p) not in heads]
+        backbone_ids = {id(p) for p in backbone}
         groups = [
-            {
-                "params": [p for p in self.model.parameters() if id(p) not in heads],
-                "lr_factor": config.backbone_lr_factor,
-            },
-            {"params": [p for p in self.model.parameters() if id(p) in heads], "lr_factor": 1.0},
+            {"params": backbone, "lr_factor": config.backbone_lr_factor},
+            {"params": [p for p in self.module.parameters() if id(p) not in backbone_ids], "lr_factor": 1.0},
         ]
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(
@@ -125,12 +126,12 @@ class Engine:
             self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         else:
             raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
-        self.train_model = self.model
+        self.train_model = self.module
         if self.world > 1:  # gradients are averaged over the processes; BN statistics stay per process
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+            self.train_model = DistributedDataParallel(self.module, device_ids=ids)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.cache = None
@@ -198,13 +199,21 @@ class Engine:
             self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
             labels = self.method.epoch_labels(self, epoch)
+            if self.world > 1:  # every process samples from process 0's labels
+                shared = [labels]
+                torch.distributed.broadcast_object_list(shared, src=0)
+                labels = shared[0]
+                self.method.adopt_labels(labels)
             dataset.labels = labels
+            ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
+            if not ids_per_batch or not images_per_id:
+                ids_per_batch, images_per_id = self.method.batch_shape
             sampler = CrossModalIdentitySampler(
                 labels[modality == VISIBLE],
                 labels[modality == INFRARED],
                 ir_offset,
-                cfg.ids_per_batch,
-                cfg.images_per_id,
+                ids_per_batch,
+                images_per_id,
                 seed=cfg.seed * 100_003 + epoch,
                 batches=cfg.batches_per_epoch or None,
             )
@@ -216,6 +225,7 @@ class Engine:
                 generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
             )
             record = self._train_epoch(epoch, loader, progress if main else None)
+            record.update(self.method.report())
             if main:  # one process validates, logs and writes; the others wait at the barrier
                 if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
                     record["val"] = self._validate()
@@ -242,7 +252,7 @@ class Engine:
         lr = self.config.lr_at(epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_factor"]
-        self.model.train()
+        self.module.train()
         sums: dict[str, float] = {}
         images, start = 0, time.perf_counter()
         for step, (x, modality, labels, _) in enumerate(loader):
@@ -251,7 +261,7 @@ class Engine:
                 self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
                 out = self.train_model(x, modality)
-            loss, parts = self.method.loss(out, labels)
+            loss, parts = self.method.loss(out, labels, modality)
             if not torch.isfinite(loss):
                 raise VitoolError(
                     self.run_dir,
@@ -279,7 +289,7 @@ class Engine:
 
     # ----------------------------------------------------------------------------------- evaluation
 
-    def _features(self, samples: list[Sample], attrs: dict[str, Any]):
+    def features(self, samples: list[Sample], attrs: dict[str, Any]):
         from vitool.features import extract_featureset
 
         return extract_featureset(self.model, samples, self.root, attrs, self.device, batch_size=128, cache=self.cache)
@@ -288,7 +298,7 @@ class Engine:
         from vitool.evaluation.evaluate import evaluate_features
         from vitool.evaluation.protocols import ProtocolSpec
 
-        fs = self._features(self.val_samples, {"dataset": "manifest", "split": "val"})
+        fs = self.features(self.val_samples, {"dataset": "manifest", "split": "val"})
         result = evaluate_features(fs, ProtocolSpec("generic"), where="validation identities")
         return {k: result[k] for k in ("rank1", "mAP", "mINP")}
 
@@ -300,7 +310,7 @@ class Engine:
 
         cfg = self.config
         samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
-        fs = self._features(
+        fs = self.features(
             samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
         )
         write_features(

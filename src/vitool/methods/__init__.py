@@ -1,32 +1,53 @@
-"""Training methods: each supplies its label space, its per-epoch relabelling hook and its losses; the
-engine (vitool.engine.trainer) owns the loop."""
+"""Training methods: each supplies its network adjustments and extra heads, its label space, its
+per-epoch relabelling hook, its batch shape and its losses; the engine (vitool.engine.trainer) owns the loop."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
+from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
+from vitool.modality import VISIBLE
 
-METHODS = ("supervised",)
+METHODS = ("supervised", "otla", "visible")
 
 
 class Method:
     """The interface the engine drives. ``labels`` are per training row (-1 = not used this epoch)."""
 
     name = "base"
+    batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
 
     def num_classes(self) -> int:
         raise NotImplementedError
+
+    def adjust_model(self, config) -> None:
+        """Change the network's ModelConfig before it is built (e.g. one shared stem)."""
+
+    def train_module(self, model: nn.Module) -> nn.Module:
+        """The module the loop calls: the model, or the model wrapped with the method's extra heads."""
+        return model
 
     def epoch_labels(self, engine: Any, epoch: int) -> np.ndarray:
         """Labels of every training row for this epoch's batches (a relabelling hook may run here)."""
         raise NotImplementedError
 
-    def loss(self, out: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    def adopt_labels(self, labels: np.ndarray) -> None:
+        """In a distributed run every process takes process 0's labels for the epoch."""
+
+    def report(self) -> dict[str, Any]:
+        """Facts about this epoch's labels for the log (e.g. pseudo-label accuracy against ground truth)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -35,9 +56,50 @@ class Method:
         pass
 
 
-def build_method(name: str, pids: np.ndarray) -> Method:
-    if name == "supervised":
+def visible_training_labels(config, samples: list[Sample]) -> tuple[np.ndarray, str]:
+    """Per training row, the visible label a label-efficient method starts from (-1 elsewhere), and where
+    it came from: the ground-truth identities (semi-supervised), or ``config.labels`` (a labels file, e.g.
+    `vitool cluster` output: unsupervised). Visible classes with one member are dropped, as OTLA does."""
+    modality = np.array([s.modality for s in samples])
+    if not config.labels:
+        labels = np.array([s.pid for s in samples], dtype=np.int64)
+        source = "ground truth"
+    else:
+        labels = labels_from_file(Path(config.labels), samples)
+        source = str(config.labels)
+    labels = np.where(modality == VISIBLE, labels, -1)
+    classes, counts = np.unique(labels[labels >= 0], return_counts=True)
+    labels[np.isin(labels, classes[counts < 2])] = -1
+    if not (labels >= 0).any():
+        raise VitoolError(config.labels or None, "no visible class has two or more images", "re-cluster")
+    return labels, source
+
+
+def labels_from_file(path: Path, samples: list[Sample]) -> np.ndarray:
+    """The ``label`` of each training sample in a labels file, joined by image path."""
+    from vitool.io import read_labels
+
+    ls = read_labels(path)
+    where = {p: i for i, p in enumerate(ls.path.tolist())}
+    index = np.array([where.get(s.path, -1) for s in samples], dtype=np.int64)
+    missing = index < 0
+    if missing.any():
+        first = samples[int(np.flatnonzero(missing)[0])].path
+        raise VitoolError(
+            path,
+            f"has no label for {int(missing.sum())} of {len(samples)} training images (first: {first})",
+            "use a labels file made from this dataset's training split (e.g. vitool cluster on its features)",
+        )
+    return ls.label[index].astype(np.int64)
+
+
+def build_method(config, samples: list[Sample]) -> Method:
+    if config.method == "supervised":
         from vitool.methods.supervised import Supervised
 
-        return Supervised(pids)
-    raise VitoolError(None, f"unknown method '{name}'", f"use one of {', '.join(METHODS)}")
+        return Supervised(np.array([s.pid for s in samples]))
+    if config.method in ("otla", "visible"):
+        from vitool.methods.otla import OTLA
+
+        return OTLA(config, samples, use_infrared=config.method == "otla")
+    raise VitoolError(None, f"unknown method '{config.method}'", f"use one of {', '.join(METHODS)}")

@@ -26,7 +26,9 @@ class Supervised(Method):
     def epoch_labels(self, engine, epoch: int) -> np.ndarray:
         return self.labels
 
-    def loss(self, out: dict[str, torch.Tensor], labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         ce = F.cross_entropy(out["logits"].float(), labels)
         wrt = weighted_regularized_triplet(out["pre_bn"].float(), labels)
         return ce + wrt, {"ce": float(ce.detach()), "triplet": float(wrt.detach())}

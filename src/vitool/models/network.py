@@ -17,6 +17,10 @@ from vitool.models.weights import imagenet_state_dict
 
 BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")
 FEATURE_DIM = {"resnet50": 2048, "resnet18": 512, "mobilenet_v2": 1280}
+# Multi-level features (OTLA's discriminator): the trunk children after which a level ends, and the
+# channels of the stem and of each such level (the last level is the pooled trunk output itself).
+LEVEL_ENDS = {"resnet50": (0, 1, 2), "resnet18": (0, 1, 2), "mobilenet_v2": (1, 4, 11)}
+LEVEL_DIMS = {"resnet50": (64, 256, 512, 1024), "resnet18": (64, 64, 128, 256), "mobilenet_v2": (16, 24, 32, 96)}
 
 
 @dataclass
@@ -166,10 +170,24 @@ class VIReIDNet(nn.Module):
         out[vis], out[~vis] = x_vis, x_ir
         return out
 
-    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
-        pre_bn = self.pool(self.trunk(self.stem(images, modality)))
+    def forward(self, images: torch.Tensor, modality: torch.Tensor, levels: bool = False) -> dict[str, torch.Tensor]:
+        """With ``levels``, also the global-average-pooled outputs of the stem and of the trunk stages
+        before the last (``levels``: a list, LEVEL_DIMS wide), as OTLA's discriminator reads them."""
+        x = self.stem(images, modality)
+        if levels:
+            pooled = [x.mean(dim=(2, 3))]
+            ends = LEVEL_ENDS[self.config.backbone]
+            for i, block in enumerate(self.trunk):
+                x = block(x)
+                if i in ends:
+                    pooled.append(x.mean(dim=(2, 3)))
+        else:
+            x = self.trunk(x)
+        pre_bn = self.pool(x)
         feat = self.bnneck(pre_bn)
         out = {"pre_bn": pre_bn, "feat": feat}
+        if levels:
+            out["levels"] = pooled
         if self.classifier is not None:
             out["logits"] = self.classifier(feat)
         return out

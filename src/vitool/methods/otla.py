@@ -1,0 +1,259 @@
+"""OTLA: optimal-transport label assignment for label-efficient VI-ReID (Wang et al., ECCV'22; paper 003;
+shared/reference/ref-otla-eval.md §4). Visible images carry labels (ground truth: semi-supervised; a
+labels file such as `vitool cluster` output: unsupervised); infrared images get pseudo labels from a
+Sinkhorn equipartition over the classifier's predictions, refreshed once per epoch.
+
+The network is one shared backbone (no modality-specific stem, no non-local block, average pooling) with
+the paper's three parts:
+
+- DEN (§3.2): a modality discriminator on the concatenated BN'd average-pooled outputs of five levels
+  (stem, three trunk stages, the final features), behind a gradient-reversal layer whose coefficient
+  follows the DANN schedule gamma = 2 / (1 + exp(-10 iter / 10000)) - 1, ``iter`` growing by
+  ``grl_step`` per training forward (reference: 1 on SYSU, 5 on RegDB). Loss: BCE, visible = 1.
+- OTLA (§3.3, Eq. 3-5): the infrared label bank from ``vitool.assign.assign("ot", ...)``, the function
+  behind `vitool assign-labels --method ot` (lambda = ``ot_lambda``, 25).
+- PAL (§3.4, Eq. 6-10): batch-level prediction mix-up and two KL terms (0.1 and 0.5).
+
+Total loss as the reference trainer: CE_v + Tri_v + 0.1 CE_r + 0.5 Tri_r + BCE + PAL, with batch-hard
+triplets (margin 0.3) within each modality on the pre-BN features; the infrared targets are the pseudo
+labels, which the sampler puts in the slots of the visible class of the same label (4 ids x 8 images).
+
+Our choices where the reference code does something the paper does not say (docs/training.md):
+predictions for the assignment come from the model in eval mode on un-augmented images (the reference
+runs train-mode BN over augmented infrared-only batches, which also moves the running statistics); the
+labels computed at the start of epoch e shape the batches of epoch e (the reference's shape e + 1); the
+bank starts from class-centre similarity of the ImageNet features (``ot_init = "prototypes"``) rather
+than uniform-random labels (``ot_init = "random"``, the reference); the GRL step is saved in checkpoints.
+
+``use_infrared=False`` is the visible-only baseline (``--method visible``): the same network trained with
+CE + triplet on the visible labels alone, the lower bound a label-efficient method must beat.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitool.data.datasets import Sample
+from vitool.errors import VitoolError
+from vitool.methods import Method, visible_training_labels
+from vitool.modality import INFRARED, VISIBLE
+from vitool.models.losses import batch_hard_triplet
+from vitool.models.network import FEATURE_DIM, LEVEL_DIMS
+
+LAMBDA_VR, LAMBDA_RV = 0.1, 0.5  # PAL weights (paper §3.4)
+IR_CE_WEIGHT, IR_TRIPLET_WEIGHT = 0.1, 0.5  # reference trainer's infrared terms
+
+
+def grl_coefficient(iteration: float, alpha: float = 10.0, max_iter: float = 10_000.0) -> float:
+    """DANN's schedule, rising from 0 to 1 (paper §4.2: tau = 10, maxiter = 10000)."""
+    return 2.0 / (1.0 + math.exp(-alpha * iteration / max_iter)) - 1.0
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the backward gradient is multiplied by -coefficient (Ganin & Lempitsky, 2015)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, coefficient: float) -> torch.Tensor:
+        ctx.coefficient = coefficient
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.coefficient * grad, None
+
+
+def _frozen_bias_bn(dim: int) -> nn.BatchNorm1d:
+    bn = nn.BatchNorm1d(dim)
+    bn.bias.requires_grad_(False)
+    return bn
+
+
+class ModalityDiscriminator(nn.Module):
+    """Three FC layers and a BN before the output (paper §4.2; widths as the reference: d -> d/2 -> d/2 -> 1)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        half = dim // 2
+        self.net = nn.Sequential(
+            nn.Linear(dim, half),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(half, half),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(half, 1),
+            _frozen_bias_bn(1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)  # a logit; sigmoid + BCE are fused in the loss
+
+
+class OTLANet(nn.Module):
+    """The model plus DEN: BN heads on the four lower levels and the GRL discriminator. The GRL
+    iteration counter is a buffer, so it is checkpointed (the reference restarts it at 0 on resume)."""
+
+    def __init__(self, model: nn.Module, grl_step: int) -> None:
+        super().__init__()
+        self.model, self.grl_step = model, grl_step
+        backbone = model.config.backbone
+        self.level_bns = nn.ModuleList(_frozen_bias_bn(d) for d in LEVEL_DIMS[backbone])
+        self.discriminator = ModalityDiscriminator(sum(LEVEL_DIMS[backbone]) + FEATURE_DIM[backbone])
+        self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+
+    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model(images, modality, levels=True)
+        if self.training:
+            self.iteration += self.grl_step
+        levels = [bn(x) for bn, x in zip(self.level_bns, out.pop("levels"), strict=True)]
+        joint = torch.cat([*levels, out["feat"]], dim=1)
+        coefficient = grl_coefficient(float(self.iteration))
+        out["modality_logit"] = self.discriminator(GradientReversal.apply(joint, coefficient))
+        return out
+
+    def heads_state(self) -> dict[str, Any]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
+
+
+def prediction_alignment_loss(z_v: torch.Tensor, z_r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """PAL (Eq. 6-9): (KL(S^v || S^vr), KL(S^rv || S^rr)) with S^xy = softmax(n(z_x) n(z_y)^T) z_y.
+
+    The attention uses cosine similarity of the logits at temperature 1 and the KLs compare softmaxes,
+    averaged over the batch, as the reference code; neither side is detached.
+    """
+    n_v, n_r = F.normalize(z_v, dim=1), F.normalize(z_r, dim=1)
+    mix_vr = torch.softmax(n_v @ n_r.T, dim=1) @ z_r
+    mix_rv = torch.softmax(n_r @ n_v.T, dim=1) @ z_v
+    mix_rr = torch.softmax(n_r @ n_r.T, dim=1) @ z_r
+
+    def kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(q_logits, dim=1), F.softmax(p_logits, dim=1), reduction="batchmean")
+
+    return kl(z_v, mix_vr), kl(mix_rv, mix_rr)
+
+
+class OTLA(Method):
+    batch_shape = (4, 8)  # 4 identities x 8 images per modality (reference sampler)
+
+    def __init__(self, config, samples: list[Sample], use_infrared: bool = True) -> None:
+        self.name = "otla" if use_infrared else "visible"
+        self.config, self.use_infrared = config, use_infrared
+        if config.ot_init not in ("prototypes", "random"):
+            raise VitoolError(None, f"ot_init '{config.ot_init}'", "use prototypes or random")
+        self.modality = np.array([s.modality for s in samples])
+        self.pid = np.array([s.pid for s in samples])
+        visible, self.label_source = visible_training_labels(config, samples)
+        classes, contiguous = np.unique(visible[visible >= 0], return_inverse=True)
+        self.visible = np.full(len(samples), -1, dtype=np.int64)
+        self.visible[visible >= 0] = contiguous  # classifier column j = j-th smallest visible label
+        self.classes = len(classes)
+        self.bank = np.full(len(samples), -1, dtype=np.int64)  # infrared pseudo labels (infrared rows only)
+        self.net: OTLANet | None = None
+        self._sinkhorn: dict[str, Any] = {}
+        self._report: dict[str, Any] = {}
+
+    def num_classes(self) -> int:
+        return self.classes
+
+    def adjust_model(self, config) -> None:
+        config.two_stream, config.non_local, config.gem_p = False, False, 1.0
+
+    def train_module(self, model: nn.Module) -> nn.Module:
+        if not self.use_infrared:
+            return model
+        self.net = OTLANet(model, self.config.grl_step)
+        return self.net
+
+    # ------------------------------------------------------------------------------------- labels
+
+    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
+        if not self.use_infrared:
+            return self.visible
+        self.bank = self._assign(engine, epoch)
+        labels = np.where(self.modality == INFRARED, self.bank, self.visible)
+        self._report = {"labels_from": self.label_source, **self._diagnostics(labels)}
+        return labels
+
+    def adopt_labels(self, labels: np.ndarray) -> None:
+        """Take process 0's labels in a distributed run."""
+        if self.use_infrared:
+            self.bank = np.where(self.modality == INFRARED, labels, -1)
+
+    def _assign(self, engine, epoch: int) -> np.ndarray:
+        from vitool.assign import assign
+
+        ir = np.flatnonzero(self.modality == INFRARED)
+        bank = np.full(len(self.modality), -1, dtype=np.int64)
+        if epoch == 0 and self.config.ot_init == "random":
+            rng = np.random.default_rng(self.config.seed)
+            bank[ir] = rng.integers(0, self.classes, len(ir))
+            self._sinkhorn = {"cost": "random"}
+            return bank
+        samples = engine.train_samples
+        if epoch == 0:  # the ImageNet features: infrared rows against visible class centres
+            fs = engine.features(samples, {"dataset": "manifest", "split": "train"})
+            features, probs = fs.features, None
+        else:  # the classifier's predictions on the infrared rows (visible rows are not read)
+            fs = engine.features([samples[i] for i in ir], {"dataset": "manifest", "split": "train"})
+            features = np.zeros((len(samples), fs.features.shape[1]), dtype=np.float32)
+            probs = np.zeros((len(samples), self.classes), dtype=np.float32)
+            probs[ir] = fs.probs
+        result = assign(
+            "ot", features, self.modality, self.visible, where="training labels", probs=probs, lam=self.config.ot_lambda
+        )
+        self._sinkhorn = result.attrs
+        bank[ir] = result.label[ir]
+        return bank
+
+    def _diagnostics(self, labels: np.ndarray) -> dict[str, Any]:
+        from vitool.diagnostics import cross_modal_accuracy
+
+        out: dict[str, Any] = {f"ot_{k}": v for k, v in self._sinkhorn.items() if k != "classes"}
+        if (self.pid >= 0).all():
+            out["ir_label_accuracy"] = round(100 * cross_modal_accuracy(self.pid, self.modality, labels), 2)
+        return out
+
+    def report(self) -> dict[str, Any]:
+        return self._report
+
+    # --------------------------------------------------------------------------------------- loss
+
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        vis, ir = modality == VISIBLE, modality == INFRARED
+        logits, pre_bn = out["logits"].float(), out["pre_bn"].float()
+        terms = {
+            "ce_v": F.cross_entropy(logits[vis], labels[vis]),
+            "triplet_v": batch_hard_triplet(pre_bn[vis], labels[vis]),
+        }
+        if self.use_infrared:
+            pal_vr, pal_rv = prediction_alignment_loss(logits[vis], logits[ir])
+            target = vis.float()
+            terms |= {
+                "ce_r": IR_CE_WEIGHT * F.cross_entropy(logits[ir], labels[ir]),
+                "triplet_r": IR_TRIPLET_WEIGHT * batch_hard_triplet(pre_bn[ir], labels[ir]),
+                "modality": F.binary_cross_entropy_with_logits(out["modality_logit"].float(), target),
+                "pal": LAMBDA_VR * pal_vr + LAMBDA_RV * pal_rv,
+            }
+        total = sum(terms.values())
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    # -------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"bank": self.bank.copy(), "report": self._report}
+        if self.net is not None:
+            state["heads"] = self.net.heads_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.bank, self._report = np.asarray(state["bank"]), state.get("report", {})
+        if self.net is not None:
+            self.net.load_state_dict({**self.net.state_dict(), **state["heads"]})
