@@ -77,7 +77,8 @@ def test_visible_labels_come_from_ground_truth_or_a_labels_file(tmp_path, synth_
     labels, _ = visible_training_labels(TrainConfig(labels=str(tmp_path / "l.h5")), samples)
     assert labels[0] == -1 and (labels[1:][modality[1:] == 0] == clusters[1:][modality[1:] == 0]).all()
 
-    other = LabelSet(np.array([f"other/{i}.jpg" for i in range(5)], dtype=object), np.zeros(5, np.uint8), np.zeros(5, np.int64))
+    paths = np.array([f"other/{i}.jpg" for i in range(5)], dtype=object)
+    other = LabelSet(paths, np.zeros(5, np.uint8), np.zeros(5, np.int64))
     write_labels(tmp_path / "other.h5", other, make_provenance({}))
     with pytest.raises(VitoolError, match="other.h5.*has no label for .* training images"):
         labels_from_file(tmp_path / "other.h5", samples)

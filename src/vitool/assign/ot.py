@@ -54,16 +54,17 @@ def sinkhorn_equipartition(
         dense = np.exp(log_s)
         if (dense.sum(axis=0) > 0).all() and (dense.sum(axis=1) > 0).all():
             s = dense
+    q = None
     if s is not None and sp.issparse(s):
         alpha, beta, iterations = _plain(s, tol)
-        if not _dropped_entries_negligible(s, alpha, beta):
+        if not np.isfinite(alpha).all() or not _dropped_entries_negligible(s, alpha, beta):
             s = np.exp(log_s)  # the dropped entries could have mattered: redo it densely
     if s is not None and sp.issparse(s):
         q = (sp.diags(alpha) @ s).toarray()
     elif s is not None:
         alpha, _, iterations = _plain(s, tol)
-        q = alpha[:, None] * s
-    else:
+        q = alpha[:, None] * s if np.isfinite(alpha).all() else None
+    if q is None or not np.isfinite(q).all() or not (q.sum(axis=0) > 0).all():  # under- or overflow in float64
         log_alpha, _, iterations = _log_domain(log_s, tol)
         q = np.exp(log_alpha[:, None] + log_s - (log_alpha[:, None] + log_s).max(axis=0))
     best = np.argmax(q, axis=0)
@@ -83,12 +84,15 @@ def _dropped_entries_negligible(s: sp.csr_matrix, alpha: np.ndarray, beta: np.nd
 def _plain(s, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
     k, n = s.shape
     alpha, beta = np.full(k, 1.0 / k), np.full(n, 1.0 / n)
-    for it in range(1, MAX_ITERATIONS + 1):
-        alpha = (1.0 / k) / (s @ beta)
-        new_beta = (1.0 / n) / (s.T @ alpha)
-        if it % 10 == 0 and np.abs(beta / new_beta - 1).sum() <= tol:
-            return alpha, new_beta, it
-        beta = new_beta
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the caller checks for inf / nan
+        for it in range(1, MAX_ITERATIONS + 1):
+            alpha = (1.0 / k) / (s @ beta)
+            new_beta = (1.0 / n) / (s.T @ alpha)
+            if not np.isfinite(new_beta).all():
+                return np.full(k, np.inf), new_beta, it
+            if it % 10 == 0 and np.abs(beta / new_beta - 1).sum() <= tol:
+                return alpha, new_beta, it
+            beta = new_beta
     return alpha, beta, MAX_ITERATIONS
 
 

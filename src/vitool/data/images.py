@@ -35,10 +35,10 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def image(self, i: int) -> torch.Tensor:
+    def image(self, i: int, transform=None) -> torch.Tensor:
         rel = self.samples[i].path
         img = self.cache.load(rel) if self.cache is not None and rel in self.cache else load_rgb(self.root / rel)
-        return self.transform(img)
+        return (transform or self.transform)(img)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
         return self.image(i), self.samples[i].modality, i

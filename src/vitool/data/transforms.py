@@ -1,6 +1,7 @@
 """Image transforms of the references (ref-otla-eval.md §1.4): ImageNet normalisation everywhere; the
 test transform resizes only; the AGW training transform pads by 10, crops back, flips, and (as
-AGW-for-LLCM and OTLA do) optionally erases a random rectangle."""
+AGW-for-LLCM and OTLA do) optionally erases a random rectangle; OTLA also turns visible images gray
+with probability 0.5 (``grayscale``, applied to the visible rows only by the trainer)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ def test_transform(height: int, width: int):
     )
 
 
-def train_transform(height: int, width: int, erasing: float = 0.5):
+def train_transform(height: int, width: int, erasing: float = 0.5, grayscale: float = 0.0):
     from torchvision import transforms
 
-    steps = [
+    steps = [transforms.RandomGrayscale(grayscale)] if grayscale > 0 else []
+    steps += [
         transforms.Resize((height, width)),
         transforms.Pad(10),
         transforms.RandomCrop((height, width)),

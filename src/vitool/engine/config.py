@@ -39,6 +39,7 @@ class TrainConfig:
     milestones: list[int] = field(default_factory=lambda: [20, 50])
     gamma: float = 0.1
     erasing: float = 0.0
+    visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
     val_ids: int = 0  # identities held out of training to choose best.pt (never the test set)
     eval_every: int = 1
     seed: int = 0

@@ -36,14 +36,18 @@ from vitool.models.network import ModelConfig, VIReIDNet
 
 
 class TrainSet(ImageDataset):
-    """Training images with the label the method assigns this epoch."""
+    """Training images with the label the method assigns this epoch; visible rows may have their own
+    transform (OTLA's random grayscale)."""
 
-    def __init__(self, samples: list[Sample], root: Path, transform, cache=None) -> None:
+    def __init__(self, samples: list[Sample], root: Path, transform, cache=None, visible_transform=None) -> None:
         super().__init__(samples, root, transform, cache)
+        self.visible_transform = visible_transform
         self.labels = np.full(len(samples), -1, dtype=np.int64)
 
     def __getitem__(self, i: int):
-        return self.image(i), self.samples[i].modality, int(self.labels[i]), i
+        modality = self.samples[i].modality
+        transform = self.visible_transform if modality == VISIBLE and self.visible_transform else self.transform
+        return self.image(i, transform), modality, int(self.labels[i]), i
 
 
 class RankSlice:
@@ -183,11 +187,14 @@ class Engine:
 
     def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
         cfg = self.config
+        size = (self.model.config.height, self.model.config.width)
+        gray = self.method.visible_grayscale if cfg.visible_grayscale < 0 else cfg.visible_grayscale
         dataset = TrainSet(
             self.train_samples,
             self.root,
-            train_transform(self.model.config.height, self.model.config.width, cfg.erasing),
+            train_transform(*size, cfg.erasing),
             self.cache,
+            train_transform(*size, cfg.erasing, gray) if gray > 0 else None,
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())

@@ -22,6 +22,7 @@ class Method:
 
     name = "base"
     batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
+    visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
 
     def num_classes(self) -> int:
         raise NotImplementedError

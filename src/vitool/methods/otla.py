@@ -140,6 +140,7 @@ def prediction_alignment_loss(z_v: torch.Tensor, z_r: torch.Tensor) -> tuple[tor
 
 class OTLA(Method):
     batch_shape = (4, 8)  # 4 identities x 8 images per modality (reference sampler)
+    visible_grayscale = 0.5  # paper §4.2
 
     def __init__(self, config, samples: list[Sample], use_infrared: bool = True) -> None:
         self.name = "otla" if use_infrared else "visible"
