@@ -3,8 +3,8 @@
 import json
 
 import numpy as np
-from scipy.special import logsumexp
 import pytest
+from scipy.special import logsumexp
 
 from vitool.assign import assign
 from vitool.assign.hungarian import match_centres
