@@ -82,6 +82,19 @@ def test_run_folder_is_self_describing(tmp_path, synth_root):
     assert json.loads(res.stdout)["mAP"] == pytest.approx(saved["all"]["mAP"], abs=1e-6)
 
 
+def test_set_overrides_any_key_with_a_toml_value():
+    from vitool.engine.config import parse_assignments
+
+    assert parse_assignments(["grl_step=5", "milestones=[3, 6]", "ot_init=random", "lr=1e-3"]) == {
+        "grl_step": 5,
+        "milestones": [3, 6],
+        "ot_init": "random",
+        "lr": 1e-3,
+    }
+    with pytest.raises(VitoolError, match="--set grl=5"):
+        parse_assignments(["grl=5"])
+
+
 def test_config_errors_name_the_problem(tmp_path):
     (tmp_path / "c.toml").write_text('dataset = "sysu"\nbatchsize = 3\nlearning_rate = 1\n')
     with pytest.raises(VitoolError, match="unknown keys batchsize, learning_rate"):

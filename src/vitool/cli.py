@@ -525,6 +525,10 @@ def train(
     amp: Annotated[str | None, typer.Option(help="auto, none, fp16 or bf16.")] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
     image_cache: Annotated[str | None, typer.Option(help="Read images from this `vitool cache` file.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE for any config key (TOML value), e.g. --set grl_step=5; repeatable."),
+    ] = None,
 ) -> None:
     """Train a model (config file keys = these options), evaluate the last epoch on the test split."""
     from vitool.engine.config import load_config
@@ -551,6 +555,9 @@ def train(
         "workers": workers,
         "image_cache": image_cache,
     }
+    from vitool.engine.config import parse_assignments
+
+    overrides.update(parse_assignments(set_ or []))
     if resume is not None:
         run_dir = resume
         if not (run_dir / "last.pt").is_file():

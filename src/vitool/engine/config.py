@@ -84,6 +84,21 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
 
 
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``--set key=value`` pairs; the value is read as TOML (a bare word is a string)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in KEYS:
+            raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
+        try:
+            out[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value
+    return out
+
+
 def dump_config(config: TrainConfig) -> str:
     lines = []
     for key, value in config.to_dict().items():
