@@ -110,3 +110,17 @@ def test_the_bank_is_the_sinkhorn_solution_over_the_classifier_predictions(tmp_p
     np.testing.assert_array_equal(labels[ir], best)
     visible = [i for i, s in enumerate(engine.train_samples) if s.modality == 0]
     assert (labels[visible] == engine.method.visible[visible]).all()
+
+
+def test_train_with_labels_of_other_images_is_a_one_line_error(tmp_path, synth_root):
+    from .conftest import run_cli
+
+    paths = np.array([f"cam1/{i:04d}/0001.jpg" for i in range(3)], dtype=object)
+    write_labels(tmp_path / "l.h5", LabelSet(paths, np.zeros(3, np.uint8), np.arange(3)), make_provenance({}))
+    res = run_cli(
+        "train", "--method", "otla", "--dataset", "sysu", "--root", synth_root["sysu"],
+        "--labels", tmp_path / "l.h5", "--backbone", "mobilenet_v2", "--pretrained", "none", "-o", tmp_path / "run",
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert res.stderr.count("\n") == 1 and "l.h5" in res.stderr and "has no label for" in res.stderr
+    assert not (tmp_path / "run" / "last.pt").exists()
