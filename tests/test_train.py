@@ -147,6 +147,7 @@ def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_ro
 
 
 def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
+    """OTLA, so the method's heads, GRL counter and the label bank broadcast are exercised too."""
     import subprocess
     import sys
 
@@ -160,6 +161,8 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
         "-m",
         "vitool",
         "train",
+        "--method",
+        "otla",
         "--root",
         str(synth_root["sysu"]),
         "-o",
@@ -167,7 +170,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
         "--backbone",
         "mobilenet_v2",
         "--epochs",
-        "1",
+        "2",
         "--batches-per-epoch",
         "2",
         "--optimizer",
@@ -186,4 +189,6 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
     assert len(outputs) == 1  # only process 0 reports
     assert json.loads(outputs[0])["all"]["mAP"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 1 and "val" in log[0]  # one writer
+    assert len(log) == 2 and all("val" in r for r in log) and log[1]["ot_cost"] == "probs"  # one writer
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["method"]
+    assert int(state["heads"]["iteration"]) == 2 * 2  # each process counts its own steps
