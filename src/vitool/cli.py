@@ -594,6 +594,114 @@ def train(
 # ---------------------------------------------------------------------------------------------------- info
 
 
+show_app = typer.Typer(help="Pictures of a features file: rank lists, embedding maps.", no_args_is_help=True)
+app.add_typer(show_app, name="show")
+
+
+@show_app.command("ranks")
+def show_ranks(
+    features: Annotated[Path, typer.Argument(help="Features file (e.g. a run's test_features.h5).")],
+    root: Annotated[Path, typer.Option(help="The dataset root the file's image paths are relative to.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    protocol: Annotated[Protocol | None, typer.Option(help="Protocol (default: from the file's dataset).")] = None,
+    mode: Annotated[Mode, typer.Option(help="SYSU gallery: all-search or indoor-search.")] = Mode.all,
+    direction: Annotated[Direction | None, typer.Option(help="v2i or i2v (default: the protocol's).")] = None,
+    top: Annotated[int, typer.Option(min=1, help="Gallery images per query.")] = 10,
+    random_queries: Annotated[int, typer.Option("--random", min=0, help="Random queries (seeded).")] = 4,
+    best: Annotated[int, typer.Option(min=0, help="Queries with the highest AP.")] = 1,
+    worst: Annotated[int, typer.Option(min=0, help="Queries with the lowest AP.")] = 1,
+    query: Annotated[list[str] | None, typer.Option(help="A query image path (as in the file); repeatable.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random queries.")] = 0,
+    as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Query images of one modality with their top-k gallery images of the other (trial 0 of the
+    protocol, its exclusion rule applied); true matches framed green, others red."""
+    from vitool.data.datasets import image_root
+    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec
+    from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
+    from vitool.show import plot_rank_lists, rank_lists
+
+    check_output(output, overwrite)
+    fs = read_features(features)
+    dataset = str(fs.attrs.get("dataset", "manifest"))
+    proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(dataset, "generic")
+    spec = ProtocolSpec(proto, mode.value, "single", direction.value if direction else None, trials=1)
+    lists = rank_lists(fs, spec, top, random_queries, best, worst, query, seed, where=str(features))
+    base = image_root(dataset, root)
+    missing = [str(fs.path[r.query]) for r in lists if not (base / fs.path[r.query]).is_file()]
+    if missing:
+        raise VitoolError(root, f"has no image '{missing[0]}'", "pass the dataset root the features were made from")
+    config = _effective_config(protocol=proto, mode=mode, direction=spec.resolved_direction(), top=top, seed=seed)
+    meta = make_provenance(config, inputs={str(features): sha256_file(features)})
+    title = f"{proto} {spec.resolved_direction()} ({features.name}); green: same identity"
+    with atomic_output(output, overwrite) as tmp:
+        plot_rank_lists(lists, fs, base, tmp, title, meta)
+    rows = [
+        {
+            "query": str(fs.path[r.query]),
+            "why": r.why,
+            "ap": None if r.ap != r.ap else round(100 * r.ap, 2),
+            "top": [str(fs.path[g]) for g in r.gallery],
+            "match": r.match.astype(int).tolist(),
+        }
+        for r in lists
+    ]
+    if as_json:
+        _emit_json({"output": str(output), "queries": rows})
+    else:
+        typer.echo(f"wrote {len(rows)} rank lists to {output}")
+
+
+@show_app.command("embedding")
+def show_embedding(
+    features: Annotated[Path, typer.Argument(help="Features file.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG to write.")],
+    labels: Annotated[
+        Path | None, typer.Option(help="Colour by this labels file's label (pseudo labels) instead of identity.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="auto (t-SNE up to 5,000 points, else PCA), tsne or pca.")] = "auto",
+    max_points: Annotated[int, typer.Option(min=10, help="Draw a seeded sample of at most this many rows.")] = 5000,
+    feature: Annotated[str, typer.Option(help="features or features_pre_bn.")] = "features",
+    seed: Annotated[int, typer.Option(help="Seed of t-SNE and of the sample.")] = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """A 2-D map of the features, coloured by identity (or pseudo label), circles visible, triangles infrared."""
+    import numpy as np
+
+    from vitool.io import (
+        align_labels,
+        atomic_output,
+        check_output,
+        make_provenance,
+        read_features,
+        read_labels,
+        sha256_file,
+    )
+    from vitool.show import embedding_2d, plot_embedding
+
+    check_output(output, overwrite)
+    fs = read_features(features)
+    emb = fs.features if feature == "features" else fs.features_pre_bn
+    if emb is None or feature not in ("features", "features_pre_bn"):
+        raise VitoolError(features, f"has no dataset '{feature}'", "use --feature features")
+    colour_by, what = fs.pid, "identity"
+    inputs = {str(features): sha256_file(features)}
+    if labels is not None:
+        ls = read_labels(labels)
+        colour_by, what = ls.label[align_labels(fs, ls, labels)], f"label of {labels.name}"
+        inputs[str(labels)] = sha256_file(labels)
+    rows = np.arange(len(fs))
+    if len(rows) > max_points:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_points, replace=False))
+    coords, name = embedding_2d(emb[rows], seed, method)
+    meta = make_provenance(_effective_config(method=method, feature=feature, seed=seed), inputs=inputs, seed=seed)
+    with atomic_output(output, overwrite) as tmp:
+        title = f"{name} of {features.name} ({len(rows)} rows), colour: {what}"
+        plot_embedding(coords, colour_by[rows], fs.modality[rows], tmp, title, meta)
+    typer.echo(f"wrote a {name} map of {len(rows)} rows to {output}")
+
+
 @app.command()
 def info(
     file: Annotated[Path, typer.Argument(help="A features or labels file.")],
