@@ -124,3 +124,11 @@ def test_train_with_labels_of_other_images_is_a_one_line_error(tmp_path, synth_r
     assert res.returncode == 1
     assert res.stderr.count("\n") == 1 and "l.h5" in res.stderr and "has no label for" in res.stderr
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_oracle_bank_holds_the_true_identities(tmp_path, synth_root):
+    from vitool.engine.trainer import Engine
+
+    engine = Engine(tiny(synth_root["sysu"], method="otla", ot_oracle=True), tmp_path / "run", lambda _: None)
+    engine.method.epoch_labels(engine, 0)
+    assert engine.method.report()["ir_label_accuracy"] == 100.0

@@ -50,6 +50,7 @@ class TrainConfig:
     ot_lambda: float = 25.0  # otla: Sinkhorn sharpness (entropic regularisation 1 / ot_lambda)
     ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
     grl_step: int = 1  # otla: GRL iterations per training step (reference: 1 on SYSU, 5 on RegDB)
+    ot_oracle: bool = False  # otla diagnostic: true infrared identities instead of the Sinkhorn bank
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
