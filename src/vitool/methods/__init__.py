@@ -98,6 +98,9 @@ def build_method(config, samples: list[Sample]) -> Method:
     if config.method == "supervised":
         from vitool.methods.supervised import Supervised
 
+        if config.labels:
+            raise VitoolError(config.labels, "--labels is not used by the supervised method", "drop it, or use otla")
+
         return Supervised(np.array([s.pid for s in samples]))
     if config.method in ("otla", "visible"):
         from vitool.methods.otla import OTLA
