@@ -103,3 +103,12 @@ def test_writes_refuse_to_overwrite_and_leave_nothing_partial(tmp_path):
     with pytest.raises(VitoolError):
         write_features(tmp_path / "g.h5", fs, {})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.h5"]
+
+
+def test_embedding_names_a_missing_dataset():
+    fs = random_featureset()
+    assert fs.embedding("features", "f.h5") is fs.features
+    with pytest.raises(VitoolError, match="f.h5: has no dataset 'features_pre_bn'"):
+        fs.embedding("features_pre_bn", "f.h5")
+    with pytest.raises(VitoolError, match="has no dataset 'logits'"):
+        fs.embedding("logits", "f.h5")

@@ -682,9 +682,7 @@ def show_embedding(
 
     check_output(output, overwrite)
     fs = read_features(features)
-    emb = fs.features if feature == "features" else fs.features_pre_bn
-    if emb is None or feature not in ("features", "features_pre_bn"):
-        raise VitoolError(features, f"has no dataset '{feature}'", "use --feature features")
+    emb = fs.embedding(feature, features)
     colour_by, what = fs.pid, "identity"
     inputs = {str(features): sha256_file(features)}
     if labels is not None:

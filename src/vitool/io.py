@@ -50,6 +50,14 @@ class FeatureSet:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
 
+    def embedding(self, name: str, where: str | Path) -> np.ndarray:
+        """The ``features`` or ``features_pre_bn`` dataset; a one-line error names a missing one."""
+        if name == "features":
+            return self.features
+        if name == "features_pre_bn" and self.features_pre_bn is not None:
+            return self.features_pre_bn
+        raise VitoolError(where, f"has no dataset '{name}'", "use --feature features")
+
     def __len__(self) -> int:
         return len(self.path)
 

@@ -32,12 +32,7 @@ def evaluate_protocols(
     where: str | Path = "features",
 ) -> list[dict[str, Any]]:
     """Several protocols over one file (e.g. SYSU all and indoor), sharing the similarity products."""
-    if feature == "features":
-        emb = fs.features
-    elif feature == "features_pre_bn" and fs.features_pre_bn is not None:
-        emb = fs.features_pre_bn
-    else:
-        raise VitoolError(where, f"has no dataset '{feature}'", "use --feature features")
+    emb = fs.embedding(feature, where)
     per_spec = [build_trials(spec, fs.path, fs.pid, fs.cam, fs.modality, str(where)) for spec in specs]
     shared = _shared_products(emb, [t for trials in per_spec for t in trials], device)
     return [
