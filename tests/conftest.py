@@ -43,3 +43,8 @@ def random_featureset(n_vis: int = 40, n_ir: int = 30, dim: int = 8, n_ids: int 
         cam=cam.astype(np.int64),
         modality=modality,
     )
+
+
+def assign_cli(features: Path, labels: Path, method: str, out: Path) -> subprocess.CompletedProcess:
+    """`vitool assign-labels FEATURES --labels LABELS --method METHOD -o OUT --json`."""
+    return run_cli("assign-labels", features, "--labels", labels, "--method", method, "-o", out, "--json")

@@ -16,7 +16,7 @@ from vitool.diagnostics import label_diagnostics
 from vitool.errors import VitoolError
 from vitool.io import FeatureSet, LabelSet, make_provenance, read_labels, write_features, write_labels
 
-from .conftest import run_cli
+from .conftest import assign_cli, run_cli
 
 
 def identity_features(ids=12, per_vis=30, per_ir=20, noise=0.25, gap=0.8, dim=32, seed=0):
@@ -145,17 +145,7 @@ def test_cli_cluster_then_assign(tmp_path):
     assert clusters.path.tolist() == fs.path.tolist() and clusters.intra_label is not None
     assert clusters.attrs["diagnostics"]["infrared_labels"] == 12
     for method in ("ot", "mult", "experts", "hungarian"):
-        res = run_cli(
-            "assign-labels",
-            tmp_path / "f.h5",
-            "--labels",
-            tmp_path / "c.h5",
-            "--method",
-            method,
-            "-o",
-            tmp_path / f"{method}.h5",
-            "--json",
-        )
+        res = assign_cli(tmp_path / "f.h5", tmp_path / "c.h5", method, tmp_path / f"{method}.h5")
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["diagnostics"]["cross_modal_accuracy"] == 1.0
         assigned = read_labels(tmp_path / f"{method}.h5")

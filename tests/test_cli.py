@@ -10,7 +10,7 @@ import pytest
 
 from vitool.io import make_provenance, write_features
 
-from .conftest import random_featureset, run_cli
+from .conftest import assign_cli, random_featureset, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -228,17 +228,7 @@ def test_synth_features_through_cluster_and_every_association(features_file, tmp
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["diagnostics"]["rows"] > 0
     for method in ("ot", "mult", "experts", "hungarian"):
-        res = run_cli(
-            "assign-labels",
-            features_file,
-            "--labels",
-            tmp_path / "c.h5",
-            "--method",
-            method,
-            "-o",
-            tmp_path / f"{method}.h5",
-            "--json",
-        )
+        res = assign_cli(features_file, tmp_path / "c.h5", method, tmp_path / f"{method}.h5")
         assert res.returncode == 0, (method, res.stderr)
         out = json.loads(res.stdout)
         assert 0.0 <= out["diagnostics"]["cross_modal_accuracy"] <= 1.0

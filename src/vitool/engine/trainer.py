@@ -198,6 +198,9 @@ class Engine:
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())
+        ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
+        if not ids_per_batch or not images_per_id:  # 0: the method's batch shape
+            ids_per_batch, images_per_id = self.method.batch_shape
         main = self.rank == 0
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,9 +215,6 @@ class Engine:
                 labels = shared[0]
                 self.method.adopt_labels(labels)
             dataset.labels = labels
-            ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
-            if not ids_per_batch or not images_per_id:
-                ids_per_batch, images_per_id = self.method.batch_shape
             sampler = CrossModalIdentitySampler(
                 labels[modality == VISIBLE],
                 labels[modality == INFRARED],
