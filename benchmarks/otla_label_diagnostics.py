@@ -1,0 +1,70 @@
+"""How well a trained model's classifier labels the infrared training images (docs/results.md, "why").
+
+For a `vitool train` checkpoint (otla or visible), on the training images of its own run: the
+classifier's argmax accuracy per modality, and the accuracy of the Sinkhorn labels (lambda 25) from its
+infrared predictions made in eval mode (vitool) and with batch-statistics BN over shuffled infrared-only
+batches of 64 (the reference code's way; running statistics left untouched). Ground truth is used only
+to score. Prints one JSON object.
+
+Usage:  python benchmarks/otla_label_diagnostics.py RUN/last.pt
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from vitool.assign.ot import sinkhorn_equipartition
+from vitool.data.datasets import image_root, load_split
+from vitool.data.images import ImageDataset
+from vitool.data.transforms import test_transform
+from vitool.engine.config import TrainConfig
+from vitool.engine.trainer import split_validation
+from vitool.models.checkpoint import load_checkpoint, model_from_checkpoint
+
+
+@torch.no_grad()
+def predictions(model, dataset: ImageDataset, batch_statistics: bool) -> np.ndarray:
+    """Softmax over the classifier, in dataset order; shuffled batches when BN uses batch statistics."""
+    model.eval()
+    if batch_statistics:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.train()
+                module.momentum = 0.0  # batch statistics, running statistics unchanged
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0)).numpy()
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, order.tolist()), batch_size=64)
+    probs = np.concatenate([torch.softmax(model(x, m)["logits"], 1).numpy() for x, m, _ in loader])
+    out = np.empty_like(probs)
+    out[order] = probs
+    return out
+
+
+def main() -> None:
+    checkpoint = sys.argv[1]
+    config = TrainConfig(**load_checkpoint(checkpoint)["config"])
+    samples = sorted(load_split(config.dataset, config.root, "train", config.trial), key=lambda s: s.modality)
+    train, _ = split_validation(samples, config.val_ids, config.seed)
+    classes = np.unique([s.pid for s in train if s.modality == 0])  # classifier column j = j-th visible id
+    model = model_from_checkpoint(checkpoint)
+    transform = test_transform(model.config.height, model.config.width)
+    report = {"checkpoint": checkpoint}
+    for modality, name in ((0, "visible"), (1, "infrared")):
+        rows = [s for s in train if s.modality == modality]
+        pid = np.array([s.pid for s in rows])
+        dataset = ImageDataset(rows, image_root(config.dataset, config.root), transform)
+        probs = predictions(model_from_checkpoint(checkpoint), dataset, batch_statistics=False)
+        report[f"{name}_argmax_accuracy"] = round(100 * float((classes[probs.argmax(1)] == pid).mean()), 1)
+        if name == "infrared":
+            for mode, batch_statistics in (("eval_bn", False), ("batch_bn", True)):
+                p = predictions(model_from_checkpoint(checkpoint), dataset, batch_statistics)
+                best, _, _ = sinkhorn_equipartition(np.log(np.clip(p.astype(np.float64), 1e-300, None)), 25.0)
+                report[f"infrared_sinkhorn_accuracy_{mode}"] = round(100 * float((classes[best] == pid).mean()), 1)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
