@@ -43,3 +43,20 @@ def test_cron_example_scores_each_checkpoint_once_and_fails_loudly(tmp_path, syn
     (folder / "broken.pt").write_bytes(b"not a checkpoint")
     res = run("score_new_checkpoints.sh", tmp_path, str(folder), **env)
     assert res.returncode == 1 and "broken.pt" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("recipe", "method"), [("sysu.sh", "experts"), ("regdb.sh", "otla"), ("llcm.sh", "supervised")]
+)
+def test_recipes_run_at_smoke_size(recipe, method, tmp_path, synth_root):
+    """The GPU recipes' commands are valid: each runs end to end with TINY=1 on the official layouts."""
+    dataset = recipe.removesuffix(".sh")
+    res = run(f"recipes/{recipe}", tmp_path, str(synth_root[dataset]), method, str(tmp_path / "runs"), TRIALS="1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    name = f"{method}-trial1" if dataset == "regdb" else method
+    results = json.loads((tmp_path / "runs" / name / "results.json").read_text())
+    assert results["protocol"] == dataset and f'"protocol": "{dataset}"' in res.stdout
+    if dataset == "regdb":  # the mean over the trials run is printed last
+        assert '"trials": 1' in res.stdout
+    log = [json.loads(line) for line in (tmp_path / "runs" / name / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and (method != "experts" or log[1]["stage"] == 2)

@@ -36,13 +36,14 @@ def tiny(root, **kw):
     return TrainConfig(**base)
 
 
-@pytest.mark.parametrize("method", ["supervised", "otla"])
+@pytest.mark.parametrize("method", ["supervised", "otla", "experts"])
 def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
-    straight = Engine(tiny(synth_root["sysu"], method=method), tmp_path / "a", log=lambda _: None)
+    kw = {"method": method, "experts_stage1_epochs": 1}  # experts: the resume crosses into stage 2
+    straight = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "a", log=lambda _: None)
     results_a = straight.run()
-    first = Engine(tiny(synth_root["sysu"], method=method, epochs=1), tmp_path / "b", log=lambda _: None)
+    first = Engine(tiny(synth_root["sysu"], **kw, epochs=1), tmp_path / "b", log=lambda _: None)
     first.run()
-    resumed = Engine(tiny(synth_root["sysu"], method=method), tmp_path / "b", log=lambda _: None)
+    resumed = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "b", log=lambda _: None)
     resumed.resume(tmp_path / "b" / "last.pt")
     assert resumed.start_epoch == 1
     results_b = resumed.run()
@@ -51,10 +52,10 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
     assert results_a == results_b
-    if method == "otla":  # the method's heads and GRL counter were restored too
+    if method != "supervised":  # the method's heads (GRL counter, experts, prototypes) were restored too
         heads_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["method"]["heads"]
         heads_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["method"]["heads"]
-        assert int(heads_b["iteration"]) == 2 * 2
+        assert method != "otla" or int(heads_b["iteration"]) == 2 * 2
         for key in heads_a:
             torch.testing.assert_close(heads_a[key], heads_b[key], rtol=0, atol=0)
     log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -146,8 +147,10 @@ def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_ro
     assert engine.run()["all"]["mAP"] > 0
 
 
-def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
-    """OTLA, so the method's heads, GRL counter and the label bank broadcast are exercised too."""
+@pytest.mark.parametrize("method", ["otla", "experts"])
+def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
+    """OTLA and experts, so the methods' heads, GRL counter, prototypes, label bank broadcast and
+    stage switch are exercised too."""
     import subprocess
     import sys
 
@@ -162,7 +165,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
         "vitool",
         "train",
         "--method",
-        "otla",
+        method,
         "--root",
         str(synth_root["sysu"]),
         "-o",
@@ -182,13 +185,20 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root):
         "--device",
         "cpu",
     ]
-    (tmp_path / "c.toml").write_text("height = 64\nwidth = 32\nids_per_batch = 2\nimages_per_id = 2\n")
+    (tmp_path / "c.toml").write_text(
+        "height = 64\nwidth = 32\nids_per_batch = 2\nimages_per_id = 2\nexperts_stage1_epochs = 1\n"
+    )
     res = subprocess.run([*cmd, "--config", str(tmp_path / "c.toml")], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     outputs = [line for line in res.stdout.splitlines() if line.startswith("{")]
     assert len(outputs) == 1  # only process 0 reports
     assert json.loads(outputs[0])["all"]["mAP"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 2 and all("val" in r for r in log) and log[1]["ot_cost"] == "probs"  # one writer
+    assert len(log) == 2 and all("val" in r for r in log)  # one writer
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["method"]
-    assert int(state["heads"]["iteration"]) == 2 * 2  # each process counts its own steps
+    if method == "otla":
+        assert log[1]["ot_cost"] == "probs"
+        assert int(state["heads"]["iteration"]) == 2 * 2  # each process counts its own steps
+    else:
+        assert log[1]["stage"] == 2 and "cre_consistent_pairs" in log[1]
+        assert float(state["heads"]["proto_v"].abs().sum()) > 0

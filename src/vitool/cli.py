@@ -43,7 +43,7 @@ Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
 Mode = _choices("Mode", "all", "indoor")
 Shot = _choices("Shot", "single", "multi")
 Direction = _choices("Direction", "v2i", "i2v")
-TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible")
+TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible", "experts")
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -465,6 +465,62 @@ def assign_labels(
     )
 
 
+@app.command("weak-labels")
+def weak_labels_command(
+    dataset: DatasetOpt,
+    root: RootOpt,
+    output: LabelsOut,
+    trial: TrialOpt = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the per-modality renumbering.")] = 0,
+    keep_infrared: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of infrared identities that keep labels (the rest: -1).")
+    ] = 1.0,
+    as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Weak labels of the training split: identities inside each modality, no cross-modal link.
+
+    Each modality's identities are renumbered by its own seeded permutation into intra_label; label
+    is -1. Input of `vitool train --method experts --labels` and `assign-labels --method experts`.
+    """
+    import numpy as np
+
+    from vitool.data.datasets import image_root, listing_sha256, load_split
+    from vitool.data.weak import weak_labels
+    from vitool.io import LabelSet, check_output, make_provenance, write_labels
+    from vitool.modality import INFRARED
+
+    check_output(output, overwrite)
+    samples = load_split(dataset.value, root, "train", trial)
+    pid = np.array([s.pid for s in samples], dtype=np.int64)
+    modality = np.array([s.modality for s in samples], dtype=np.uint8)
+    intra = weak_labels(pid, modality, seed, keep_infrared)
+    params = {"dataset": dataset.value, "trial": trial, "seed": seed, "keep_infrared": keep_infrared}
+    ls = LabelSet(
+        path=np.array([s.path for s in samples], dtype=object),
+        modality=modality,
+        label=np.full(len(samples), -1, dtype=np.int64),
+        method="weak",
+        params=params,
+        intra_label=intra,
+    )
+    listing = listing_sha256(samples, image_root(dataset.value, root))
+    write_labels(output, ls, make_provenance(params, seed=seed, inputs={"dataset_listing": listing}), overwrite)
+    summary = {
+        "output": str(output),
+        "images": len(samples),
+        "visible_ids": int(len(np.unique(intra[(modality != INFRARED) & (intra >= 0)]))),
+        "infrared_ids": int(len(np.unique(intra[(modality == INFRARED) & (intra >= 0)]))),
+    }
+    if as_json:
+        _emit_json(summary)
+    else:
+        typer.echo(
+            f"wrote weak labels of {summary['images']} images ({summary['visible_ids']} visible, "
+            f"{summary['infrared_ids']} infrared identities) to {output}"
+        )
+
+
 # --------------------------------------------------------------------------------------------------- cache
 
 
@@ -505,11 +561,17 @@ def train(
     trial: Annotated[int | None, typer.Option(help="RegDB trial 1..10.")] = None,
     method: Annotated[
         TrainMethod | None,
-        typer.Option(help="supervised (AGW, all labels), otla (visible labels), visible (baseline: visible only)."),
+        typer.Option(
+            help="supervised (AGW, all labels), otla (visible labels), visible (baseline: visible only), "
+            "experts (weak: labels inside each modality)."
+        ),
     ] = None,
     labels: Annotated[
         str | None,
-        typer.Option(help="otla/visible: visible labels from this file (e.g. vitool cluster); none = ground truth."),
+        typer.Option(
+            help="otla/visible: visible labels (e.g. vitool cluster); experts: per-modality labels "
+            "(vitool weak-labels); none = from the ground truth."
+        ),
     ] = None,
     backbone: Annotated[Backbone | None, typer.Option(help="resnet50 (AGW) or a CPU backbone.")] = None,
     pretrained: Annotated[str | None, typer.Option(help="imagenet, none, or a .pth file.")] = None,

@@ -3,7 +3,9 @@
 AGW's IdentitySampler (ref-otla-eval.md §3): every batch takes ``ids`` identities present in both
 modalities and ``per_id`` images of each identity from each modality, with replacement; an epoch has
 max(#visible, #infrared) // (ids * per_id) + 1 batches. OTLA's variant (4 x 8, the infrared half drawn by
-pseudo label) is the same sampler fed pseudo labels for the infrared half.
+pseudo label) is the same sampler fed pseudo labels for the infrared half. With ``independent=True``
+(weak supervision: each modality has its own identity labels and no link, ref-weakly.md §8) the
+identities of the two halves are drawn separately, so the modalities may hold different identity sets.
 """
 
 from __future__ import annotations
@@ -32,22 +34,25 @@ class CrossModalIdentitySampler:
         per_id: int,
         seed: int,
         batches: int | None = None,
+        independent: bool = False,
     ) -> None:
         self.ids, self.per_id, self.seed = ids, per_id, seed
         self.visible_only = not (ir_labels >= 0).any()  # e.g. a baseline trained on visible labels alone
+        vis_ids, ir_ids = np.unique(vis_labels[vis_labels >= 0]), np.unique(ir_labels[ir_labels >= 0])
         if self.visible_only:
-            shared = np.unique(vis_labels[vis_labels >= 0])
-        else:
-            shared = np.intersect1d(vis_labels[vis_labels >= 0], ir_labels[ir_labels >= 0])
-        if len(shared) < ids:
+            vis_ids = ir_ids = vis_ids
+        elif not independent:
+            vis_ids = ir_ids = np.intersect1d(vis_ids, ir_ids)
+        if min(len(vis_ids), len(ir_ids)) < ids:
+            where = "each modality has" if independent else "appear in both modalities,"
             raise VitoolError(
                 None,
-                f"{len(shared)} identities appear in both modalities, {ids} are needed per batch",
+                f"{min(len(vis_ids), len(ir_ids))} identities {where} {ids} are needed per batch",
                 "lower ids_per_batch or check the labels",
             )
-        self.shared = shared
-        self.vis_rows = {int(k): np.flatnonzero(vis_labels == k) for k in shared}
-        self.ir_rows = {int(k): np.flatnonzero(ir_labels == k) + ir_offset for k in shared}
+        self.vis_ids, self.ir_ids, self.independent = vis_ids, ir_ids, independent
+        self.vis_rows = {int(k): np.flatnonzero(vis_labels == k) for k in vis_ids}
+        self.ir_rows = {int(k): np.flatnonzero(ir_labels == k) + ir_offset for k in ir_ids}
         self.batches = batches or max(len(vis_labels), len(ir_labels)) // (ids * per_id) + 1
 
     def __len__(self) -> int:
@@ -56,7 +61,9 @@ class CrossModalIdentitySampler:
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng(self.seed)
         for _ in range(self.batches):
-            chosen = rng.choice(self.shared, self.ids, replace=False)
+            chosen = rng.choice(self.vis_ids, self.ids, replace=False)
             vis = [rng.choice(self.vis_rows[int(k)], self.per_id) for k in chosen]
+            if self.independent:
+                chosen = rng.choice(self.ir_ids, self.ids, replace=False)
             ir = [] if self.visible_only else [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
             yield np.concatenate(vis + ir).tolist()

@@ -20,8 +20,10 @@ class TrainConfig:
     dataset: str = "sysu"
     root: str = ""
     trial: int = 1
-    method: str = "supervised"  # supervised | otla | visible
-    labels: str = ""  # visible labels for otla / visible (e.g. vitool cluster output); none = ground truth
+    method: str = "supervised"  # supervised | otla | visible | experts
+    # otla / visible: visible labels (e.g. vitool cluster output); experts: per-modality labels
+    # (vitool weak-labels output); none = derived from the ground truth
+    labels: str = ""
     backbone: str = "resnet50"
     pretrained: str = "imagenet"
     height: int = 0  # 0: the backbone's default (288x144 for resnet50, 128x64 otherwise)
@@ -51,6 +53,14 @@ class TrainConfig:
     ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
     grl_step: int = 1  # otla: GRL iterations per training step (reference: 1 on SYSU, 5 on RegDB)
     ot_oracle: bool = False  # otla diagnostic: true infrared identities instead of the Sinkhorn bank
+    experts_stage1_epochs: int = 20  # experts: HEL epochs before CRE / CMCL / CLAE (SYSU 20, LLCM 80, RegDB 50)
+    experts_restart_schedule: bool = True  # experts: stage 2 restarts the lr schedule and the optimiser state
+    experts_weak_start: int = 30  # experts: stage-2 epoch from which the weak (exclusion) loss runs
+    experts_sharpen: float = 3.0  # experts: CRE multiplies the expert logits by this before the softmax
+    experts_proto_new_weight: float = 0.8  # experts: prototype <- (1 - w) prototype + w batch mean
+    experts_oracle: bool = False  # experts diagnostic: every true identity pair as a consistent match, no CRE
+    experts_triplet_weight: float = 0.25  # experts: lambda_1, each WRT term
+    experts_weak_weight: float = 0.25  # experts: lambda_2, the weak loss
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -223,6 +223,7 @@ class Engine:
                 images_per_id,
                 seed=cfg.seed * 100_003 + epoch,
                 batches=cfg.batches_per_epoch or None,
+                independent=self.method.independent_labels,
             )
             loader = torch.utils.data.DataLoader(
                 dataset,
@@ -256,7 +257,9 @@ class Engine:
             torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
-        lr = self.config.lr_at(epoch)
+        lr = self.config.lr_at(self.method.schedule_epoch(epoch))
+        if self.method.new_stage(epoch):
+            self.optimizer.state.clear()
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_factor"]
         self.module.train()

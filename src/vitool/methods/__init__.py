@@ -14,7 +14,7 @@ from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
 from vitool.modality import VISIBLE
 
-METHODS = ("supervised", "otla", "visible")
+METHODS = ("supervised", "otla", "visible", "experts")
 
 
 class Method:
@@ -23,6 +23,7 @@ class Method:
     name = "base"
     batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
     visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
+    independent_labels = False  # True: each modality's labels are its own id space (weak supervision)
 
     def num_classes(self) -> int:
         raise NotImplementedError
@@ -33,6 +34,14 @@ class Method:
     def train_module(self, model: nn.Module) -> nn.Module:
         """The module the loop calls: the model, or the model wrapped with the method's extra heads."""
         return model
+
+    def schedule_epoch(self, epoch: int) -> int:
+        """The epoch the learning-rate schedule reads (a two-stage method restarts it)."""
+        return epoch
+
+    def new_stage(self, epoch: int) -> bool:
+        """True when the optimiser's state (e.g. Adam's moments) is to be reset before this epoch."""
+        return False
 
     def epoch_labels(self, engine: Any, epoch: int) -> np.ndarray:
         """Labels of every training row for this epoch's batches (a relabelling hook may run here)."""
@@ -76,11 +85,14 @@ def visible_training_labels(config, samples: list[Sample]) -> tuple[np.ndarray, 
     return labels, source
 
 
-def labels_from_file(path: Path, samples: list[Sample]) -> np.ndarray:
-    """The ``label`` of each training sample in a labels file, joined by image path."""
+def labels_from_file(path: Path, samples: list[Sample], field: str = "label") -> np.ndarray:
+    """The ``label`` (or ``intra_label``) of each training sample in a labels file, joined by image path."""
     from vitool.io import read_labels
 
     ls = read_labels(path)
+    values = getattr(ls, field)
+    if values is None:
+        raise VitoolError(path, f"has no {field}", "use a per-modality labels file (e.g. vitool weak-labels)")
     where = {p: i for i, p in enumerate(ls.path.tolist())}
     index = np.array([where.get(s.path, -1) for s in samples], dtype=np.int64)
     missing = index < 0
@@ -91,7 +103,7 @@ def labels_from_file(path: Path, samples: list[Sample]) -> np.ndarray:
             f"has no label for {int(missing.sum())} of {len(samples)} training images (first: {first})",
             "use a labels file made from this dataset's training split (e.g. vitool cluster on its features)",
         )
-    return ls.label[index].astype(np.int64)
+    return values[index].astype(np.int64)
 
 
 def build_method(config, samples: list[Sample]) -> Method:
@@ -106,4 +118,8 @@ def build_method(config, samples: list[Sample]) -> Method:
         from vitool.methods.otla import OTLA
 
         return OTLA(config, samples, use_infrared=config.method == "otla")
+    if config.method == "experts":
+        from vitool.methods.experts import Experts
+
+        return Experts(config, samples)
     raise VitoolError(None, f"unknown method '{config.method}'", f"use one of {', '.join(METHODS)}")

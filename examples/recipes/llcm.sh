@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# LLCM with each paper's schedule; results.json holds IR->VIS (i2v) and VIS->IR (v2i, unswapped).
+#   examples/recipes/llcm.sh /data/LLCM supervised|otla|otla-unsup|experts [RUNS_DIR]
+source "$(dirname "$0")/_recipe.sh"
+ROOT=$1 METHOD=$2 RUNS=${3:-runs/llcm}
+EXTRA=()
+if [ "$METHOD" = experts ]; then  # the reference's llcm.sh: 80 HEL epochs, then 120
+  EXTRA=(--set experts_stage1_epochs=80 --epochs 200)
+fi
+[ "${TINY:-0}" = 1 ] && EXTRA=()
+run_recipe llcm "$ROOT" "$METHOD" "$RUNS/$METHOD" "${EXTRA[@]}"
+cat "$RUNS/$METHOD/results.json"

@@ -1,0 +1,300 @@
+"""Heterogeneous expert collaborative consistency learning for weakly supervised VI-ReID (Zhang et al.,
+ICCV'25; paper 000; shared/reference/ref-weakly.md). Each modality has identity labels of its own
+(``vitool weak-labels``) and no cross-modal link is known.
+
+The network is the two-stream model (a stem per modality, shared trunk, GeM, BNNeck) with three
+bias-free classifiers on the BN feature: the visible expert W^v (visible ids), the infrared expert W^r
+(infrared ids) and the shared classifier W^c (the model's own classifier, in the *infrared* id space).
+
+- Stage 1, HEL (§3): CE of each expert on its own modality + lambda_1 WRT inside each modality.
+- Stage 2, every epoch: CRE (§4) through ``vitool.assign.assign("experts", ...)``, the function behind
+  `vitool assign-labels --method experts`: each expert scores the other modality, Count Priority
+  Selection in both directions, consistent / single / contradictory identity pairs. Then per batch:
+  the experts' CE on detached features; CMCL (§5): the strong CE of W^c (visible samples through their
+  consistent or single partner, every infrared sample with its own id), lambda_1 WRT across modalities
+  on consistent pairs, and from ``experts_weak_start`` lambda_2 times the weak loss on contradictory
+  candidates; CLAE (§6): per-identity prototypes and the entropy-weighted homogeneity loss, which trains
+  only the experts.
+
+Our decisions on the reference's quirks (ref-weakly.md §11; docs/training.md): infrared images always
+take the infrared stem; a visible identity may have two contradictory candidates (the paper's matrix
+form); the prototype weight names its side (``experts_proto_new_weight`` = 0.8 on the new batch mean, as
+the code); the homogeneity loss compares logits (as the code); the weak loss uses a stable softmax; the
+modalities may have different identity sets; CRE runs in stage 2 only; the learning-rate schedule and the
+optimiser state restart at stage 2 (the reference builds a new Adam); one view per visible image with
+random grayscale 0.5 instead of a second channel-exchanged view (half the visible compute).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitool.data.datasets import Sample
+from vitool.errors import VitoolError
+from vitool.methods import Method, labels_from_file
+from vitool.modality import INFRARED, VISIBLE
+from vitool.models.losses import weighted_regularized_triplet
+
+
+def weak_loss(logits: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """L_weak (§5): with p = softmax(logits) and tau the smallest p among a sample's candidate classes,
+    push down every class strictly below tau: mean over samples of sum_k [p_k < tau] -log(1 - p_k)."""
+    p = torch.softmax(logits, dim=1)
+    tau = p.masked_fill(~candidates, float("inf")).min(dim=1, keepdim=True).values
+    below = (p < tau).float()  # no gradient through the mask
+    return (-torch.log(1.0 - p + 1e-10) * below).sum(dim=1).mean()
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    p = torch.softmax(logits, dim=1)
+    return -(p * torch.log2(p.clamp_min(1e-12))).mean()
+
+
+def entropy_weights(vis_by_ir_expert: torch.Tensor, ir_by_vis_expert: torch.Tensor) -> tuple[float, float]:
+    """(w_v, w_r) of CLAE (§6): each expert's share of the homogeneity loss is its mean entropy on the
+    other modality over the sum of both, so the less certain expert is constrained more."""
+    h_vr, h_rv = float(_entropy(vis_by_ir_expert.detach())), float(_entropy(ir_by_vis_expert.detach()))
+    total = h_vr + h_rv
+    return (h_rv / total, h_vr / total) if total > 0 else (0.5, 0.5)
+
+
+class ExpertsNet(nn.Module):
+    """The model plus the two experts and the identity prototypes (buffers, so they are checkpointed).
+
+    In stage 2 the experts see detached features: their CE and the homogeneity loss train only them."""
+
+    def __init__(self, model: nn.Module, classes_v: int, classes_r: int) -> None:
+        super().__init__()
+        self.model, self.stage2 = model, False
+        dim = model.feature_dim
+        self.expert_visible = nn.Linear(dim, classes_v, bias=False)
+        self.expert_infrared = nn.Linear(dim, classes_r, bias=False)
+        for expert in (self.expert_visible, self.expert_infrared):
+            nn.init.normal_(expert.weight, std=0.001)
+        self.register_buffer("proto_v", torch.zeros(classes_v, dim))
+        self.register_buffer("proto_r", torch.zeros(classes_r, dim))
+
+    def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model(images, modality)
+        feat = out["feat"].detach() if self.stage2 else out["feat"]
+        out["logits_v"], out["logits_r"] = self.expert_visible(feat), self.expert_infrared(feat)
+        if self.stage2:  # clones: the prototypes are updated in place after this forward
+            out["proto_r_by_v"] = self.expert_visible(self.proto_r.clone())  # W^v(P^r): C_r x C_v
+            out["proto_v_by_r"] = self.expert_infrared(self.proto_v.clone())  # W^r(P^v): C_v x C_r
+        return out
+
+    def heads_state(self) -> dict[str, Any]:
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
+
+
+class Experts(Method):
+    name = "experts"
+    batch_shape = (8, 4)  # 8 identities x 4 images per modality, drawn per modality
+    visible_grayscale = 0.5
+    independent_labels = True
+
+    def __init__(self, config, samples: list[Sample]) -> None:
+        from vitool.data.weak import weak_labels
+
+        self.config = config
+        self.modality = np.array([s.modality for s in samples])
+        self.pid = np.array([s.pid for s in samples])
+        if config.labels:
+            intra = labels_from_file(Path(config.labels), samples, field="intra_label")
+            self.label_source = str(config.labels)
+        else:
+            intra = weak_labels(self.pid, self.modality, config.seed)
+            self.label_source = "ground truth, per modality"
+        self.intra = np.full(len(samples), -1, dtype=np.int64)  # contiguous ids per modality
+        self.classes = {}
+        for m in (VISIBLE, INFRARED):
+            rows = np.flatnonzero((self.modality == m) & (intra >= 0))
+            if not len(rows):
+                name = "visible" if m == VISIBLE else "infrared"
+                raise VitoolError(config.labels or None, f"has no labelled {name} training image", "label both")
+            ids, self.intra[rows] = np.unique(intra[rows], return_inverse=True)
+            self.classes[m] = len(ids)
+        self.stage1 = config.experts_stage1_epochs
+        self.net: ExpertsNet | None = None
+        self.epoch = 0
+        self.relations = self._no_relations()
+        self._report: dict[str, Any] = {}
+
+    def num_classes(self) -> int:
+        return self.classes[INFRARED]  # W^c lives in the infrared id space (ref-weakly.md §2)
+
+    def adjust_model(self, config) -> None:
+        config.two_stream, config.non_local, config.gem_p = True, False, 3.0
+
+    def train_module(self, model: nn.Module) -> nn.Module:
+        self.net = ExpertsNet(model, self.classes[VISIBLE], self.classes[INFRARED])
+        return self.net
+
+    def schedule_epoch(self, epoch: int) -> int:
+        restart = self.config.experts_restart_schedule and epoch >= self.stage1
+        return epoch - self.stage1 if restart else epoch
+
+    def new_stage(self, epoch: int) -> bool:
+        return self.config.experts_restart_schedule and 0 < self.stage1 == epoch
+
+    # ------------------------------------------------------------------------------------- labels
+
+    def _no_relations(self) -> dict[str, np.ndarray]:
+        c_v, c_r = self.classes[VISIBLE], self.classes[INFRARED]
+        return {
+            "strong": np.full(c_v, -1, dtype=np.int64),  # visible id -> consistent or single infrared partner
+            "consistent_v": np.full(c_v, -1, dtype=np.int64),  # visible id -> consistent infrared partner
+            "consistent_r": np.full(c_r, -1, dtype=np.int64),  # infrared id -> consistent visible partner
+            "candidates": np.zeros((c_v, c_r), dtype=bool),  # contradictory candidates of each visible id
+        }
+
+    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
+        self.epoch = epoch
+        self.net.stage2 = epoch >= self.stage1
+        self._report = {"labels_from": self.label_source, "stage": 2 if self.net.stage2 else 1}
+        if self.net.stage2:
+            self._relate(engine)
+        return self.intra
+
+    def _relate(self, engine) -> None:
+        """CRE on eval-mode features of every training image, and the prototypes' per-epoch reset."""
+        from vitool.assign import assign, class_means
+        from vitool.diagnostics import match_diagnostics
+
+        fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
+        experts = {
+            "expert_visible": self.net.expert_visible.weight.detach().float().cpu().numpy(),
+            "expert_visible_classes": np.arange(self.classes[VISIBLE]),
+            "expert_infrared": self.net.expert_infrared.weight.detach().float().cpu().numpy(),
+            "expert_infrared_classes": np.arange(self.classes[INFRARED]),
+        }
+        if self.config.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
+            result = self._true_pairs()
+        else:
+            result = assign(
+                "experts",
+                fs.features,
+                self.modality,
+                self.intra,
+                where="training labels",
+                experts=experts,
+                sharpen=self.config.experts_sharpen,
+            )
+        rel = self._no_relations()
+        for kind in ("consistent", "single"):
+            for v, r in result.extra[f"pairs_{kind}"][:, :2].tolist():
+                rel["strong"][v] = r
+                if kind == "consistent":
+                    rel["consistent_v"][v], rel["consistent_r"][r] = r, v
+        for v, r in result.extra["pairs_contradictory"][:, :2].tolist():
+            rel["candidates"][v, r] = True
+        self.relations = rel
+        for m, proto in ((VISIBLE, self.net.proto_v), (INFRARED, self.net.proto_r)):
+            rows = self.modality == m
+            ids, means = class_means(fs.features[rows], self.intra[rows])
+            proto[torch.as_tensor(ids)] = torch.as_tensor(means, device=proto.device, dtype=proto.dtype)
+        if (self.pid >= 0).all():  # diagnostics only: the hidden cross-modal truth
+            diag = match_diagnostics(self.pid, self.modality, self.intra, result.extra)
+            self._report |= {f"cre_{k}": round(v, 4) if isinstance(v, float) else v for k, v in diag.items()}
+        else:
+            self._report |= {f"cre_{k}": v for k, v in result.attrs.items() if k.endswith("_pairs")}
+
+    def _true_pairs(self):
+        """Every (visible id, infrared id) of the same person, as consistent pairs (``experts_oracle``)."""
+        from vitool.assign import Assignment
+
+        owner = {}
+        for m in (VISIBLE, INFRARED):
+            rows = (self.modality == m) & (self.intra >= 0)
+            owner[m] = dict(zip(self.pid[rows].tolist(), self.intra[rows].tolist(), strict=False))
+        pairs = [(v, owner[INFRARED][p], 0, 0) for p, v in owner[VISIBLE].items() if p in owner[INFRARED]]
+        empty = np.zeros((0, 4), dtype=np.int64)
+        extra = {"pairs_consistent": np.array(pairs, dtype=np.int64).reshape(-1, 4)}
+        return Assignment(self.intra, self.intra, extra=extra | {"pairs_single": empty, "pairs_contradictory": empty})
+
+    def adopt_labels(self, labels: np.ndarray) -> None:
+        """Labels never change; the relations are recomputed identically on every process (same weights)."""
+
+    def report(self) -> dict[str, Any]:
+        return self._report
+
+    # --------------------------------------------------------------------------------------- loss
+
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        vis, ir = modality == VISIBLE, modality == INFRARED
+        y_v, y_r = labels[vis], labels[ir]
+        pre_v, pre_r = out["pre_bn"][vis].float(), out["pre_bn"][ir].float()
+        lv, lr = out["logits_v"].float(), out["logits_r"].float()
+        terms = {"expert_ce": F.cross_entropy(lv[vis], y_v) + F.cross_entropy(lr[ir], y_r)}
+        if not self.net.stage2:
+            terms["triplet"] = cfg.experts_triplet_weight * (
+                weighted_regularized_triplet(pre_v, y_v) + weighted_regularized_triplet(pre_r, y_r)
+            )
+        else:
+            terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr)
+            self._update_prototypes(out["feat"].detach().float(), vis, ir, y_v, y_r)
+        total = sum(terms.values())
+        # every output joins the graph, so DistributedDataParallel sees each parameter every step
+        total = total + sum(0.0 * v.float().sum() for v in out.values() if v.requires_grad)
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _stage2_terms(self, out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr) -> dict[str, torch.Tensor]:
+        cfg, device = self.config, y_v.device
+        rel = {k: torch.as_tensor(v, device=device) for k, v in self.relations.items()}
+        zero = pre_v.sum() * 0.0
+        wc_v, wc_r = out["logits"][vis].float(), out["logits"][ir].float()
+        partner = rel["strong"][y_v]
+        matched = partner >= 0
+        strong = F.cross_entropy(wc_r, y_r)
+        if matched.any():
+            strong = strong + F.cross_entropy(wc_v[matched], partner[matched])
+        cons_v, cons_r = rel["consistent_v"][y_v], rel["consistent_r"][y_r]
+        cv, cr = cons_v >= 0, cons_r >= 0
+        wrt = weighted_regularized_triplet
+        triplet = zero
+        if cv.any():  # visible samples in infrared ids, with every infrared sample
+            triplet = triplet + wrt(torch.cat([pre_v[cv], pre_r]), torch.cat([cons_v[cv], y_r]))
+        if cr.any():  # infrared samples in visible ids, with every visible sample
+            triplet = triplet + wrt(torch.cat([pre_r[cr], pre_v]), torch.cat([cons_r[cr], y_v]))
+        terms = {"strong": strong, "triplet_cross": cfg.experts_triplet_weight * triplet}
+        candidates = rel["candidates"][y_v]
+        has = candidates.any(dim=1)
+        if self.epoch - self.stage1 >= cfg.experts_weak_start:  # logged from its start, 0 without candidates
+            terms["weak"] = cfg.experts_weak_weight * weak_loss(wc_v[has], candidates[has]) if has.any() else zero
+        w_v, w_r = entropy_weights(lr[vis], lv[ir])
+        homo = zero
+        if cv.any():  # W^v: a visible sample and its infrared partner's prototype alike
+            homo = homo + w_v * F.mse_loss(lv[vis][cv], out["proto_r_by_v"].float()[cons_v[cv]])
+        if cr.any():
+            homo = homo + w_r * F.mse_loss(lr[ir][cr], out["proto_v_by_r"].float()[cons_r[cr]])
+        terms["homogeneity"] = homo
+        return terms
+
+    @torch.no_grad()
+    def _update_prototypes(self, feat, vis, ir, y_v, y_r) -> None:
+        """P <- (1 - w) P + w mean(batch features of the identity), for each identity in the batch."""
+        w = self.config.experts_proto_new_weight
+        for proto, f, y in ((self.net.proto_v, feat[vis], y_v), (self.net.proto_r, feat[ir], y_r)):
+            ids, inverse = torch.unique(y, return_inverse=True)
+            sums = torch.zeros(len(ids), f.shape[1], device=f.device).index_add_(0, inverse, f)
+            means = sums / torch.bincount(inverse, minlength=len(ids))[:, None]
+            proto[ids] = (1 - w) * proto[ids] + w * means.to(proto.dtype)
+
+    # -------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"relations": self.relations, "report": self._report, "heads": self.net.heads_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.relations = {k: np.asarray(v) for k, v in state["relations"].items()}
+        self._report = state.get("report", {})
+        self.net.load_state_dict({**self.net.state_dict(), **state["heads"]})
