@@ -27,7 +27,8 @@ def epoch_table(runs: list[Path], keys: list[str]) -> str:
         for key in keys:
             values = [r[key] for r in records if key in r]
             cells.append(f"{np.mean(values):.3f}" if values else "-")
-        lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
+        if any(c != "-" for c in cells):  # epochs that logged none of the keys (e.g. stage 1) are left out
+            lines.append(f"| {epoch} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     experts_weak_start: int = 30  # experts: stage-2 epoch from which the weak (exclusion) loss runs
     experts_sharpen: float = 3.0  # experts: CRE multiplies the expert logits by this before the softmax
     experts_proto_new_weight: float = 0.8  # experts: prototype <- (1 - w) prototype + w batch mean
+    experts_detach_ce: bool = False  # experts: true = stage 2 trains the experts on detached features (released code)
     experts_oracle: bool = False  # experts diagnostic: every true identity pair as a consistent match, no CRE
     experts_triplet_weight: float = 0.25  # experts: lambda_1, each WRT term
     experts_weak_weight: float = 0.25  # experts: lambda_2, the weak loss

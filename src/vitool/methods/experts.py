@@ -10,7 +10,8 @@ bias-free classifiers on the BN feature: the visible expert W^v (visible ids), t
 - Stage 2, every epoch: CRE (§4) through ``vitool.assign.assign("experts", ...)``, the function behind
   `vitool assign-labels --method experts`: each expert scores the other modality, Count Priority
   Selection in both directions, consistent / single / contradictory identity pairs. Then per batch:
-  the experts' CE on detached features; CMCL (§5): the strong CE of W^c (visible samples through their
+  the experts' CE (L_id^exp, training the backbone too, as the paper's L_phase2 reads; the released
+  code detaches it: ``experts_detach_ce``); CMCL (§5): the strong CE of W^c (visible samples through their
   consistent or single partner, every infrared sample with its own id), lambda_1 WRT across modalities
   on consistent pairs, and from ``experts_weak_start`` lambda_2 times the weak loss on contradictory
   candidates; CLAE (§6): per-identity prototypes and the entropy-weighted homogeneity loss, which trains
@@ -67,7 +68,9 @@ def entropy_weights(vis_by_ir_expert: torch.Tensor, ir_by_vis_expert: torch.Tens
 class ExpertsNet(nn.Module):
     """The model plus the two experts and the identity prototypes (buffers, so they are checkpointed).
 
-    In stage 2 the experts see detached features: their CE and the homogeneity loss train only them."""
+    The homogeneity loss reads the experts' logits of detached features (it trains only them); the
+    experts' CE reads ``logits_v`` / ``logits_r``, attached, and the method detaches them when
+    ``experts_detach_ce`` (the released code's stage 2)."""
 
     def __init__(self, model: nn.Module, classes_v: int, classes_r: int) -> None:
         super().__init__()
@@ -82,9 +85,12 @@ class ExpertsNet(nn.Module):
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images, modality)
-        feat = out["feat"].detach() if self.stage2 else out["feat"]
+        feat = out["feat"]
         out["logits_v"], out["logits_r"] = self.expert_visible(feat), self.expert_infrared(feat)
-        if self.stage2:  # clones: the prototypes are updated in place after this forward
+        if self.stage2:  # the homogeneity loss trains the experts only; clones: the prototypes change in place
+            detached = feat.detach()
+            out["logits_v_detached"] = self.expert_visible(detached)
+            out["logits_r_detached"] = self.expert_infrared(detached)
             out["proto_r_by_v"] = self.expert_visible(self.proto_r.clone())  # W^v(P^r): C_r x C_v
             out["proto_v_by_r"] = self.expert_infrared(self.proto_v.clone())  # W^r(P^v): C_v x C_r
         return out
@@ -234,12 +240,15 @@ class Experts(Method):
         y_v, y_r = labels[vis], labels[ir]
         pre_v, pre_r = out["pre_bn"][vis].float(), out["pre_bn"][ir].float()
         lv, lr = out["logits_v"].float(), out["logits_r"].float()
+        if self.net.stage2 and cfg.experts_detach_ce:  # the released code: the experts' CE trains only them
+            lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
         terms = {"expert_ce": F.cross_entropy(lv[vis], y_v) + F.cross_entropy(lr[ir], y_r)}
         if not self.net.stage2:
             terms["triplet"] = cfg.experts_triplet_weight * (
                 weighted_regularized_triplet(pre_v, y_v) + weighted_regularized_triplet(pre_r, y_r)
             )
         else:
+            lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
             terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr)
             self._update_prototypes(out["feat"].detach().float(), vis, ir, y_v, y_r)
         total = sum(terms.values())
