@@ -205,6 +205,13 @@ class Experts(Method):
             rows = self.modality == m
             ids, means = class_means(fs.features[rows], self.intra[rows])
             proto[torch.as_tensor(ids)] = torch.as_tensor(means, device=proto.device, dtype=proto.dtype)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # BN running statistics differ a little between processes: all take process 0's relations
+            shared = [self.relations]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            self.relations = shared[0]
+            for proto in (self.net.proto_v, self.net.proto_r):
+                torch.distributed.broadcast(proto, src=0)
         if (self.pid >= 0).all():  # diagnostics only: the hidden cross-modal truth
             diag = match_diagnostics(self.pid, self.modality, self.intra, result.extra)
             self._report |= {f"cre_{k}": round(v, 4) if isinstance(v, float) else v for k, v in diag.items()}
@@ -225,7 +232,7 @@ class Experts(Method):
         return Assignment(self.intra, self.intra, extra=extra | {"pairs_single": empty, "pairs_contradictory": empty})
 
     def adopt_labels(self, labels: np.ndarray) -> None:
-        """Labels never change; the relations are recomputed identically on every process (same weights)."""
+        """Labels never change; the relations and prototypes are broadcast from process 0 in ``_relate``."""
 
     def report(self) -> dict[str, Any]:
         return self._report
