@@ -20,11 +20,12 @@ vitool_train() {
   fi
 }
 
-# run_recipe DATASET ROOT METHOD OUT [extra train options...]
+# run_recipe DATASET ROOT METHOD OUT [extra train options...]; TRIAL (default 1) picks the RegDB trial
 #   METHOD: supervised (AGW) | otla (semi-supervised) | otla-unsup (needs LABELS=visible labels file) | experts
 run_recipe() {
   local dataset=$1 root=$2 method=$3 out=$4
   shift 4
+  set -- --trial "${TRIAL:-1}" "$@"
   case $method in
     supervised) vitool_train --config "$CONFIGS/agw.toml" --dataset "$dataset" --root "$root" -o "$out" "$@" "${SMALL[@]}" ;;
     otla) vitool_train --config "$CONFIGS/otla.toml" --dataset "$dataset" --root "$root" -o "$out" "$@" "${SMALL[@]}" ;;
@@ -37,10 +38,9 @@ run_recipe() {
         "$@" "${SMALL[@]}" ;;
     experts)
       mkdir -p "$(dirname "$out")"
-      vitool weak-labels --dataset "$dataset" --root "$root" -o "$out.weak.h5" "${TRIAL_OPT[@]}" --overwrite
+      vitool weak-labels --dataset "$dataset" --root "$root" --trial "${TRIAL:-1}" -o "$out.weak.h5" --overwrite
       vitool_train --config "$CONFIGS/experts.toml" --dataset "$dataset" --root "$root" --labels "$out.weak.h5" \
         -o "$out" "$@" "${SMALL[@]}" ;;
     *) echo "unknown method '$method': use supervised, otla, otla-unsup or experts" >&2; return 2 ;;
   esac
 }
-TRIAL_OPT=()

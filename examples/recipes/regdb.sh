@@ -12,8 +12,7 @@ esac
 [ "${TINY:-0}" = 1 ] && EXTRA=()
 runs=()
 for trial in ${TRIALS:-1 2 3 4 5 6 7 8 9 10}; do
-  TRIAL_OPT=(--trial "$trial")
-  run_recipe regdb "$ROOT" "$METHOD" "$RUNS/$METHOD-trial$trial" --trial "$trial" "${EXTRA[@]}"
+  TRIAL=$trial run_recipe regdb "$ROOT" "$METHOD" "$RUNS/$METHOD-trial$trial" "${EXTRA[@]}"
   runs+=("$RUNS/$METHOD-trial$trial/results.json")
 done
 python - "${runs[@]}" <<'PY'

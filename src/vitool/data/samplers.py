@@ -44,12 +44,12 @@ class CrossModalIdentitySampler:
         elif not independent:
             vis_ids = ir_ids = np.intersect1d(vis_ids, ir_ids)
         if min(len(vis_ids), len(ir_ids)) < ids:
-            where = "each modality has" if independent else "appear in both modalities,"
-            raise VitoolError(
-                None,
-                f"{min(len(vis_ids), len(ir_ids))} identities {where} {ids} are needed per batch",
-                "lower ids_per_batch or check the labels",
+            found = (
+                f"a modality has {min(len(vis_ids), len(ir_ids))} identities"
+                if independent
+                else f"{len(vis_ids)} identities appear in both modalities"
             )
+            raise VitoolError(None, f"{found}, {ids} are needed per batch", "lower ids_per_batch or check the labels")
         self.vis_ids, self.ir_ids, self.independent = vis_ids, ir_ids, independent
         self.vis_rows = {int(k): np.flatnonzero(vis_labels == k) for k in vis_ids}
         self.ir_rows = {int(k): np.flatnonzero(ir_labels == k) + ir_offset for k in ir_ids}

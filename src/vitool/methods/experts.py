@@ -174,15 +174,15 @@ class Experts(Method):
         from vitool.diagnostics import match_diagnostics
 
         fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
-        experts = {
-            "expert_visible": self.net.expert_visible.weight.detach().float().cpu().numpy(),
-            "expert_visible_classes": np.arange(self.classes[VISIBLE]),
-            "expert_infrared": self.net.expert_infrared.weight.detach().float().cpu().numpy(),
-            "expert_infrared_classes": np.arange(self.classes[INFRARED]),
-        }
         if self.config.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
             result = self._true_pairs()
         else:
+            experts = {
+                "expert_visible": self.net.expert_visible.weight.detach().float().cpu().numpy(),
+                "expert_visible_classes": np.arange(self.classes[VISIBLE]),
+                "expert_infrared": self.net.expert_infrared.weight.detach().float().cpu().numpy(),
+                "expert_infrared_classes": np.arange(self.classes[INFRARED]),
+            }
             result = assign(
                 "experts",
                 fs.features,
