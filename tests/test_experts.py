@@ -103,7 +103,7 @@ def test_prototypes_change_only_in_their_update_step_with_the_named_weight():
     labels = torch.tensor([0, 0, 2, 1, 1, 0])
     out = net(x, modality)
     assert torch.equal(net.proto_v, before_v)  # the forward reads, never writes
-    loss, parts = method.loss(out, labels, modality)
+    loss, parts = method.loss(out, labels, modality, torch.arange(len(labels)))
     feat = out["feat"].detach()
     expect_v = before_v.clone()
     expect_v[0] = 0.2 * before_v[0] + 0.8 * feat[:2].mean(0)
@@ -121,7 +121,7 @@ def test_prototypes_change_only_in_their_update_step_with_the_named_weight():
     assert torch.equal(net.proto_v, after)  # gradient steps leave the memory alone
     # stage 2: the experts see detached features, so their CE and the homogeneity loss train only them
     net.zero_grad()
-    parts_only = method.loss(net(x, modality), labels, modality)[0]
+    parts_only = method.loss(net(x, modality), labels, modality, torch.arange(len(labels)))[0]
     parts_only.backward()
     assert net.expert_visible.weight.grad.abs().sum() > 0 and net.model.classifier.weight.grad.abs().sum() > 0
 

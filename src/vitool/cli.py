@@ -43,7 +43,7 @@ Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
 Mode = _choices("Mode", "all", "indoor")
 Shot = _choices("Shot", "single", "multi")
 Direction = _choices("Direction", "v2i", "i2v")
-TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible", "experts")
+TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible", "experts", "dcl", "pclhd", "mult")
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -563,7 +563,8 @@ def train(
         TrainMethod | None,
         typer.Option(
             help="supervised (AGW, all labels), otla (visible labels), visible (baseline: visible only), "
-            "experts (weak: labels inside each modality)."
+            "experts (weak: labels inside each modality), dcl (unsupervised baseline: no association), "
+            "pclhd, mult (unsupervised)."
         ),
     ] = None,
     labels: Annotated[

@@ -28,14 +28,17 @@ def _majority(labels: np.ndarray, pids: np.ndarray) -> dict[int, int]:
     return owner
 
 
-def cross_modal_accuracy(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) -> float | None:
-    """Share of infrared samples whose label is a visible class whose majority identity is theirs."""
-    vis = (modality == VISIBLE) & (label >= 0)
-    ir = modality == INFRARED
-    if not vis.any() or not ir.any():
+def cross_modal_accuracy(
+    pid: np.ndarray, modality: np.ndarray, label: np.ndarray, space: int = VISIBLE
+) -> float | None:
+    """Share of the other modality's samples whose label is a class of the ``space`` modality whose
+    majority identity is theirs (unlabelled samples count as misses)."""
+    own = (modality == space) & (label >= 0)
+    other = modality == (INFRARED if space == VISIBLE else VISIBLE)
+    if not own.any() or not other.any():
         return None
-    owner = _majority(label[vis], pid[vis])
-    hits = [owner.get(int(lab)) == int(p) for lab, p in zip(label[ir], pid[ir], strict=True)]
+    owner = _majority(label[own], pid[own])
+    hits = [owner.get(int(lab)) == int(p) for lab, p in zip(label[other], pid[other], strict=True)]
     return float(np.mean(hits))
 
 

@@ -6,6 +6,11 @@ min(K_V, K_R) pairs one to one; the clusters of the larger modality left over ge
 against all clusters of the smaller one (many to one), until every cluster has a partner, so unlike
 the released code nothing breaks when one modality has more than twice the other's clusters. Each
 cluster of the larger modality then takes its partner's id.
+
+``space`` names the modality whose cluster ids become the shared labels ("auto": the one with fewer
+clusters, as above). PGM alternates it by epoch: even epochs visible clusters take infrared partners
+(``space="infrared"``), odd epochs the reverse; the other modality's clusters are matched into it by
+as many rounds as they need.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vitool.assign import INFRARED, VISIBLE, Assignment, class_centres
+from vitool.errors import VitoolError
 
 
 def match_centres(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,13 +38,17 @@ def match_centres(big: np.ndarray, small: np.ndarray) -> tuple[np.ndarray, np.nd
     return partner, rounds
 
 
-def assign_hungarian(features: np.ndarray, modality: np.ndarray, intra: np.ndarray) -> Assignment:
+def assign_hungarian(features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str = "auto") -> Assignment:
+    if space not in ("auto", "visible", "infrared"):
+        raise VitoolError(None, f"--space {space}", "use auto, visible or infrared")
     vis = (modality == VISIBLE) & (intra >= 0)
     ir = (modality == INFRARED) & (intra >= 0)
     v_ids, v_centres = class_centres(features[vis], intra[vis])
     r_ids, r_centres = class_centres(features[ir], intra[ir])
     label = intra.astype(np.int64).copy()
-    if len(v_ids) >= len(r_ids):
+    if space == "auto":
+        space = "infrared" if len(v_ids) >= len(r_ids) else "visible"
+    if space == "infrared":
         partner, rounds = match_centres(v_centres, r_centres)
         mapping = dict(zip(v_ids.tolist(), r_ids[partner].tolist(), strict=True))
         label[vis] = [mapping[x] for x in intra[vis].tolist()]
@@ -52,5 +62,5 @@ def assign_hungarian(features: np.ndarray, modality: np.ndarray, intra: np.ndarr
         label=label,
         intra_label=intra.astype(np.int64),
         extra={"pairs": pairs.astype(np.int64)},  # visible cluster, infrared cluster, matching round
-        attrs={"one_to_one_pairs": int((pairs[:, 2] == 1).sum()), "rounds": int(pairs[:, 2].max())},
+        attrs={"space": space, "one_to_one_pairs": int((pairs[:, 2] == 1).sum()), "rounds": int(pairs[:, 2].max())},
     )

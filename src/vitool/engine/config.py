@@ -20,7 +20,7 @@ class TrainConfig:
     dataset: str = "sysu"
     root: str = ""
     trial: int = 1
-    method: str = "supervised"  # supervised | otla | visible | experts
+    method: str = "supervised"  # supervised | otla | visible | experts | dcl | pclhd | mult
     # otla / visible: visible labels (e.g. vitool cluster output); experts: per-modality labels
     # (vitool weak-labels output); none = derived from the ground truth
     labels: str = ""
@@ -62,6 +62,23 @@ class TrainConfig:
     experts_oracle: bool = False  # experts diagnostic: every true identity pair as a consistent match, no CRE
     experts_triplet_weight: float = 0.25  # experts: lambda_1, each WRT term
     experts_weak_weight: float = 0.25  # experts: lambda_2, the weak loss
+    # dcl / pclhd / mult: each modality re-clustered every epoch (k-reciprocal Jaccard + DBSCAN)
+    cluster_eps: float = 0.6  # DBSCAN radius (SYSU and LLCM 0.6, RegDB 0.3)
+    cluster_k1: int = 30
+    cluster_k2: int = 6
+    cluster_min_samples: int = 4
+    memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
+    memory_momentum: float = 0.1  # weight of the old prototype in each memory update
+    dcl_epochs: int = -1  # pclhd / mult: DCL epochs before their own stage; -1: the paper's (PCLHD 50, MULT 40)
+    association: str = ""  # pclhd / mult: hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult)
+    pclhd_lambda: float = 0.5  # pclhd: weight of HPCL; DPCL gets 1 - lambda
+    pclhd_momentum_encoder: float = 0.999  # pclhd: beta of the momentum encoder
+    pclhd_dynamic_samples: int = 16  # pclhd: M, dynamic samples per cluster and epoch
+    pclhd_released_dynamic: bool = False  # pclhd: true = the released DPCL (momentum-encoder queries: no gradient)
+    pclhd_cross_weight: float = 0.25  # pclhd: PGM's cross-modal term
+    mult_alpha: float = 0.2  # mult: weight of the initial labels in the label transfer
+    mult_soft_weight: float = 0.7  # mult: soft label = w one-hot + (1 - w) transfer
+    mult_sharpen: float = 0.2  # mult: OCLR target temperature on the memory logits
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

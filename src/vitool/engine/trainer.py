@@ -115,12 +115,15 @@ class Engine:
         torch.manual_seed(config.seed)
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
-        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) for p in m.parameters()}
+        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) if m is not None for p in m.parameters()}
         backbone = [p for p in self.model.parameters() if id(p) not in heads]
         backbone_ids = {id(p) for p in backbone}
         groups = [
             {"params": backbone, "lr_factor": config.backbone_lr_factor},
-            {"params": [p for p in self.module.parameters() if id(p) not in backbone_ids], "lr_factor": 1.0},
+            {
+                "params": [p for p in self.module.parameters() if id(p) not in backbone_ids and p.requires_grad],
+                "lr_factor": 1.0,
+            },
         ]
         if config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(
@@ -265,13 +268,13 @@ class Engine:
         self.module.train()
         sums: dict[str, float] = {}
         images, start = 0, time.perf_counter()
-        for step, (x, modality, labels, _) in enumerate(loader):
+        for step, (x, modality, labels, rows) in enumerate(loader):
             x, modality, labels = x.to(self.device), modality.to(self.device), labels.to(self.device)
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
                 out = self.train_model(x, modality)
-            loss, parts = self.method.loss(out, labels, modality)
+            loss, parts = self.method.loss(out, labels, modality, rows)
             if not torch.isfinite(loss):
                 raise VitoolError(
                     self.run_dir,
@@ -282,6 +285,7 @@ class Engine:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            self.method.after_step()
             for key, value in {"loss": float(loss.detach()), **parts}.items():
                 sums[key] = sums.get(key, 0.0) + value
             images += len(x)

@@ -14,7 +14,7 @@ from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
 from vitool.modality import VISIBLE
 
-METHODS = ("supervised", "otla", "visible", "experts")
+METHODS = ("supervised", "otla", "visible", "experts", "dcl", "pclhd", "mult")
 
 
 class Method:
@@ -48,9 +48,13 @@ class Method:
         raise NotImplementedError
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The batch's loss and its logged terms; ``rows`` are the images' training-row indices."""
         raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Runs after every optimiser step (e.g. a momentum encoder follows the model)."""
 
     def adopt_labels(self, labels: np.ndarray) -> None:
         """In a distributed run every process takes process 0's labels for the epoch."""
@@ -122,4 +126,12 @@ def build_method(config, samples: list[Sample]) -> Method:
         from vitool.methods.experts import Experts
 
         return Experts(config, samples)
+    if config.method in ("dcl", "pclhd", "mult"):
+        if config.labels:
+            raise VitoolError(config.labels, f"--labels is not used by {config.method}", "it clusters every epoch")
+        from vitool.methods.contrast import ClusterContrast
+        from vitool.methods.mult import MULT
+        from vitool.methods.pclhd import PCLHD
+
+        return {"dcl": ClusterContrast, "pclhd": PCLHD, "mult": MULT}[config.method](config, samples)
     raise VitoolError(None, f"unknown method '{config.method}'", f"use one of {', '.join(METHODS)}")

@@ -240,7 +240,7 @@ class Experts(Method):
     # --------------------------------------------------------------------------------------- loss
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         vis, ir = modality == VISIBLE, modality == INFRARED

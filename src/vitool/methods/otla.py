@@ -237,7 +237,7 @@ class OTLA(Method):
     # --------------------------------------------------------------------------------------- loss
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         vis, ir = modality == VISIBLE, modality == INFRARED
         logits, pre_bn = out["logits"].float(), out["pre_bn"].float()

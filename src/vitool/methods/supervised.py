@@ -27,7 +27,7 @@ class Supervised(Method):
         return self.labels
 
     def loss(
-        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         ce = F.cross_entropy(out["logits"].float(), labels)
         wrt = weighted_regularized_triplet(out["pre_bn"].float(), labels)

@@ -1,0 +1,144 @@
+"""MULT: modality-unified label transfer with alternating modality-invariant representation learning
+and online cross-memory label refinement (He et al., IJCV'24; paper 002; ref-unsupervised.md §5),
+`vitool train --method mult`.
+
+Stage one (``dcl_epochs``, 40): the DCL baseline (vitool.methods.contrast). Cross stage, every epoch:
+re-cluster each modality, then MULT's label transfer through ``vitool.assign.assign("mult", ...)``
+(the function behind `vitool assign-labels --method mult`, vitool/assign/mult.py), in the label space
+of the epoch: the visible one on the first cross epoch and every second after it, the infrared one in
+between (AMIRL's alternation, §5.3). In space S, with O the other modality, the transfer gives:
+y~_s, the soft label of each S image among S's clusters (0.7 one-hot + 0.3 transfer), z~_o the soft
+label of each O image among S's clusters (its cross label cm_o = argmax), and the refined hard labels
+y^ of both modalities, for every image: outliers get a label too.
+
+Memories (ClusterNCE, temperature 0.05, momentum 0.1, re-initialised each epoch from the DBSCAN
+centroids): M_S and M_O, one per modality (updated with y^); M_A, the aggregated memory of space S
+(updated with S images by y^_s and O images by cm_o); M_cm, S's cross memory (updated with O images
+by cm_o). The batch takes the same S clusters in both modalities (identity-aligned by cross labels).
+
+Losses, all weights 1:
+- L_ms = CE(s M_S, y~_s) + CE(o M_O, y^_o) + CE(o M_cm, z~_o)
+- L_ma = CE(s M_A, y~_s) + CE(o M_A, z~_o)
+- L_oclr (§5.4) = SCE(s M_A, s M_S) + SCE(s M_A, s M_cm) + SCE(o M_A, o M_cm) + SCE(o M_A, o M_S), with
+  SCE(p, q) = CE(p, softmax(q / 0.2)); the target is not detached, as in the released code.
+
+Our decisions (docs/training.md): one view per visible image, so the released code's two-view terms
+(view a against view v) become one term each; the modality-specific term of O reads its hard refined
+label (the released code's soft y~_o comes from the other space's transfer, which we run only in that
+space's epoch); the alternation counts from the first cross epoch. ``association`` swaps MULT's
+transfer for the Hungarian matching or OT (then the targets are one-hot).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate, soft_cross_entropy
+from vitool.modality import INFRARED, VISIBLE
+
+
+def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, sharpen: float) -> torch.Tensor:
+    """OCLR's SCE(p, q): CE of ``logits`` against softmax(``target_logits`` / sharpen), target attached."""
+    return soft_cross_entropy(logits, torch.softmax(target_logits / sharpen, dim=1))
+
+
+class MULT(ClusterContrast):
+    name = "mult"
+    two_stage = True
+    default_dcl_epochs = 40
+    batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
+
+    def __init__(self, config, samples) -> None:
+        super().__init__(config, samples)
+        self.space = VISIBLE
+        self.refined = self.intra.copy()  # y^ of every image (global ids)
+        self.target = self.intra.copy()  # the space's cluster of every image (y^_s for S, cm_o for O)
+        self.soft = torch.zeros(len(samples), 1)  # y~_s / z~_o over the space's clusters
+        self.aggregated: ClusterMemory | None = None
+        self.cross_memory: ClusterMemory | None = None
+
+    def adjust_model(self, config) -> None:
+        super().adjust_model(config)
+        config.non_local = False  # MULT's network has no non-local blocks
+
+    def stage2_labels(self, engine, features: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
+        result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg)
+        self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+        self.refined = result.intra_label if result.intra_label is not None else self.intra
+        self.target = result.label
+        width = len(self.memories[self.space])
+        if result.soft is not None:
+            columns = self.local(result.extra["soft_classes"], self.space)
+            soft = np.zeros((len(self.target), width), dtype=np.float32)
+            soft[:, columns] = result.soft
+        else:
+            soft = np.eye(width, dtype=np.float32)[np.maximum(self.local(self.target, self.space), 0)]
+        self.soft = torch.as_tensor(soft, device=self.device)
+        centres = self.memories[self.space].prototypes
+        self.aggregated, self.cross_memory = self.new_memory(centres.clone()), self.new_memory(centres.clone())
+        self.independent_labels = False  # identity-aligned batches in the space's clusters
+        self._report |= self.association_report(result.label, self.space)
+        return self.target
+
+    def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
+        cfg, space = self.config, self.space
+        other = INFRARED if space == VISIBLE else VISIBLE
+        rows = rows.to(feats.device)
+        s, o = modality == space, modality == other
+        f_s, f_o = feats[s], feats[o]
+        soft = self.soft[rows]
+        soft_s, soft_o = soft[s], soft[o]
+        y_s = labels[s] - self.offset[space]  # the sampler's labels are the targets: y^_s for S, cm_o for O
+        cm_o = labels[o] - self.offset[space]
+        refined = torch.as_tensor(self.refined, device=feats.device)[rows]
+        y_o = torch.where(refined[o] >= 0, refined[o] - self.offset[other], -1)
+        mem_s, mem_o, agg, cross = self.memories[space], self.memories[other], self.aggregated, self.cross_memory
+        s_own, s_agg, s_cross = mem_s.logits(f_s), agg.logits(f_s), cross.logits(f_s)
+        o_own, o_agg, o_cross = mem_s.logits(f_o), agg.logits(f_o), cross.logits(f_o)
+        keep = y_o >= 0
+        ms = soft_cross_entropy(s_own, soft_s) + soft_cross_entropy(o_cross, soft_o)
+        if keep.any():
+            ms = ms + F.cross_entropy(mem_o.logits(f_o[keep]), y_o[keep])
+        ma = soft_cross_entropy(s_agg, soft_s) + soft_cross_entropy(o_agg, soft_o)
+        sharpen = cfg.mult_sharpen
+        oclr = (
+            sharpened_cross_entropy(s_agg, s_own, sharpen)
+            + sharpened_cross_entropy(s_agg, s_cross, sharpen)
+            + sharpened_cross_entropy(o_agg, o_cross, sharpen)
+            + sharpened_cross_entropy(o_agg, o_own, sharpen)
+        )
+        detached_s, detached_o = f_s.detach(), f_o.detach()  # updates after the loss, outside autograd
+        mem_s.update_sequential(detached_s, y_s)
+        mem_o.update_sequential(detached_o, y_o)
+        agg.update_sequential(detached_s, y_s)
+        agg.update_sequential(detached_o, cm_o)
+        cross.update_sequential(detached_o, cm_o)
+        return {"modality_specific": ms, "modality_aggregated": ma, "oclr": oclr}
+
+    def state_dict(self) -> dict[str, Any]:
+        extra = {}
+        if self.aggregated is not None:
+            extra = {"aggregated": self.aggregated.prototypes.cpu(), "cross_memory": self.cross_memory.prototypes.cpu()}
+        return {
+            **super().state_dict(),
+            **extra,
+            "space": self.space,
+            "refined": self.refined,
+            "target": self.target,
+            "soft": self.soft.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if "aggregated" in state:
+            self.aggregated = self.new_memory(state["aggregated"])
+            self.cross_memory = self.new_memory(state["cross_memory"])
+        self.space, self.refined = state["space"], np.asarray(state["refined"])
+        self.target = np.asarray(state["target"])
+        self.soft = state["soft"].to(self.device)
