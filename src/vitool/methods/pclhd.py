@@ -162,7 +162,7 @@ class PCLHD(ClusterContrast):
     def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
         cfg, tau = self.config, self.config.memory_temperature
         queries = F.normalize(out["feat_ema"].float(), dim=1) if "feat_ema" in out else feats
-        hpcl, dpcl = feats.sum() * 0.0, feats.sum() * 0.0
+        hpcl, dpcl = feats.sum() * 0.0, queries.sum() * 0.0  # released queries: no gradient at all
         for m in (VISIBLE, INFRARED):
             own = modality == m
             local = labels[own] - self.offset[m]
