@@ -147,10 +147,10 @@ def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_ro
     assert engine.run()["all"]["mAP"] > 0
 
 
-@pytest.mark.parametrize("method", ["otla", "experts"])
+@pytest.mark.parametrize("method", ["otla", "experts", "pclhd", "mult"])
 def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
-    """OTLA and experts, so the methods' heads, GRL counter, prototypes, label bank broadcast and
-    stage switch are exercised too."""
+    """OTLA, experts, PCLHD and MULT, so the methods' heads, GRL counter, prototypes, label bank,
+    cluster and memory broadcasts, momentum encoder and stage switch are exercised too."""
     import subprocess
     import sys
 
@@ -187,6 +187,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
     ]
     (tmp_path / "c.toml").write_text(
         "height = 64\nwidth = 32\nids_per_batch = 2\nimages_per_id = 2\nexperts_stage1_epochs = 1\n"
+        "dcl_epochs = 1\ncluster_k1 = 4\ncluster_k2 = 2\ncluster_min_samples = 2\ncluster_eps = 0.7\n"
     )
     res = subprocess.run([*cmd, "--config", str(tmp_path / "c.toml")], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -199,6 +200,8 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
     if method == "otla":
         assert log[1]["ot_cost"] == "probs"
         assert int(state["heads"]["iteration"]) == 2 * 2  # each process counts its own steps
-    else:
+    elif method == "experts":
         assert log[1]["stage"] == 2 and "cre_consistent_pairs" in log[1]
         assert float(state["heads"]["proto_v"].abs().sum()) > 0
+    else:
+        assert log[1]["stage"] == 2 and "cross_coverage" in log[1] and len(state["memories"]) == 2

@@ -109,6 +109,27 @@ def broadcast_from_main(value: Any) -> Any:
     return value
 
 
+def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The whole batch from every process of a distributed run (each holds every world-th image), so
+    every process makes the same memory updates; the tensors themselves otherwise."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return tensors
+    dist = torch.distributed
+    world = dist.get_world_size()
+    size = torch.tensor([len(tensors[0])], device=tensors[0].device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(sizes))
+    out = []
+    for t in tensors:
+        padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
+        padded[: len(t)] = t
+        parts = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(parts, padded)
+        out.append(torch.cat([part[: int(n)] for part, n in zip(parts, sizes, strict=True)]))
+    return tuple(out)
+
+
 class ClusterContrast(Method):
     """DCL: per-modality clustering every epoch and ClusterNCE against each modality's own memory.
     Subclasses add a second stage from ``config.dcl_epochs`` with ``stage2_labels`` / ``stage2_loss``."""
@@ -248,11 +269,17 @@ class ClusterContrast(Method):
             terms = {}
             for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
                 own = modality == m
-                local = labels[own] - self.offset[m]
-                terms[f"contrast_{name}"] = contrast_loss(feats[own], self.memories[m], local)
-                self.memories[m].update_sequential(feats[own].detach(), local)
+                terms[f"contrast_{name}"] = contrast_loss(feats[own], self.memories[m], labels[own] - self.offset[m])
+        # the memories move after the loss, outside autograd, with the whole batch of every process
+        self.update_memories(*gather_batch(feats.detach(), labels, modality, rows.to(labels.device)))
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def update_memories(self, feats, labels, modality, rows) -> None:
+        """DCL (stage 1 of every method): Cluster-Contrast's sequential update of each modality's memory."""
+        for m in MODALITIES:
+            own = modality == m
+            self.memories[m].update_sequential(feats[own], labels[own] - self.offset[m])
 
     def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -94,10 +94,7 @@ class MULT(ClusterContrast):
         f_s, f_o = feats[s], feats[o]
         soft = self.soft[rows]
         soft_s, soft_o = soft[s], soft[o]
-        y_s = labels[s] - self.offset[space]  # the sampler's labels are the targets: y^_s for S, cm_o for O
-        cm_o = labels[o] - self.offset[space]
-        refined = torch.as_tensor(self.refined, device=feats.device)[rows]
-        y_o = torch.where(refined[o] >= 0, refined[o] - self.offset[other], -1)
+        _, _, y_o = self._targets(labels, modality, rows)
         mem_s, mem_o, agg, cross = self.memories[space], self.memories[other], self.aggregated, self.cross_memory
         s_own, s_agg, s_cross = mem_s.logits(f_s), agg.logits(f_s), cross.logits(f_s)
         o_own, o_agg, o_cross = mem_s.logits(f_o), agg.logits(f_o), cross.logits(f_o)
@@ -113,13 +110,28 @@ class MULT(ClusterContrast):
             + sharpened_cross_entropy(o_agg, o_cross, sharpen)
             + sharpened_cross_entropy(o_agg, o_own, sharpen)
         )
-        detached_s, detached_o = f_s.detach(), f_o.detach()  # updates after the loss, outside autograd
-        mem_s.update_sequential(detached_s, y_s)
-        mem_o.update_sequential(detached_o, y_o)
-        agg.update_sequential(detached_s, y_s)
-        agg.update_sequential(detached_o, cm_o)
-        cross.update_sequential(detached_o, cm_o)
         return {"modality_specific": ms, "modality_aggregated": ma, "oclr": oclr}
+
+    def _targets(self, labels, modality, rows):
+        """Per image of a batch: S images' y^_s and O images' cm_o (both the sampler's labels, as rows
+        of S's memories) and O images' y^_o (rows of O's memory), -1 where an image has none."""
+        other = INFRARED if self.space == VISIBLE else VISIBLE
+        in_space = labels - self.offset[self.space]
+        refined = torch.as_tensor(self.refined, device=labels.device)[rows][modality == other]
+        y_o = torch.where(refined >= 0, refined - self.offset[other], -1)
+        return in_space[modality == self.space], in_space[modality == other], y_o
+
+    def update_memories(self, feats, labels, modality, rows) -> None:
+        if not self.stage2:
+            return super().update_memories(feats, labels, modality, rows)
+        other = INFRARED if self.space == VISIBLE else VISIBLE
+        y_s, cm_o, y_o = self._targets(labels, modality, rows)
+        f_s, f_o = feats[modality == self.space], feats[modality == other]
+        self.memories[self.space].update_sequential(f_s, y_s)
+        self.memories[other].update_sequential(f_o, y_o)
+        self.aggregated.update_sequential(f_s, y_s)
+        self.aggregated.update_sequential(f_o, cm_o)
+        self.cross_memory.update_sequential(f_o, cm_o)
 
     def state_dict(self) -> dict[str, Any]:
         extra = {}

@@ -171,13 +171,18 @@ class PCLHD(ClusterContrast):
         target = torch.as_tensor(self.cross, device=feats.device)[rows.to(feats.device)]
         other = (modality != self.space) & (target >= 0)
         cross = contrast_loss(feats[other], self.hard[self.space], target[other])
-        for m in (VISIBLE, INFRARED):  # after the loss, outside autograd: hard first, against the old centroid
-            own = modality == m
-            local = labels[own] - self.offset[m]
-            self.hard[m].update_hardest(feats[own].detach(), local, self.memories[m])
-            self.memories[m].update_mean(feats[own].detach(), local)
         lam = cfg.pclhd_lambda
         return {"hpcl": lam * hpcl, "dpcl": (1 - lam) * dpcl, "cross": cfg.pclhd_cross_weight * cross}
+
+    def update_memories(self, feats, labels, modality, rows) -> None:
+        """Stage 2: the hard prototype first (against the centroid before its update), then the centroid."""
+        if not self.stage2:
+            return super().update_memories(feats, labels, modality, rows)
+        for m in (VISIBLE, INFRARED):
+            own = modality == m
+            local = labels[own] - self.offset[m]
+            self.hard[m].update_hardest(feats[own], local, self.memories[m])
+            self.memories[m].update_mean(feats[own], local)
 
     @torch.no_grad()
     def after_step(self) -> None:
