@@ -46,7 +46,14 @@ def test_cron_example_scores_each_checkpoint_once_and_fails_loudly(tmp_path, syn
 
 
 @pytest.mark.parametrize(
-    ("recipe", "method"), [("sysu.sh", "experts"), ("regdb.sh", "otla"), ("llcm.sh", "supervised")]
+    ("recipe", "method"),
+    [
+        ("sysu.sh", "experts"),
+        ("regdb.sh", "otla"),
+        ("llcm.sh", "supervised"),
+        ("regdb.sh", "pclhd"),
+        ("llcm.sh", "mult"),
+    ],
 )
 def test_recipes_run_at_smoke_size(recipe, method, tmp_path, synth_root):
     """The GPU recipes' commands are valid: each runs end to end with TINY=1 on the official layouts."""

@@ -9,7 +9,8 @@ SMALL=()
 if [ "${TINY:-0}" = 1 ]; then
   SMALL=(--backbone mobilenet_v2 --epochs 2 --batches-per-epoch 2 --device cpu --workers 0
          --set height=64 --set width=32 --set ids_per_batch=2 --set images_per_id=2 --set val_ids=0
-         --set experts_stage1_epochs=1)
+         --set experts_stage1_epochs=1 --set dcl_epochs=1 --set cluster_k1=4 --set cluster_k2=2
+         --set cluster_min_samples=2 --set cluster_eps=0.7)
 fi
 
 vitool_train() {
@@ -22,6 +23,7 @@ vitool_train() {
 
 # run_recipe DATASET ROOT METHOD OUT [extra train options...]; TRIAL (default 1) picks the RegDB trial
 #   METHOD: supervised (AGW) | otla (semi-supervised) | otla-unsup (needs LABELS=visible labels file) | experts
+#           | pclhd | mult (unsupervised) | dcl (their no-association baseline, with PCLHD's schedule)
 run_recipe() {
   local dataset=$1 root=$2 method=$3 out=$4
   shift 4
@@ -41,6 +43,9 @@ run_recipe() {
       vitool weak-labels --dataset "$dataset" --root "$root" --trial "${TRIAL:-1}" -o "$out.weak.h5" --overwrite
       vitool_train --config "$CONFIGS/experts.toml" --dataset "$dataset" --root "$root" --labels "$out.weak.h5" \
         -o "$out" "$@" "${SMALL[@]}" ;;
-    *) echo "unknown method '$method': use supervised, otla, otla-unsup or experts" >&2; return 2 ;;
+    pclhd|mult) vitool_train --config "$CONFIGS/$method.toml" --dataset "$dataset" --root "$root" -o "$out" "$@" "${SMALL[@]}" ;;
+    dcl) vitool_train --config "$CONFIGS/pclhd.toml" --method dcl --dataset "$dataset" --root "$root" -o "$out" "$@" \
+      "${SMALL[@]}" ;;
+    *) echo "unknown method '$method': use supervised, otla, otla-unsup, experts, pclhd, mult or dcl" >&2; return 2 ;;
   esac
 }

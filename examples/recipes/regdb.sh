@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # RegDB with each paper's schedule: one model per trial (TRIALS, default 1..10), each scored on its own
 # test split in both directions, then the mean over the trials as the papers report it.
-#   examples/recipes/regdb.sh /data/RegDB supervised|otla|otla-unsup|experts [RUNS_DIR]
+#   examples/recipes/regdb.sh /data/RegDB supervised|otla|otla-unsup|experts|pclhd|mult|dcl [RUNS_DIR]
 source "$(dirname "$0")/_recipe.sh"
 ROOT=$1 METHOD=$2 RUNS=${3:-runs/regdb}
 EXTRA=()
 case $METHOD in
   otla|otla-unsup) EXTRA=(--set grl_step=5 --batches-per-epoch 129) ;;  # reference: GRL x5, 2 x 2,060 / 32 draws
   experts) EXTRA=(--set experts_stage1_epochs=50 --epochs 170 --lr 0.0009 --set 'milestones=[50, 70]') ;;
+  pclhd|mult|dcl) EXTRA=(--set cluster_eps=0.3 --batches-per-epoch 100) ;;  # references: eps 0.3, 100 batches
 esac
 [ "${TINY:-0}" = 1 ] && EXTRA=()
 runs=()

@@ -137,7 +137,7 @@ class ClusterContrast(Method):
     name = "dcl"
     two_stage = False  # PCLHD and MULT: their own stage from ``dcl_epochs`` on
     default_dcl_epochs = 0
-    batch_shape = (16, 16)  # clusters per modality x images per cluster (ADCA, PCLHD: 16 instances)
+    batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
     visible_grayscale = 0.5
 
     def __init__(self, config, samples: list[Sample]) -> None:
