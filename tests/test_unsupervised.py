@@ -140,3 +140,13 @@ def test_resumed_unsupervised_run_equals_an_uninterrupted_one(tmp_path, synth_ro
 
         log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
         assert log[0]["stage"] == 1 and log[1]["stage"] == 2 and "cross_coverage" in log[1]
+
+
+def test_oracle_association_sends_each_image_to_the_largest_cluster_of_its_identity():
+    from vitool.methods.contrast import oracle_association
+
+    pid = np.array([7, 7, 7, 8, 8, 7, 8, 9])
+    modality = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    intra = np.array([0, 0, 1, 2, -1, 3, 4, 4])  # visible: clusters 0 (7, 7), 1 (7), 2 (8); infrared 3, 4
+    result = oracle_association(pid, modality, intra, "visible")
+    np.testing.assert_array_equal(result.label, [0, 0, 1, 2, -1, 0, 2, -1])  # identity 9 has no visible cluster

@@ -70,7 +70,8 @@ class TrainConfig:
     memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
     memory_momentum: float = 0.1  # weight of the old prototype in each memory update
     dcl_epochs: int = -1  # pclhd / mult: DCL epochs before their own stage; -1: the paper's (PCLHD 50, MULT 40)
-    association: str = ""  # pclhd / mult: hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult)
+    # pclhd / mult: hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult); oracle: diagnostic
+    association: str = ""
     pclhd_lambda: float = 0.5  # pclhd: weight of HPCL; DPCL gets 1 - lambda
     pclhd_momentum_encoder: float = 0.999  # pclhd: beta of the momentum encoder
     pclhd_dynamic_samples: int = 16  # pclhd: M, dynamic samples per cluster and epoch

@@ -300,10 +300,29 @@ class ClusterContrast(Method):
         self.memories = {m: self.new_memory(p) for m, p in state["memories"].items()}
 
 
-ASSOCIATIONS = ("hungarian", "mult", "ot")
+ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle")
 
 
-def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, config):
+def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str):
+    """Diagnostic only (``association = "oracle"``): each image of the other modality takes the largest
+    cluster of ``space`` whose majority identity is its own (none if there is none). It reads the
+    hidden identities, so it measures what a perfect association of these clusters would give."""
+    from vitool.assign import Assignment
+    from vitool.diagnostics import _majority
+
+    own = (modality == (VISIBLE if space == "visible" else INFRARED)) & (intra >= 0)
+    owner = _majority(intra[own], pid[own])
+    ids, sizes = np.unique(intra[own], return_counts=True)
+    best: dict[int, int] = {}
+    for cluster in ids[np.argsort(-sizes, kind="stable")].tolist():
+        best.setdefault(owner[cluster], cluster)
+    label = intra.copy()
+    other = ~(modality == (VISIBLE if space == "visible" else INFRARED))
+    label[other] = [best.get(int(p), -1) for p in pid[other]]
+    return Assignment(label=label, intra_label=intra, attrs={"space": space})
+
+
+def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, config, pid=None):
     """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
     (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
     choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
@@ -312,6 +331,10 @@ def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.n
 
     if name not in ASSOCIATIONS:
         raise VitoolError(None, f"association '{name}'", f"use one of {', '.join(ASSOCIATIONS)}")
+    if name == "oracle":
+        if pid is None or (pid < 0).any():
+            raise VitoolError(None, "association 'oracle' needs the training identities", "use a labelled dataset")
+        return oracle_association(pid, modality, intra, space)
     params: dict[str, Any] = {}
     if name in ("hungarian", "mult"):
         params["space"] = space

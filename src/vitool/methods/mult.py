@@ -68,7 +68,7 @@ class MULT(ClusterContrast):
     def stage2_labels(self, engine, features: np.ndarray) -> np.ndarray:
         cfg = self.config
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
-        result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg)
+        result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg, pid=self.pid)
         self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         self.refined = result.intra_label if result.intra_label is not None else self.intra
         self.target = result.label

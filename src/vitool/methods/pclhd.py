@@ -128,7 +128,9 @@ class PCLHD(ClusterContrast):
             self.hard[m] = self.new_memory(torch.as_tensor(hard))
         self._dynamic_memories(engine)
         space = "infrared" if (self.epoch - self.dcl_epochs) % 2 == 0 else "visible"  # PGM's alternation
-        result = associate(cfg.association or "hungarian", features, self.modality, self.intra, space, cfg)
+        result = associate(
+            cfg.association or "hungarian", features, self.modality, self.intra, space, cfg, pid=self.pid
+        )
         self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         other = self.modality != self.space
         self.cross = np.where(other, self.local(result.label, self.space), -1)
