@@ -116,9 +116,10 @@ def test_pclhd_dynamic_term_trains_the_encoder_unless_released(released):
     assert not torch.equal(method.hard[0].prototypes, hard_before)
 
 
-@pytest.mark.parametrize("method", ["dcl", "pclhd", "mult"])
+@pytest.mark.parametrize("method", [pytest.param("dcl", marks=pytest.mark.slow), "pclhd", "mult"])
 def test_resumed_unsupervised_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
-    """Two epochs, the second in the method's own stage; memories, momentum encoder and labels resume."""
+    """Two epochs, the second in the method's own stage; memories, momentum encoder and labels resume.
+    DCL is the first stage of both others, so its own run is in the slow set only."""
     kw = {"method": method, **TINY_CLUSTERS}
     results_a = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "a", log=lambda _: None).run()
     Engine(tiny(synth_root["sysu"], **kw, epochs=1), tmp_path / "b", log=lambda _: None).run()
