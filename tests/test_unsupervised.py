@@ -151,3 +151,14 @@ def test_oracle_association_sends_each_image_to_the_largest_cluster_of_its_ident
     intra = np.array([0, 0, 1, 2, -1, 3, 4, 4])  # visible: clusters 0 (7, 7), 1 (7), 2 (8); infrared 3, 4
     result = oracle_association(pid, modality, intra, "visible")
     np.testing.assert_array_equal(result.label, [0, 0, 1, 2, -1, 0, 2, -1])  # identity 9 has no visible cluster
+
+
+def test_bad_clustering_and_association_values_are_one_line_errors(tmp_path, synth_root):
+    from .conftest import run_cli
+
+    common = ["train", "--method", "pclhd", "--root", synth_root["sysu"], "--backbone", "mobilenet_v2"]
+    common += ["--epochs", "1", "--batches-per-epoch", "1", "--set", "height=64", "--set", "width=32"]
+    res = run_cli(*common, "--set", "association=nearest", "-o", tmp_path / "a")
+    assert res.returncode == 1 and "association 'nearest'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cli(*common, "--set", "cluster_eps=0.001", "-o", tmp_path / "b")
+    assert res.returncode == 1 and "cluster_eps 0.001" in res.stderr and "Traceback" not in res.stderr

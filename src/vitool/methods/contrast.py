@@ -154,6 +154,8 @@ class ClusterContrast(Method):
         self._report: dict[str, Any] = {}
         self.device = torch.device("cpu")
         self.dcl_epochs = config.dcl_epochs if config.dcl_epochs >= 0 else self.default_dcl_epochs
+        if config.association and config.association not in ASSOCIATIONS:  # fail before any training
+            raise VitoolError(None, f"association '{config.association}'", f"use one of {', '.join(ASSOCIATIONS)}")
 
     def num_classes(self) -> int:
         return 0  # no classifier: the memories are the classifier
@@ -185,7 +187,7 @@ class ClusterContrast(Method):
 
         cfg = self.config
         fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
-        features = l2_normalise(fs.features)
+        features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
         if engine.rank == 0:
             clusters = ClusterConfig(
                 eps=cfg.cluster_eps, k1=cfg.cluster_k1, k2=cfg.cluster_k2, min_samples=cfg.cluster_min_samples
@@ -196,16 +198,18 @@ class ClusterContrast(Method):
         self.intra = broadcast_from_main(intra)
         for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
             own = self.intra[self.rows_of[m]]
-            if (own >= 0).sum() == 0 or len(np.unique(own[own >= 0])) < 2:
+            if len(np.unique(own[own >= 0])) < 2:
+                outliers = float((own < 0).mean())
                 raise VitoolError(
                     engine.run_dir,
-                    f"epoch {self.epoch}: clustering left fewer than two {name} clusters",
-                    "raise cluster_eps (e.g. --set cluster_eps=0.7) or lower cluster_min_samples",
+                    f"epoch {self.epoch}: clustering left fewer than two {name} clusters "
+                    f"({outliers:.0%} outliers at cluster_eps {cfg.cluster_eps})",
+                    "raise cluster_eps when most images are outliers, lower it when one cluster takes all",
                 )
         vis_ids = self.intra[self.rows_of[VISIBLE]]
         self.offset = {VISIBLE: 0, INFRARED: int(vis_ids.max()) + 1}
         self.memories = {m: self.centroid_memory(features, self.intra, m) for m in MODALITIES}
-        return broadcast_from_main(features)
+        return features
 
     def centroid_memory(self, features: np.ndarray, labels: np.ndarray, m: int) -> ClusterMemory:
         """A memory of the centroids of modality ``m``'s clusters under ``labels`` (global ids)."""
