@@ -265,7 +265,7 @@ class ClusterContrast(Method):
 
     # --------------------------------------------------------------------------------------- loss
 
-    def loss(self, out, labels, modality, rows=None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, out, labels, modality, rows) -> tuple[torch.Tensor, dict[str, float]]:
         feats = F.normalize(out["feat"].float(), dim=1)
         if self.stage2:
             terms = self.stage2_loss(out, feats, labels, modality, rows)
