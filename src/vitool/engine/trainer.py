@@ -29,7 +29,7 @@ from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.errors import VitoolError
-from vitool.methods import Method, build_method
+from vitool.methods import Method, broadcast_from_main, build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
@@ -213,9 +213,7 @@ class Engine:
             seed_everything(cfg.seed * 100_003 + epoch)
             labels = self.method.epoch_labels(self, epoch)
             if self.world > 1:  # every process samples from process 0's labels
-                shared = [labels]
-                torch.distributed.broadcast_object_list(shared, src=0)
-                labels = shared[0]
+                labels = broadcast_from_main(labels)
                 self.method.adopt_labels(labels)
             dataset.labels = labels
             sampler = CrossModalIdentitySampler(

@@ -70,6 +70,16 @@ class Method:
         pass
 
 
+def broadcast_from_main(value: Any) -> Any:
+    """Process 0's value in every process of a distributed run (BN statistics differ a little between
+    processes, so their labels, clusters or matches would too); the value itself otherwise."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        shared = [value]
+        torch.distributed.broadcast_object_list(shared, src=0)
+        return shared[0]
+    return value
+
+
 def visible_training_labels(config, samples: list[Sample]) -> tuple[np.ndarray, str]:
     """Per training row, the visible label a label-efficient method starts from (-1 elsewhere), and where
     it came from: the ground-truth identities (semi-supervised), or ``config.labels`` (a labels file, e.g.

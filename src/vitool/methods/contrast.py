@@ -30,7 +30,7 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
-from vitool.methods import Method
+from vitool.methods import Method, broadcast_from_main
 from vitool.modality import INFRARED, VISIBLE
 
 MODALITIES = (VISIBLE, INFRARED)
@@ -97,16 +97,6 @@ def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tens
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over rows of -sum_k target_k log softmax(logits)_k, for probability targets."""
     return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
-def broadcast_from_main(value: Any) -> Any:
-    """Process 0's value in every process of a distributed run (BN statistics differ a little between
-    processes, so their clusters would too); the value itself otherwise."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        shared = [value]
-        torch.distributed.broadcast_object_list(shared, src=0)
-        return shared[0]
-    return value
 
 
 def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

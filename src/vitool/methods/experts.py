@@ -38,7 +38,7 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
-from vitool.methods import Method, labels_from_file
+from vitool.methods import Method, broadcast_from_main, labels_from_file
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
 
@@ -205,11 +205,8 @@ class Experts(Method):
             rows = self.modality == m
             ids, means = class_means(fs.features[rows], self.intra[rows])
             proto[torch.as_tensor(ids)] = torch.as_tensor(means, device=proto.device, dtype=proto.dtype)
+        self.relations = broadcast_from_main(self.relations)  # every process takes process 0's
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            # BN running statistics differ a little between processes: all take process 0's relations
-            shared = [self.relations]
-            torch.distributed.broadcast_object_list(shared, src=0)
-            self.relations = shared[0]
             for proto in (self.net.proto_v, self.net.proto_r):
                 torch.distributed.broadcast(proto, src=0)
         if (self.pid >= 0).all():  # diagnostics only: the hidden cross-modal truth
