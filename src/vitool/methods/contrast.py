@@ -304,15 +304,15 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     from vitool.assign import Assignment
     from vitool.diagnostics import _majority
 
-    own = (modality == (VISIBLE if space == "visible" else INFRARED)) & (intra >= 0)
+    in_space = modality == (VISIBLE if space == "visible" else INFRARED)
+    own = in_space & (intra >= 0)
     owner = _majority(intra[own], pid[own])
     ids, sizes = np.unique(intra[own], return_counts=True)
     best: dict[int, int] = {}
     for cluster in ids[np.argsort(-sizes, kind="stable")].tolist():
         best.setdefault(owner[cluster], cluster)
     label = intra.copy()
-    other = ~(modality == (VISIBLE if space == "visible" else INFRARED))
-    label[other] = [best.get(int(p), -1) for p in pid[other]]
+    label[~in_space] = [best.get(int(p), -1) for p in pid[~in_space]]
     return Assignment(label=label, intra_label=intra, attrs={"space": space})
 
 

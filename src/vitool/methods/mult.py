@@ -91,13 +91,14 @@ class MULT(ClusterContrast):
         other = INFRARED if space == VISIBLE else VISIBLE
         rows = rows.to(feats.device)
         s, o = modality == space, modality == other
-        f_s, f_o = feats[s], feats[o]
+        f_o = feats[o]
         soft = self.soft[rows]
         soft_s, soft_o = soft[s], soft[o]
         _, _, y_o = self._targets(labels, modality, rows)
         mem_s, mem_o, agg, cross = self.memories[space], self.memories[other], self.aggregated, self.cross_memory
-        s_own, s_agg, s_cross = mem_s.logits(f_s), agg.logits(f_s), cross.logits(f_s)
-        o_own, o_agg, o_cross = mem_s.logits(f_o), agg.logits(f_o), cross.logits(f_o)
+        own, aggregated, crossed = mem_s.logits(feats), agg.logits(feats), cross.logits(feats)  # one pass each
+        s_own, s_agg, s_cross = own[s], aggregated[s], crossed[s]
+        o_own, o_agg, o_cross = own[o], aggregated[o], crossed[o]
         keep = y_o >= 0
         ms = soft_cross_entropy(s_own, soft_s) + soft_cross_entropy(o_cross, soft_o)
         if keep.any():
