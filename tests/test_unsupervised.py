@@ -162,3 +162,6 @@ def test_bad_clustering_and_association_values_are_one_line_errors(tmp_path, syn
     assert res.returncode == 1 and "association 'nearest'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = run_cli(*common, "--set", "cluster_eps=0.001", "-o", tmp_path / "b")
     assert res.returncode == 1 and "cluster_eps 0.001" in res.stderr and "Traceback" not in res.stderr
+    for bad, named in (("cluster_eps=-1", "cluster_eps = -1"), ("memory_momentum=1.0", "memory_momentum = 1.0")):
+        res = run_cli(*common, "--set", bad, "-o", tmp_path / "c")
+        assert res.returncode == 1 and named in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -146,6 +146,18 @@ class ClusterContrast(Method):
         self.dcl_epochs = config.dcl_epochs if config.dcl_epochs >= 0 else self.default_dcl_epochs
         if config.association and config.association not in ASSOCIATIONS:  # fail before any training
             raise VitoolError(None, f"association '{config.association}'", f"use one of {', '.join(ASSOCIATIONS)}")
+        bounds = {  # key: (valid?, what is valid)
+            "cluster_eps": (config.cluster_eps > 0, "> 0"),
+            "cluster_k1": (config.cluster_k1 >= 1, ">= 1"),
+            "cluster_k2": (config.cluster_k2 >= 1, ">= 1"),
+            "cluster_min_samples": (config.cluster_min_samples >= 1, ">= 1"),
+            "memory_temperature": (config.memory_temperature > 0, "> 0"),
+            "memory_momentum": (0 <= config.memory_momentum < 1, "in [0, 1)"),
+            "pclhd_dynamic_samples": (config.pclhd_dynamic_samples >= 1, ">= 1"),
+        }
+        for key, (valid, rule) in bounds.items():
+            if not valid:
+                raise VitoolError(None, f"{key} = {getattr(config, key)}", f"use a value {rule}")
 
     def num_classes(self) -> int:
         return 0  # no classifier: the memories are the classifier
