@@ -89,15 +89,11 @@ class PCLHD(ClusterContrast):
 
     def __init__(self, config, samples) -> None:
         super().__init__(config, samples)
-        self.samples = samples
         self.net: PCLHDNet | None = None
         self.hard: dict[int, ClusterMemory] = {}
         self.dynamic: dict[int, torch.Tensor] = {}
         self.cross = np.full(len(samples), -1, dtype=np.int64)  # row -> cluster of the space modality
         self.space = VISIBLE
-
-    def adjust_model(self, config) -> None:
-        super().adjust_model(config)  # non-local as the backbone's default (AGW: on)
 
     def train_module(self, model: nn.Module) -> nn.Module:
         super().train_module(model)
@@ -134,7 +130,6 @@ class PCLHD(ClusterContrast):
         self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         other = self.modality != self.space
         self.cross = np.where(other, self.local(result.label, self.space), -1)
-        self.cross[other & (result.label < 0)] = -1
         self._report |= self.association_report(result.label, self.space)
         return self.intra
 
@@ -149,15 +144,15 @@ class PCLHD(ClusterContrast):
             rows = self.rows_of[m]
             local = self.local(self.intra[rows], m)
             picks[m] = np.stack([rng.choice(rows[local == k], m_per) for k in range(len(self.memories[m]))])
-        chosen = np.unique(np.concatenate([p.ravel() for p in picks.values()]))
-        fs = extract_featureset(
-            self.net.ema, [self.samples[i] for i in chosen], engine.root, {}, self.device, 128, cache=engine.cache
-        )
+        chosen, position = np.unique(np.concatenate([p.ravel() for p in picks.values()]), return_inverse=True)
+        samples = [engine.train_samples[i] for i in chosen]  # each image encoded once
+        fs = extract_featureset(self.net.ema, samples, engine.root, {}, self.device, 128, cache=engine.cache)
         feats = F.normalize(torch.as_tensor(fs.features, device=self.device), dim=1)
-        position = {int(r): i for i, r in enumerate(chosen)}
+        start = 0
         for m, p in picks.items():
-            index = torch.as_tensor([position[int(r)] for r in p.ravel()], device=self.device)
+            index = torch.as_tensor(position[start : start + p.size], device=self.device)
             self.dynamic[m] = feats[index].reshape(*p.shape, -1)
+            start += p.size
 
     # --------------------------------------------------------------------------------------- loss
 
