@@ -94,11 +94,6 @@ def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tens
     return F.cross_entropy(memory.logits(feats[keep]), labels[keep])
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of -sum_k target_k log softmax(logits)_k, for probability targets."""
-    return -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
 def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The whole batch from every process of a distributed run (each holds every world-th image), so
     every process makes the same memory updates; the tensors themselves otherwise."""

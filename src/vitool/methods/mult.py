@@ -37,13 +37,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate, soft_cross_entropy
+from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate
 from vitool.modality import INFRARED, VISIBLE
 
 
 def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, sharpen: float) -> torch.Tensor:
     """OCLR's SCE(p, q): CE of ``logits`` against softmax(``target_logits`` / sharpen), target attached."""
-    return soft_cross_entropy(logits, torch.softmax(target_logits / sharpen, dim=1))
+    return F.cross_entropy(logits, torch.softmax(target_logits / sharpen, dim=1))  # probability targets
 
 
 class MULT(ClusterContrast):
@@ -100,10 +100,10 @@ class MULT(ClusterContrast):
         s_own, s_agg, s_cross = own[s], aggregated[s], crossed[s]
         o_own, o_agg, o_cross = own[o], aggregated[o], crossed[o]
         keep = y_o >= 0
-        ms = soft_cross_entropy(s_own, soft_s) + soft_cross_entropy(o_cross, soft_o)
+        ms = F.cross_entropy(s_own, soft_s) + F.cross_entropy(o_cross, soft_o)  # soft targets, as released
         if keep.any():
             ms = ms + F.cross_entropy(mem_o.logits(f_o[keep]), y_o[keep])
-        ma = soft_cross_entropy(s_agg, soft_s) + soft_cross_entropy(o_agg, soft_o)
+        ma = F.cross_entropy(s_agg, soft_s) + F.cross_entropy(o_agg, soft_o)
         sharpen = cfg.mult_sharpen
         oclr = (
             sharpened_cross_entropy(s_agg, s_own, sharpen)
