@@ -19,7 +19,7 @@ def _with_singletons(label: np.ndarray) -> np.ndarray:
     return out
 
 
-def _majority(labels: np.ndarray, pids: np.ndarray) -> dict[int, int]:
+def majority_identity(labels: np.ndarray, pids: np.ndarray) -> dict[int, int]:
     """Label -> its most frequent ground-truth identity."""
     owner: dict[int, int] = {}
     for lab in np.unique(labels):
@@ -37,7 +37,7 @@ def cross_modal_accuracy(
     other = modality == (INFRARED if space == VISIBLE else VISIBLE)
     if not own.any() or not other.any():
         return None
-    owner = _majority(label[own], pid[own])
+    owner = majority_identity(label[own], pid[own])
     hits = [owner.get(int(lab)) == int(p) for lab, p in zip(label[other], pid[other], strict=True)]
     return float(np.mean(hits))
 
@@ -87,8 +87,8 @@ def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> di
     vis, ir = known & (modality == VISIBLE) & (intra >= 0), known & (modality == INFRARED) & (intra >= 0)
     if not vis.any() or not ir.any():
         return {}
-    v_owner = _majority(intra[vis], pid[vis])
-    r_owner = _majority(intra[ir], pid[ir])
+    v_owner = majority_identity(intra[vis], pid[vis])
+    r_owner = majority_identity(intra[ir], pid[ir])
     out: dict[str, float | int] = {}
     for name, pairs in tables.items():
         if not name.startswith("pairs_"):

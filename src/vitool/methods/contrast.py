@@ -309,11 +309,11 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     cluster of ``space`` whose majority identity is its own (none if there is none). It reads the
     hidden identities, so it measures what a perfect association of these clusters would give."""
     from vitool.assign import Assignment
-    from vitool.diagnostics import _majority
+    from vitool.diagnostics import majority_identity
 
     in_space = modality == (VISIBLE if space == "visible" else INFRARED)
     own = in_space & (intra >= 0)
-    owner = _majority(intra[own], pid[own])
+    owner = majority_identity(intra[own], pid[own])
     ids, sizes = np.unique(intra[own], return_counts=True)
     best: dict[int, int] = {}
     for cluster in ids[np.argsort(-sizes, kind="stable")].tolist():
