@@ -81,3 +81,22 @@ def test_missing_parts_of_a_root_are_named(tmp_path, synth_root):
         load_split("regdb", root, "test")
     with pytest.raises(VitoolError, match="out of range"):
         load_split("regdb", synth_root["regdb"], "test", trial=11)
+
+
+def test_channel_exchange_copies_one_of_the_images_own_channels():
+    import torch
+
+    from vitool.data.transforms import ChannelExchange
+
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    image = Image.fromarray(rgb)
+    torch.manual_seed(0)
+    chosen = set()
+    for _ in range(30):
+        out = np.asarray(ChannelExchange(1.0)(image))
+        assert (out == out[..., :1]).all()  # three identical channels
+        matches = [c for c in range(3) if (out[..., 0] == rgb[..., c]).all()]
+        assert len(matches) == 1
+        chosen.add(matches[0])
+    assert chosen == {0, 1, 2}  # every channel gets drawn
+    assert (np.asarray(ChannelExchange(0.0)(image)) == rgb).all()

@@ -42,6 +42,9 @@ class TrainConfig:
     gamma: float = 0.1
     erasing: float = 0.0
     visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
+    # chance a visible training image becomes one of its colour channels, thrice; -1: the method's
+    # (dcl / pclhd / mult 0.5, others 0)
+    visible_channel_exchange: float = -1.0
     val_ids: int = 0  # identities held out of training to choose best.pt (never the test set)
     eval_every: int = 1
     seed: int = 0

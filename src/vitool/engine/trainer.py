@@ -37,7 +37,7 @@ from vitool.models.network import ModelConfig, VIReIDNet
 
 class TrainSet(ImageDataset):
     """Training images with the label the method assigns this epoch; visible rows may have their own
-    transform (OTLA's random grayscale)."""
+    transform (OTLA's random grayscale, ADCA's channel exchange)."""
 
     def __init__(self, samples: list[Sample], root: Path, transform, cache=None, visible_transform=None) -> None:
         super().__init__(samples, root, transform, cache)
@@ -192,12 +192,14 @@ class Engine:
         cfg = self.config
         size = (self.model.config.height, self.model.config.width)
         gray = self.method.visible_grayscale if cfg.visible_grayscale < 0 else cfg.visible_grayscale
+        exchange = cfg.visible_channel_exchange
+        exchange = self.method.visible_channel_exchange if exchange < 0 else exchange
         dataset = TrainSet(
             self.train_samples,
             self.root,
             train_transform(*size, cfg.erasing),
             self.cache,
-            train_transform(*size, cfg.erasing, gray) if gray > 0 else None,
+            train_transform(*size, cfg.erasing, gray, exchange) if gray > 0 or exchange > 0 else None,
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())

@@ -23,6 +23,7 @@ class Method:
     name = "base"
     batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
     visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
+    visible_channel_exchange = 0.0  # chance it becomes one random colour channel, thrice (ADCA)
     independent_labels = False  # True: each modality's labels are its own id space (weak supervision)
 
     def num_classes(self) -> int:

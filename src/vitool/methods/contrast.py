@@ -16,7 +16,9 @@ writes into it by accident (ref-unsupervised.md §9). The per-epoch association,
 have one, goes through ``vitool.assign.assign``, the function behind `vitool assign-labels`.
 
 One view per visible image: the references add a second, channel-exchanged view of every visible
-image (ADCA); we turn a visible image gray with probability 0.5 instead, at half the visible compute.
+image (ADCA: one random R/G/B channel copied into all three); we exchange the channels of a visible
+image with probability 0.5 instead, the same mixture of plain and exchanged views at half the visible
+compute.
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class ClusterContrast(Method):
     two_stage = False  # PCLHD and MULT: their own stage from ``dcl_epochs`` on
     default_dcl_epochs = 0
     batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
-    visible_grayscale = 0.5
+    visible_channel_exchange = 0.5
 
     def __init__(self, config, samples: list[Sample]) -> None:
         self.config = config
