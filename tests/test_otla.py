@@ -80,7 +80,7 @@ def test_visible_labels_come_from_ground_truth_or_a_labels_file(tmp_path, synth_
     paths = np.array([f"other/{i}.jpg" for i in range(5)], dtype=object)
     other = LabelSet(paths, np.zeros(5, np.uint8), np.zeros(5, np.int64))
     write_labels(tmp_path / "other.h5", other, make_provenance({}))
-    with pytest.raises(VitoolError, match="other.h5.*has no label for .* training images"):
+    with pytest.raises(VitoolError, match="other.h5.*has no row for .* training images"):
         labels_from_file(tmp_path / "other.h5", samples)
 
 
@@ -122,7 +122,7 @@ def test_train_with_labels_of_other_images_is_a_one_line_error(tmp_path, synth_r
         "--labels", tmp_path / "l.h5", "--backbone", "mobilenet_v2", "--pretrained", "none", "-o", tmp_path / "run",
     )  # fmt: skip
     assert res.returncode == 1
-    assert res.stderr.count("\n") == 1 and "l.h5" in res.stderr and "has no label for" in res.stderr
+    assert res.stderr.count("\n") == 1 and "l.h5" in res.stderr and "has no row for" in res.stderr
     assert not (tmp_path / "run" / "last.pt").exists()
 
 

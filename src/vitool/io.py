@@ -378,18 +378,25 @@ def validate_labels(ls: LabelSet, path: str | Path) -> None:
     _check_rows(path, n, "soft", ls.soft, "f", 2)
 
 
-def align_labels(fs: FeatureSet, ls: LabelSet, labels_path: str | Path) -> np.ndarray:
-    """Row index into ``ls`` for every row of ``fs`` (labels join features by ``path``)."""
+def rows_by_path(ls: LabelSet, paths: list[str], labels_path: str | Path, what: str, fix: str) -> np.ndarray:
+    """Row index into ``ls`` for each of ``paths`` (labels join images by ``path``); a missing one is a
+    one-line error naming how many ``what`` have no row."""
     where = {p: i for i, p in enumerate(ls.path.tolist())}
-    index = np.array([where.get(p, -1) for p in fs.path.tolist()], dtype=np.int64)
+    index = np.array([where.get(p, -1) for p in paths], dtype=np.int64)
     missing = index < 0
     if missing.any():
+        first = paths[int(np.flatnonzero(missing)[0])]
         raise VitoolError(
-            labels_path,
-            f"has no row for {int(missing.sum())} feature paths (first: {fs.path[missing][0]})",
-            "use a labels file made from the same images",
+            labels_path, f"has no row for {int(missing.sum())} of {len(paths)} {what} (first: {first})", fix
         )
     return index
+
+
+def align_labels(fs: FeatureSet, ls: LabelSet, labels_path: str | Path) -> np.ndarray:
+    """Row index into ``ls`` for every row of ``fs``."""
+    return rows_by_path(
+        ls, fs.path.tolist(), labels_path, "feature paths", "use a labels file made from the same images"
+    )
 
 
 def summarise(path: str | Path) -> dict[str, Any]:

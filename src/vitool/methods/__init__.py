@@ -102,23 +102,14 @@ def visible_training_labels(config, samples: list[Sample]) -> tuple[np.ndarray, 
 
 def labels_from_file(path: Path, samples: list[Sample], field: str = "label") -> np.ndarray:
     """The ``label`` (or ``intra_label``) of each training sample in a labels file, joined by image path."""
-    from vitool.io import read_labels
+    from vitool.io import read_labels, rows_by_path
 
     ls = read_labels(path)
     values = getattr(ls, field)
     if values is None:
         raise VitoolError(path, f"has no {field}", "use a per-modality labels file (e.g. vitool weak-labels)")
-    where = {p: i for i, p in enumerate(ls.path.tolist())}
-    index = np.array([where.get(s.path, -1) for s in samples], dtype=np.int64)
-    missing = index < 0
-    if missing.any():
-        first = samples[int(np.flatnonzero(missing)[0])].path
-        raise VitoolError(
-            path,
-            f"has no label for {int(missing.sum())} of {len(samples)} training images (first: {first})",
-            "use a labels file made from this dataset's training split (e.g. vitool cluster on its features)",
-        )
-    return values[index].astype(np.int64)
+    fix = "use a labels file made from this dataset's training split (e.g. vitool cluster on its features)"
+    return values[rows_by_path(ls, [s.path for s in samples], path, "training images", fix)].astype(np.int64)
 
 
 def build_method(config, samples: list[Sample]) -> Method:
