@@ -9,6 +9,7 @@ import torch
 
 from vitool.data.datasets import Sample
 from vitool.engine.trainer import Engine
+from vitool.errors import VitoolError
 from vitool.methods.contrast import ClusterMemory, contrast_loss
 from vitool.methods.mult import sharpened_cross_entropy
 from vitool.methods.pclhd import PCLHD, dynamic_logits, farthest_members
@@ -153,6 +154,16 @@ def test_oracle_association_sends_each_image_to_the_largest_cluster_of_its_ident
     intra = np.array([0, 0, 1, 2, -1, 3, 4, 4])  # visible: clusters 0 (7, 7), 1 (7), 2 (8); infrared 3, 4
     result = oracle_association(pid, modality, intra, "visible")
     np.testing.assert_array_equal(result.label, [0, 0, 1, 2, -1, 0, 2, -1])  # identity 9 has no visible cluster
+
+
+def test_oracle_clusters_are_each_modalitys_identities_numbered_like_vitool_cluster():
+    from vitool.methods.contrast import oracle_clusters
+
+    pid = np.array([7, 9, 7, 8, 9, 7, 9])
+    modality = np.array([0, 0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(oracle_clusters(pid, modality), [0, 2, 0, 1, 4, 3, 4])
+    with pytest.raises(VitoolError, match="cluster_oracle"):
+        oracle_clusters(np.array([1, -1]), np.array([0, 1]))
 
 
 def test_bad_clustering_and_association_values_are_one_line_errors(tmp_path, synth_root):

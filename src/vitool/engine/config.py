@@ -70,6 +70,7 @@ class TrainConfig:
     cluster_k1: int = 30
     cluster_k2: int = 6
     cluster_min_samples: int = 4
+    cluster_oracle: bool = False  # dcl / pclhd / mult diagnostic: each modality's true identities as its clusters
     memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
     memory_momentum: float = 0.1  # weight of the old prototype in each memory update
     dcl_epochs: int = -1  # pclhd / mult: DCL epochs before their own stage; -1: the paper's (PCLHD 50, MULT 40)

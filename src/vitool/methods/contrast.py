@@ -187,7 +187,9 @@ class ClusterContrast(Method):
         cfg = self.config
         fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
         features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
-        if engine.rank == 0:
+        if cfg.cluster_oracle:  # diagnostic: what perfect clusters would give (reads the hidden identities)
+            intra = oracle_clusters(self.pid, self.modality)
+        elif engine.rank == 0:
             clusters = ClusterConfig(
                 eps=cfg.cluster_eps, k1=cfg.cluster_k1, k2=cfg.cluster_k2, min_samples=cfg.cluster_min_samples
             )
@@ -304,6 +306,20 @@ class ClusterContrast(Method):
 
 
 ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle")
+
+
+def oracle_clusters(pid: np.ndarray, modality: np.ndarray) -> np.ndarray:
+    """Diagnostic only (``cluster_oracle = true``): each modality's true identities as its clusters,
+    numbered as `vitool cluster` numbers clusters (visible 0..K_V-1, infrared after)."""
+    if (pid < 0).any():
+        raise VitoolError(None, "cluster_oracle needs the training identities", "use a labelled dataset")
+    intra = np.empty(len(pid), dtype=np.int64)
+    offset = 0
+    for m in MODALITIES:
+        own = modality == m
+        intra[own] = np.unique(pid[own], return_inverse=True)[1] + offset
+        offset = int(intra[own].max()) + 1
+    return intra
 
 
 def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str):
