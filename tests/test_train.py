@@ -104,6 +104,12 @@ def test_config_errors_name_the_problem(tmp_path):
     assert res.returncode == 1 and "unknown keys batchsize, learning_rate" in res.stderr
     res = run_cli("train", "--resume", tmp_path)
     assert res.returncode == 1 and "has no last.pt" in res.stderr
+    for bad in ("visible_channel_exchange=1.5", "erasing=-1", "visible_grayscale=-0.5"):
+        res = run_cli("train", "--set", bad, "-o", tmp_path / "run")
+        key, value = bad.split("=")
+        assert res.returncode == 1 and f"{key} = {value}" in res.stderr and "probability" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert load_config(None, {"visible_channel_exchange": -1.0}).visible_channel_exchange == -1.0
 
 
 def test_image_cache_gives_the_same_features(tmp_path, synth_root):

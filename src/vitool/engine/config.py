@@ -113,9 +113,15 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             raise VitoolError(path, f"unknown keys {', '.join(unknown)}", "see `vitool train --help` for the keys")
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return TrainConfig(**values)
+        config = TrainConfig(**values)
     except TypeError as exc:
         raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
+    for key in ("erasing", "visible_grayscale", "visible_channel_exchange"):  # chances; -1 = the method's
+        value = getattr(config, key)
+        if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
+            fix = "use a probability in [0, 1]" + ("" if key == "erasing" else " or -1 (the method's)")
+            raise VitoolError(path, f"{key} = {value}", fix)
+    return config
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:

@@ -191,9 +191,11 @@ class Engine:
     def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
         cfg = self.config
         size = (self.model.config.height, self.model.config.width)
-        gray = self.method.visible_grayscale if cfg.visible_grayscale < 0 else cfg.visible_grayscale
-        exchange = cfg.visible_channel_exchange
-        exchange = self.method.visible_channel_exchange if exchange < 0 else exchange
+        # -1 in the config: the method's own chance (same name on the method)
+        gray, exchange = (
+            getattr(self.method, k) if getattr(cfg, k) < 0 else getattr(cfg, k)
+            for k in ("visible_grayscale", "visible_channel_exchange")
+        )
         dataset = TrainSet(
             self.train_samples,
             self.root,
