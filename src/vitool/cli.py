@@ -100,16 +100,23 @@ def synth(
     test_ids: Annotated[int, typer.Option(help="Test identities.")] = 32,
     images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
+    ir_material: Annotated[
+        float,
+        typer.Option(
+            help="Share of a garment's infrared brightness set by its material rather than its dye: "
+            "0 narrows the modality gap (colour predicts infrared), 1 widens it (no colour trace)."
+        ),
+    ] = 0.5,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a procedural visible-infrared pedestrian dataset in an official layout."""
     from vitool.data.synth import SynthConfig, generate
 
-    config = SynthConfig(layout.value, train_ids, test_ids, images, seed)
+    config = SynthConfig(layout.value, train_ids, test_ids, images, seed, ir_material)
     progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
     with progress:
         counts = generate(out, config, progress=advance)
-    summary = {"root": str(out), "layout": layout.value, "seed": seed, **counts}
+    summary = {"root": str(out), "layout": layout.value, "seed": seed, "ir_material": ir_material, **counts}
     if as_json:
         _emit_json(summary)
     else:

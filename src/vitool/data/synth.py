@@ -80,7 +80,9 @@ def _nir_response(rgb: np.ndarray) -> float:
     return float(0.65 * rgb[0] + 0.25 * rgb[1] + 0.1 * rgb[2])
 
 
-def make_identity(rng: np.random.Generator) -> Identity:
+def make_identity(rng: np.random.Generator, ir_material: float = 0.5) -> Identity:
+    """One person's attributes; ``ir_material`` is the share of a garment's infrared brightness set by its
+    material rather than its dye (0: dye only, a narrow modality gap; 1: material only, no colour trace)."""
     colours = {
         SKIN: _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95)),
         HAIR: _hsv(rng.uniform(0.0, 0.12), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.5)),
@@ -91,7 +93,7 @@ def make_identity(rng: np.random.Generator) -> Identity:
     roughness = {SKIN: 0.02, HAIR: 0.08}
     for part in (TOP, BOTTOM, SHOES, BACKPACK, BAG, HAT, SCARF):
         material = rng.choice([0.15, 0.3, 0.45, 0.6, 0.75])  # leather .. cotton .. wool
-        emissivity[part] = 0.5 * material + 0.5 * _nir_response(colours[part])
+        emissivity[part] = ir_material * material + (1 - ir_material) * _nir_response(colours[part])
         roughness[part] = rng.choice([0.0, 0.05, 0.12])  # smooth .. knitted
     pattern_colour = _hsv(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.1, 1.0))
     return Identity(
@@ -316,6 +318,7 @@ class SynthConfig:
     test_ids: int = 32
     images: int = 5  # per identity and camera (RegDB: per identity and modality is 2 x this)
     seed: int = 0
+    ir_material: float = 0.5  # see make_identity: how wide the modality gap is
 
 
 def _cameras(layout: str, seed: int) -> list[Camera]:
@@ -354,8 +357,10 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
         raise VitoolError(out, "exists and is not an empty folder", "choose a new output folder")
     if config.train_ids < 2 or config.test_ids < 2 or config.images < 1:
         raise VitoolError(None, "--train-ids/--test-ids must be >= 2 and --images >= 1", "raise the values")
+    if not 0.0 <= config.ir_material <= 1.0:
+        raise VitoolError(None, f"--ir-material {config.ir_material} is not in [0, 1]", "give a share in [0, 1]")
     n_ids = config.train_ids + config.test_ids
-    people = [make_identity(np.random.default_rng([config.seed, 2, i])) for i in range(n_ids)]
+    people = [make_identity(np.random.default_rng([config.seed, 2, i]), config.ir_material) for i in range(n_ids)]
     cameras = _cameras(config.layout, config.seed)
     tmp = out.with_name(f".{out.name}.tmp-synth")
     if tmp.exists():
