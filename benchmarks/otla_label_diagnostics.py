@@ -6,7 +6,10 @@ infrared predictions made in eval mode (vitool) and with batch-statistics BN ove
 batches of 64 (the reference code's way; running statistics left untouched). Ground truth is used only
 to score. Prints one JSON object.
 
-Usage:  python benchmarks/otla_label_diagnostics.py RUN/last.pt
+Usage:  python benchmarks/otla_label_diagnostics.py RUN/last.pt [ROOT]
+
+ROOT scores the same training identities in another copy of the dataset, e.g. one written by
+`vitool synth --ir-material 0` with the same seed (same people and visible images, other infrared ones).
 """
 
 from __future__ import annotations
@@ -46,12 +49,14 @@ def predictions(model, dataset: ImageDataset, batch_statistics: bool) -> np.ndar
 def main() -> None:
     checkpoint = sys.argv[1]
     config = TrainConfig(**load_checkpoint(checkpoint)["config"])
+    if len(sys.argv) > 2:
+        config.root = sys.argv[2]
     samples = sorted(load_split(config.dataset, config.root, "train", config.trial), key=lambda s: s.modality)
     train, _ = split_validation(samples, config.val_ids, config.seed)
     classes = np.unique([s.pid for s in train if s.modality == 0])  # classifier column j = j-th visible id
     model = model_from_checkpoint(checkpoint)
     transform = test_transform(model.config.height, model.config.width)
-    report = {"checkpoint": checkpoint}
+    report = {"checkpoint": checkpoint, "root": str(config.root)}
     for modality, name in ((0, "visible"), (1, "infrared")):
         rows = [s for s in train if s.modality == modality]
         pid = np.array([s.pid for s in rows])
