@@ -26,6 +26,7 @@ from vitool.data.images import ImageDataset
 from vitool.data.transforms import test_transform
 from vitool.engine.config import TrainConfig
 from vitool.engine.trainer import split_validation
+from vitool.errors import VitoolError
 from vitool.models.checkpoint import load_checkpoint, model_from_checkpoint
 
 
@@ -63,13 +64,16 @@ def main() -> None:
         dataset = ImageDataset(rows, image_root(config.dataset, config.root), transform)
         probs = predictions(model_from_checkpoint(checkpoint), dataset, batch_statistics=False)
         report[f"{name}_argmax_accuracy"] = round(100 * float((classes[probs.argmax(1)] == pid).mean()), 1)
-        if name == "infrared":
-            for mode, batch_statistics in (("eval_bn", False), ("batch_bn", True)):
-                p = predictions(model_from_checkpoint(checkpoint), dataset, batch_statistics)
+        if name == "infrared":  # eval mode is the prediction above; batch statistics need a fresh model
+            batch_bn = predictions(model_from_checkpoint(checkpoint), dataset, batch_statistics=True)
+            for mode, p in (("eval_bn", probs), ("batch_bn", batch_bn)):
                 best, _, _ = sinkhorn_equipartition(np.log(np.clip(p.astype(np.float64), 1e-300, None)), 25.0)
                 report[f"infrared_sinkhorn_accuracy_{mode}"] = round(100 * float((classes[best] == pid).mean()), 1)
     print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except VitoolError as exc:  # a bad checkpoint or ROOT: one line, as the CLI does
+        sys.exit(f"vitool: error: {exc.line()}")
