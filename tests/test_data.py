@@ -1,3 +1,4 @@
+import dataclasses
 import hashlib
 import shutil
 
@@ -29,11 +30,11 @@ def test_synth_ir_material_changes_only_infrared_images(tmp_path):
     """The modality-gap knob reshades infrared garments and leaves every visible image as it was."""
     base = SynthConfig("regdb", train_ids=2, test_ids=2, images=1, seed=3)
     generate(tmp_path / "half", base)
-    generate(tmp_path / "dye", SynthConfig(**{**base.__dict__, "ir_material": 0.0}))
+    generate(tmp_path / "dye", dataclasses.replace(base, ir_material=0.0))
     assert tree_digest(tmp_path / "half" / "Visible") == tree_digest(tmp_path / "dye" / "Visible")
     assert tree_digest(tmp_path / "half" / "Thermal") != tree_digest(tmp_path / "dye" / "Thermal")
     with pytest.raises(VitoolError, match="ir-material"):
-        generate(tmp_path / "bad", SynthConfig(**{**base.__dict__, "ir_material": 1.5}))
+        generate(tmp_path / "bad", dataclasses.replace(base, ir_material=1.5))
 
 
 def test_synth_refuses_a_non_empty_folder(tmp_path):
