@@ -43,18 +43,22 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
     results_a = straight.run()
     first = Engine(tiny(synth_root["sysu"], **kw, epochs=1), tmp_path / "b", log=lambda _: None)
     first.run()
+    if method == "otla":  # the previous checkpoint format: numpy arrays pickled into the method state
+        old = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+        old["method"]["bank"] = old["method"]["bank"].numpy()
+        torch.save(old, tmp_path / "b" / "last.pt")
     resumed = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "b", log=lambda _: None)
     resumed.resume(tmp_path / "b" / "last.pt")
     assert resumed.start_epoch == 1
     results_b = resumed.run()
-    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["model_state"]
-    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["model_state"]
+    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["model_state"]
+    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["model_state"]
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
     assert results_a == results_b
     if method != "supervised":  # the method's heads (GRL counter, experts, prototypes) were restored too
-        heads_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)["method"]["heads"]
-        heads_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["method"]["heads"]
+        heads_a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["method"]["heads"]
+        heads_b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["method"]["heads"]
         assert method != "otla" or int(heads_b["iteration"]) == 2 * 2
         for key in heads_a:
             torch.testing.assert_close(heads_a[key], heads_b[key], rtol=0, atol=0)
@@ -202,7 +206,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
     assert json.loads(outputs[0])["all"]["mAP"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all("val" in r for r in log)  # one writer
-    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["method"]
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["method"]
     if method == "otla":
         assert log[1]["ot_cost"] == "probs"
         assert int(state["heads"]["iteration"]) == 2 * 2  # each process counts its own steps

@@ -130,8 +130,8 @@ def test_resumed_unsupervised_run_equals_an_uninterrupted_one(tmp_path, synth_ro
     resumed.resume(tmp_path / "b" / "last.pt")
     results_b = resumed.run()
     assert results_a == results_b
-    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
-    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    state_a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    state_b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     for key in state_a["model_state"]:
         torch.testing.assert_close(state_a["model_state"][key], state_b["model_state"][key], rtol=0, atol=0)
     for m, prototypes in state_a["method"]["memories"].items():

@@ -31,7 +31,7 @@ from vitool.engine.config import TrainConfig, dump_config
 from vitool.errors import VitoolError
 from vitool.methods import Method, broadcast_from_main, build_method
 from vitool.modality import INFRARED, VISIBLE
-from vitool.models.checkpoint import load_checkpoint, save_checkpoint
+from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
 
 
@@ -171,19 +171,19 @@ class Engine:
         }
 
     def resume(self, checkpoint: Path) -> None:
-        state = load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint, keys=(*REQUIRED_KEYS, "epoch", "optimizer", "scaler", "method"))
         try:
             self.model.load_state_dict(state["model_state"])
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
+            self.scaler.load_state_dict(state["scaler"])
+            self.method.load_state_dict(state["method"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise VitoolError(
                 checkpoint,
                 f"does not fit this run's model ({type(exc).__name__})",
                 "resume with the run folder that wrote it",
             ) from None
-        self.scaler.load_state_dict(state["scaler"])
-        self.method.load_state_dict(state["method"])
-        self.start_epoch = state["epoch"] + 1
+        self.start_epoch = int(state["epoch"]) + 1
         self.best_rank1 = state.get("best_rank1", -1.0)
 
     # ----------------------------------------------------------------------------------------- loop
