@@ -6,7 +6,7 @@ source "$(dirname "$0")/_recipe.sh"
 ROOT=$1 METHOD=$2 RUNS=${3:-runs/regdb}
 EXTRA=()
 case $METHOD in
-  otla|otla-unsup) EXTRA=(--set grl_step=5 --batches-per-epoch 129) ;;  # reference: GRL x5, 2 x 2,060 / 32 draws
+  otla|otla-unsup) EXTRA=(--set grl_ramp=0.191 --batches-per-epoch 129) ;;  # reference: GRL x5 (ramp 10,000/5 of 81 x 129 steps), 2 x 2,060 / 32 draws
   experts) EXTRA=(--set experts_stage1_epochs=50 --epochs 170 --lr 0.0009 --set 'milestones=[50, 70]') ;;
   pclhd|mult|dcl) EXTRA=(--set cluster_eps=0.3 --batches-per-epoch 100) ;;  # references: eps 0.3, 100 batches
 esac

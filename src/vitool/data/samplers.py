@@ -53,7 +53,12 @@ class CrossModalIdentitySampler:
         self.vis_ids, self.ir_ids, self.independent = vis_ids, ir_ids, independent
         self.vis_rows = {int(k): np.flatnonzero(vis_labels == k) for k in vis_ids}
         self.ir_rows = {int(k): np.flatnonzero(ir_labels == k) + ir_offset for k in ir_ids}
-        self.batches = batches or max(len(vis_labels), len(ir_labels)) // (ids * per_id) + 1
+        self.batches = self.epoch_length(len(vis_labels), len(ir_labels), ids, per_id, batches)
+
+    @staticmethod
+    def epoch_length(n_visible: int, n_infrared: int, ids: int, per_id: int, batches: int | None = None) -> int:
+        """Batches per epoch: ``batches``, or AGW's max(#visible, #infrared) // batch + 1."""
+        return batches or max(n_visible, n_infrared) // (ids * per_id) + 1
 
     def __len__(self) -> int:
         return self.batches

@@ -37,9 +37,16 @@ class TrainConfig:
     backbone_lr_factor: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    # The learning-rate schedule restarts at every schedule stage: warm-up, then a step by gamma at each
+    # milestone, counted from the stage's start. A milestone >= 1 is an epoch of the stage; one in (0, 1)
+    # is a fraction of the stage's length (rounded), so stages of different lengths decay at the same places.
     warmup_epochs: int = 10
-    milestones: list[int] = field(default_factory=lambda: [20, 50])
+    milestones: list[float] = field(default_factory=lambda: [20, 50])
     gamma: float = 0.1
+    # epochs at which a new schedule stage starts; [-1]: the method's stage switch where its released code
+    # restarts there (pclhd: dcl_epochs, experts: experts_stage1_epochs), else none; []: one schedule
+    schedule_stages: list[int] = field(default_factory=lambda: [-1])
+    stage_optimizer_restart: bool = True  # a new schedule stage also clears the optimiser's state (Adam's moments)
     erasing: float = 0.0
     visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
     # chance a visible training image becomes one of its colour channels, thrice; -1: the method's
@@ -54,10 +61,12 @@ class TrainConfig:
     image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
     ot_lambda: float = 25.0  # otla: Sinkhorn sharpness (entropic regularisation 1 / ot_lambda)
     ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
-    grl_step: int = 1  # otla: GRL iterations per training step (reference: 1 on SYSU, 5 on RegDB)
+    # otla: the GRL ramp ends after this share of the run's steps (0.177 = the paper's max_iter 10,000 of
+    # the released 81 x 696-step SYSU run); 0: the literal max_iter 10,000, counted in grl_step units
+    grl_ramp: float = 0.177
+    grl_step: int = 1  # otla, with grl_ramp = 0: GRL iterations per training step (reference: 1 SYSU, 5 RegDB)
     ot_oracle: bool = False  # otla diagnostic: true infrared identities instead of the Sinkhorn bank
     experts_stage1_epochs: int = 20  # experts: HEL epochs before CRE / CMCL / CLAE (SYSU 20, LLCM 80, RegDB 50)
-    experts_restart_schedule: bool = True  # experts: stage 2 restarts the lr schedule and the optimiser state
     experts_weak_start: int = 30  # experts: stage-2 epoch from which the weak (exclusion) loss runs
     experts_sharpen: float = 3.0  # experts: CRE multiplies the expert logits by this before the softmax
     experts_proto_new_weight: float = 0.8  # experts: prototype <- (1 - w) prototype + w batch mean
@@ -77,7 +86,10 @@ class TrainConfig:
     # pclhd / mult: hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult); oracle: diagnostic
     association: str = ""
     pclhd_lambda: float = 0.5  # pclhd: weight of HPCL; DPCL gets 1 - lambda
-    pclhd_momentum_encoder: float = 0.999  # pclhd: beta of the momentum encoder
+    # pclhd: the momentum encoder's half-life as a share of stage 2's steps (0.0693 = beta 0.999 over the
+    # released 50 x 200-step stage 2); 0: pclhd_momentum_encoder is the beta, literally
+    pclhd_ema_half_life: float = 0.0693
+    pclhd_momentum_encoder: float = 0.999  # pclhd, with pclhd_ema_half_life = 0: beta of the momentum encoder
     pclhd_dynamic_samples: int = 16  # pclhd: M, dynamic samples per cluster and epoch
     pclhd_released_dynamic: bool = False  # pclhd: true = the released DPCL (momentum-encoder queries: no gradient)
     pclhd_cross_weight: float = 0.25  # pclhd: PGM's cross-modal term
@@ -88,14 +100,30 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def lr_at(self, epoch: int) -> float:
-        """AGW's schedule: linear warm-up, then steps at the milestones."""
-        if epoch < self.warmup_epochs:
-            return self.lr * (epoch + 1) / self.warmup_epochs
-        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+    def stages(self, method_restart: int | None = None) -> list[int]:
+        """The epochs that start a new schedule stage, ``[-1]`` resolved to the method's restart."""
+        stages = self.schedule_stages
+        if stages == [-1]:
+            stages = [method_restart] if method_restart is not None else []
+        return sorted(s for s in stages if 0 < s < self.epochs)
+
+    def lr_at(self, epoch: int, stages: list[int] | tuple[int, ...] = ()) -> float:
+        """AGW's schedule (linear warm-up, then steps at the milestones), restarted at each of ``stages``."""
+        begin, end = stage_of(epoch, stages, self.epochs)
+        e = epoch - begin
+        if e < self.warmup_epochs:
+            return self.lr * (e + 1) / self.warmup_epochs
+        steps = [m if m >= 1 else int(m * (end - begin) + 0.5) for m in self.milestones]  # half up
+        return self.lr * self.gamma ** sum(e >= s for s in steps)
 
 
-KEYS = {f.name for f in fields(TrainConfig)}
+def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tuple[int, int]:
+    """The first epoch of the schedule stage that holds ``epoch`` and the first epoch after it."""
+    starts = [s for s in stages if 0 < s < epochs]
+    return max([0, *[s for s in starts if s <= epoch]]), min([epochs, *[s for s in starts if s > epoch]])
+
+
+KEYS = {f.name for f in fields(TrainConfig)} | {"experts_restart_schedule"}  # the last: a legacy alias
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
@@ -112,6 +140,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         if unknown:
             raise VitoolError(path, f"unknown keys {', '.join(unknown)}", "see `vitool train --help` for the keys")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if values.pop("experts_restart_schedule", True) is False and "schedule_stages" not in values:
+        values["schedule_stages"] = []  # the key before schedule_stages (run folders of vitool 0.1)
     try:
         config = TrainConfig(**values)
     except TypeError as exc:
@@ -121,6 +151,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
             fix = "use a probability in [0, 1]" + ("" if key == "erasing" else " or -1 (the method's)")
             raise VitoolError(path, f"{key} = {value}", fix)
+    if any(m <= 0 for m in config.milestones):
+        fix = "use epochs >= 1 or fractions in (0, 1) of a stage"
+        raise VitoolError(path, f"milestones = {config.milestones}", fix)
+    if config.schedule_stages != [-1] and any(s < 1 for s in config.schedule_stages):
+        raise VitoolError(path, f"schedule_stages = {config.schedule_stages}", "use epochs >= 1, [] or [-1]")
     return config
 
 

@@ -29,7 +29,7 @@ from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.errors import VitoolError
-from vitool.methods import Method, broadcast_from_main, build_method
+from vitool.methods import Method, RunPlan, broadcast_from_main, build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
@@ -208,6 +208,11 @@ class Engine:
         ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
         if not ids_per_batch or not images_per_id:  # 0: the method's batch shape
             ids_per_batch, images_per_id = self.method.batch_shape
+        stages = self.config.stages(self.method.schedule_restart())
+        steps = CrossModalIdentitySampler.epoch_length(
+            ir_offset, len(modality) - ir_offset, ids_per_batch, images_per_id, cfg.batches_per_epoch or None
+        )
+        self.method.plan(RunPlan(cfg.epochs, steps, tuple(stages)))
         main = self.rank == 0
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -262,8 +267,9 @@ class Engine:
             torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
-        lr = self.config.lr_at(self.method.schedule_epoch(epoch))
-        if self.method.new_stage(epoch):
+        stages = self.config.stages(self.method.schedule_restart())
+        lr = self.config.lr_at(epoch, stages)
+        if epoch in stages and self.config.stage_optimizer_restart:
             self.optimizer.state.clear()
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_factor"]

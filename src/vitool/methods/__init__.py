@@ -3,6 +3,7 @@ per-epoch relabelling hook, its batch shape and its losses; the engine (vitool.e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,15 @@ from vitool.errors import VitoolError
 from vitool.modality import VISIBLE
 
 METHODS = ("supervised", "otla", "visible", "experts", "dcl", "pclhd", "mult")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run's length, for the settings that papers define in iterations and vitool scales to the run."""
+
+    epochs: int
+    steps_per_epoch: int
+    stages: tuple[int, ...] = ()  # the epochs that start a new learning-rate schedule
 
 
 class Method:
@@ -36,13 +46,13 @@ class Method:
         """The module the loop calls: the model, or the model wrapped with the method's extra heads."""
         return model
 
-    def schedule_epoch(self, epoch: int) -> int:
-        """The epoch the learning-rate schedule reads (a two-stage method restarts it)."""
-        return epoch
+    def plan(self, plan: RunPlan) -> None:
+        """Learn the run's length before the first epoch (e.g. to scale a ramp defined in iterations)."""
 
-    def new_stage(self, epoch: int) -> bool:
-        """True when the optimiser's state (e.g. Adam's moments) is to be reset before this epoch."""
-        return False
+    def schedule_restart(self) -> int | None:
+        """The epoch at which the method's released code restarts the learning-rate schedule and the
+        optimiser (a second stage), if any: the engine's schedule stage when ``schedule_stages = [-1]``."""
+        return None
 
     def epoch_labels(self, engine: Any, epoch: int) -> np.ndarray:
         """Labels of every training row for this epoch's batches (a relabelling hook may run here)."""

@@ -142,12 +142,8 @@ class Experts(Method):
         self.net = ExpertsNet(model, self.classes[VISIBLE], self.classes[INFRARED])
         return self.net
 
-    def schedule_epoch(self, epoch: int) -> int:
-        restart = self.config.experts_restart_schedule and epoch >= self.stage1
-        return epoch - self.stage1 if restart else epoch
-
-    def new_stage(self, epoch: int) -> bool:
-        return self.config.experts_restart_schedule and 0 < self.stage1 == epoch
+    def schedule_restart(self) -> int | None:
+        return self.stage1 or None  # the released code builds a new optimiser and schedule for stage 2
 
     # ------------------------------------------------------------------------------------- labels
 

@@ -8,8 +8,11 @@ the paper's three parts:
 
 - DEN (§3.2): a modality discriminator on the concatenated BN'd average-pooled outputs of five levels
   (stem, three trunk stages, the final features), behind a gradient-reversal layer whose coefficient
-  follows the DANN schedule gamma = 2 / (1 + exp(-10 iter / 10000)) - 1, ``iter`` growing by
-  ``grl_step`` per training forward (reference: 1 on SYSU, 5 on RegDB). Loss: BCE, visible = 1.
+  follows the DANN schedule gamma = 2 / (1 + exp(-10 iter / max_iter)) - 1. The paper's max_iter is
+  10,000 iterations of a run of 81 epochs x 696 steps on SYSU-MM01 (released code; ``iter`` grows by
+  ``grl_step`` per forward, 1 on SYSU, 5 on RegDB), so the ramp ends at 17.7% of the run. vitool keeps that
+  share in runs of any length: max_iter = ``grl_ramp`` x the run's steps, one unit per step;
+  ``grl_ramp = 0`` is the literal 10,000 in ``grl_step`` units. Loss: BCE, visible = 1.
 - OTLA (§3.3, Eq. 3-5): the infrared label bank from ``vitool.assign.assign("ot", ...)``, the function
   behind `vitool assign-labels --method ot` (lambda = ``ot_lambda``, 25).
 - PAL (§3.4, Eq. 6-10): batch-level prediction mix-up and two KL terms (0.1 and 0.5).
@@ -41,7 +44,7 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
-from vitool.methods import Method, visible_training_labels
+from vitool.methods import Method, RunPlan, visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import batch_hard_triplet
 from vitool.models.network import FEATURE_DIM, LEVEL_DIMS
@@ -50,7 +53,12 @@ LAMBDA_VR, LAMBDA_RV = 0.1, 0.5  # PAL weights (paper §3.4)
 IR_CE_WEIGHT, IR_TRIPLET_WEIGHT = 0.1, 0.5  # reference trainer's infrared terms
 
 
-def grl_coefficient(iteration: float, alpha: float = 10.0, max_iter: float = 10_000.0) -> float:
+GRL_MAX_ITER = 10_000  # paper §4.2 and the released code
+GRL_REFERENCE_STEPS = 81 * 696  # the released SYSU-MM01 run: 81 epochs of 696 steps
+GRL_RAMP = round(GRL_MAX_ITER / GRL_REFERENCE_STEPS, 3)  # 0.177: the share of the run the ramp takes
+
+
+def grl_coefficient(iteration: float, alpha: float = 10.0, max_iter: float = GRL_MAX_ITER) -> float:
     """DANN's schedule, rising from 0 to 1 (paper §4.2: tau = 10, maxiter = 10000)."""
     return 2.0 / (1.0 + math.exp(-alpha * iteration / max_iter)) - 1.0
 
@@ -101,7 +109,7 @@ class OTLANet(nn.Module):
 
     def __init__(self, model: nn.Module, grl_step: int) -> None:
         super().__init__()
-        self.model, self.grl_step = model, grl_step
+        self.model, self.grl_step, self.max_iter = model, grl_step, float(GRL_MAX_ITER)
         backbone = model.config.backbone
         self.level_bns = nn.ModuleList(_frozen_bias_bn(d) for d in LEVEL_DIMS[backbone])
         self.discriminator = ModalityDiscriminator(sum(LEVEL_DIMS[backbone]) + FEATURE_DIM[backbone])
@@ -113,9 +121,12 @@ class OTLANet(nn.Module):
             self.iteration += self.grl_step
         levels = [bn(x) for bn, x in zip(self.level_bns, out.pop("levels"), strict=True)]
         joint = torch.cat([*levels, out["feat"]], dim=1)
-        coefficient = grl_coefficient(float(self.iteration))
+        coefficient = self.coefficient()
         out["modality_logit"] = self.discriminator(GradientReversal.apply(joint, coefficient))
         return out
+
+    def coefficient(self) -> float:
+        return grl_coefficient(float(self.iteration), max_iter=self.max_iter)
 
     def heads_state(self) -> dict[str, Any]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
@@ -170,6 +181,12 @@ class OTLA(Method):
             return model
         self.net = OTLANet(model, self.config.grl_step)
         return self.net
+
+    def plan(self, plan: RunPlan) -> None:
+        """The GRL ramp over ``grl_ramp`` of this run's steps (0: the literal 10,000 iterations)."""
+        if self.net is not None and self.config.grl_ramp > 0:
+            self.net.grl_step = 1
+            self.net.max_iter = max(self.config.grl_ramp * plan.epochs * plan.steps_per_epoch, 1.0)
 
     # ------------------------------------------------------------------------------------- labels
 
@@ -232,7 +249,10 @@ class OTLA(Method):
         return out
 
     def report(self) -> dict[str, Any]:
-        return self._report
+        if self.net is None:
+            return self._report
+        grl = {"grl_coefficient": round(self.net.coefficient(), 4), "grl_max_iter": round(self.net.max_iter, 1)}
+        return {**self._report, **grl}
 
     # --------------------------------------------------------------------------------------- loss
 

@@ -9,9 +9,13 @@ Stage 2, every epoch after re-clustering:
   its centroid (eq. 6), updated with momentum 0.1 by the batch member farthest from the centroid
   prototype (eq. 14; the released ``CMhard``); the centroid memory keeps its batch-mean updates so
   "farthest" stays defined.
-- DPCL (eq. 16-22): a momentum encoder (beta 0.999, eq. 16) copied from the online one at the stage
-  switch and moved after every step; each epoch, M = ``pclhd_dynamic_samples`` members of each
-  cluster drawn with replacement (eq. 17-18) and encoded by it. For a query, the positive prototype is
+- DPCL (eq. 16-22): a momentum encoder (eq. 16) copied from the online one at the stage switch and moved
+  after every step. The paper's beta 0.999 is a half-life of 693 steps, 6.93% of the released 50 x 200-step
+  stage 2; vitool keeps that share (``pclhd_ema_half_life``) in a stage of any length, so a 120-step CPU
+  stage 2 gets beta 0.920 (``pclhd_ema_half_life = 0``: ``pclhd_momentum_encoder`` literally). The
+  momentum encoder runs in train mode on every stage-2 batch, as released, so its BN statistics are its
+  own (estimated with its own weights), not the online model's. Each epoch, M = ``pclhd_dynamic_samples``
+  members of each cluster drawn with replacement (eq. 17-18) and encoded by it. For a query, the positive prototype is
   its cluster's dynamic sample least similar to it and each negative the most similar sample of that
   cluster (eq. 19).
 - Loss (eq. 23): lambda HPCL + (1 - lambda) DPCL, lambda 0.5, plus PGM's cross-modal term (the paper
@@ -32,6 +36,7 @@ one evaluated and checkpointed (the paper tests the momentum encoder; it is save
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitool.methods import RunPlan
 from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
@@ -65,6 +71,16 @@ def farthest_members(features: np.ndarray, local: np.ndarray, centres: np.ndarra
     return out
 
 
+EMA_BETA = 0.999  # eq. 16, released code
+EMA_REFERENCE_STEPS = 50 * 200  # the released SYSU-MM01 stage 2: 50 epochs of 200 steps
+EMA_HALF_LIFE = round(math.log(0.5) / math.log(EMA_BETA) / EMA_REFERENCE_STEPS, 4)  # 0.0693 of stage 2
+
+
+def ema_beta(half_life_steps: float) -> float:
+    """The per-step momentum whose weight on the old encoder halves every ``half_life_steps`` steps."""
+    return 0.5 ** (1.0 / max(half_life_steps, 1e-9))
+
+
 class PCLHDNet(nn.Module):
     """The online model and its momentum encoder (no gradient; moved by ``PCLHD.after_step``)."""
 
@@ -76,9 +92,11 @@ class PCLHDNet(nn.Module):
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images, modality)
-        if self.stage2 and self.released_dynamic:  # the released DPCL query: momentum features, no gradient
-            with torch.no_grad():
-                out["feat_ema"] = self.ema(images, modality)["feat"]
+        if self.stage2 and self.training:  # as released: the momentum encoder sees every batch in train mode,
+            with torch.no_grad():  # so its BN running statistics follow its own weights
+                feat_ema = self.ema(images, modality)["feat"]
+            if self.released_dynamic:  # the released DPCL query: momentum features, no gradient
+                out["feat_ema"] = feat_ema
         return out
 
 
@@ -94,17 +112,27 @@ class PCLHD(ClusterContrast):
         self.dynamic: dict[int, torch.Tensor] = {}
         self.cross = np.full(len(samples), -1, dtype=np.int64)  # row -> cluster of the space modality
         self.space = VISIBLE
+        self.beta = config.pclhd_momentum_encoder
 
     def train_module(self, model: nn.Module) -> nn.Module:
         super().train_module(model)
         self.net = PCLHDNet(model, self.config.pclhd_released_dynamic)
         return self.net
 
-    def schedule_epoch(self, epoch: int) -> int:
-        return epoch - self.dcl_epochs if epoch >= self.dcl_epochs else epoch  # a new Adam at stage 2
+    def plan(self, plan: RunPlan) -> None:
+        """Beta from the half-life as a share of this run's stage 2 (0: the literal beta)."""
+        stage2_steps = max(plan.epochs - self.dcl_epochs, 0) * plan.steps_per_epoch
+        if self.config.pclhd_ema_half_life > 0 and stage2_steps > 0:
+            self.beta = ema_beta(self.config.pclhd_ema_half_life * stage2_steps)
 
-    def new_stage(self, epoch: int) -> bool:
-        return 0 < self.dcl_epochs == epoch
+    def report(self) -> dict[str, Any]:
+        if not self.stage2:
+            return super().report()
+        half_life = math.log(0.5) / math.log(self.beta) if 0 < self.beta < 1 else math.inf
+        return {**super().report(), "ema_beta": round(self.beta, 6), "ema_half_life_steps": round(half_life, 1)}
+
+    def schedule_restart(self) -> int | None:
+        return self.dcl_epochs or None  # the released code builds a new Adam and schedule at stage 2
 
     # ------------------------------------------------------------------------------------- labels
 
@@ -183,16 +211,13 @@ class PCLHD(ClusterContrast):
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Eq. 16: phi_m <- beta phi_m + (1 - beta) phi_0, in stage 2; BN statistics are copied."""
+        """Eq. 16: phi_m <- beta phi_m + (1 - beta) phi_0, in stage 2, on the parameters only: the BN
+        statistics are the momentum encoder's own (its train-mode forward in ``PCLHDNet``)."""
         if not self.stage2:
             return
-        beta = self.config.pclhd_momentum_encoder
         online = dict(self.net.model.named_parameters())
         for name, p in self.net.ema.named_parameters():
-            p.mul_(beta).add_(online[name].detach(), alpha=1 - beta)
-        online_buffers = dict(self.net.model.named_buffers())
-        for name, b in self.net.ema.named_buffers():
-            b.copy_(online_buffers[name])
+            p.mul_(self.beta).add_(online[name].detach(), alpha=1 - self.beta)
 
     # -------------------------------------------------------------------------------------- state
 

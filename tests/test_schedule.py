@@ -1,0 +1,144 @@
+"""Matched learning-rate schedules: a method and its baseline decay at the same places of each stage."""
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from vitool.data.datasets import load_split
+from vitool.engine.config import load_config
+from vitool.errors import VitoolError
+from vitool.methods import build_method
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def multipliers(config_file, synth_root, **overrides):
+    cfg = load_config(CONFIGS / config_file, {"root": str(synth_root["sysu"]), **overrides})
+    method = build_method(cfg, load_split("sysu", cfg.root, "train", 1))
+    stages = cfg.stages(method.schedule_restart())
+    return [round(cfg.lr_at(e, stages) / cfg.lr, 6) for e in range(cfg.epochs)], stages
+
+
+def test_unsupervised_demo_methods_share_the_baselines_schedule(synth_root):
+    expected = [0.5, 1, 1, 0.1, 0.5, 1, 1, 0.1]  # warm-up 2 and a step at 3/4 of each 4-epoch stage
+    for method in ("dcl", "pclhd", "mult"):
+        assert multipliers("demo-unsupervised.toml", synth_root, method=method) == (expected, [4]), method
+
+
+def test_experts_and_hel_only_share_the_stages(synth_root):
+    experts = multipliers("demo.toml", synth_root, method="experts", epochs=16)
+    hel_only = multipliers(
+        "demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16, schedule_stages=[4]
+    )
+    stage2 = [0.5, 1, 1, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1]  # 12 epochs: the step at 9
+    assert experts == hel_only == ([0.5, 1, 1, 0.1, *stage2], [4])
+    # without the explicit stages HEL only would run one schedule: the confound this key removes
+    assert multipliers("demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16)[1] == []
+
+
+def test_single_stage_demo_keeps_its_schedule(synth_root):
+    for method in ("otla", "visible", "supervised"):  # milestones [0.75] of 8 epochs: the old step at 6
+        assert multipliers("demo.toml", synth_root, method=method) == ([0.5, 1, 1, 1, 1, 1, 0.1, 0.1], [])
+
+
+def test_gpu_recipes_keep_the_released_schedules(synth_root):
+    pclhd, stages = multipliers("pclhd.toml", synth_root, method="dcl")  # the baseline restarts with PCLHD
+    assert stages == [50] and pclhd[19:22] == [1, 0.1, 0.1] and pclhd[49:52] == [0.01, 1, 1] and pclhd[-1] == 0.01
+    mult, stages = multipliers("mult.toml", synth_root, method="mult")
+    assert stages == [] and mult[39:41] == [0.1, 0.1] and mult[-1] == pytest.approx(0.001)
+
+
+def test_legacy_restart_key_and_bad_values(tmp_path, synth_root):
+    (tmp_path / "old.toml").write_text("method = 'experts'\nexperts_restart_schedule = false\n")
+    assert load_config(tmp_path / "old.toml", {}).schedule_stages == []
+    (tmp_path / "new.toml").write_text("method = 'experts'\nexperts_restart_schedule = true\n")
+    assert load_config(tmp_path / "new.toml", {}).schedule_stages == [-1]
+    for key, value in (("milestones", [0]), ("schedule_stages", [0, 4])):
+        with pytest.raises(VitoolError, match=key):
+            load_config(None, {key: value})
+
+
+# ------------------------------------------------------------------ settings papers give in iterations
+
+
+def _method_and_net(method_name, synth_root, **overrides):
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    cfg = load_config(
+        CONFIGS / "demo-unsupervised.toml",
+        {"root": str(synth_root["sysu"]), "method": method_name, "pretrained": "none", **overrides},
+    )
+    method = build_method(cfg, load_split("sysu", cfg.root, "train", 1))
+    model_config = ModelConfig.cpu_default("mobilenet_v2")
+    method.adjust_model(model_config)
+    model_config.height, model_config.width, model_config.num_classes = 64, 32, method.num_classes()
+    torch.manual_seed(0)
+    return method, method.train_module(VIReIDNet(model_config, pretrained="none"))
+
+
+def test_grl_ramp_takes_the_same_share_of_any_run(synth_root):
+    from vitool.methods import RunPlan
+
+    method, net = _method_and_net("otla", synth_root)
+    method.plan(RunPlan(epochs=8, steps_per_epoch=30))  # the CPU demo: 240 steps
+    assert net.max_iter == pytest.approx(0.177 * 240)
+    for share, expected in ((0.0, 0.0), (0.177 / 2, 2 / (1 + math.exp(-5)) - 1), (0.177, 2 / (1 + math.exp(-10)) - 1)):
+        net.iteration.fill_(round(share * 240))
+        assert net.coefficient() == pytest.approx(expected, abs=0.01)  # rounded steps
+    assert method.report()["grl_max_iter"] == pytest.approx(42.5, abs=0.05)
+    method.plan(RunPlan(epochs=81, steps_per_epoch=696))  # the released SYSU-MM01 run: the paper's 10,000
+    assert net.max_iter == pytest.approx(10_000, rel=0.003)
+    literal, net = _method_and_net("otla", synth_root, grl_ramp=0.0, grl_step=5)
+    literal.plan(RunPlan(epochs=8, steps_per_epoch=30))
+    assert (net.max_iter, net.grl_step) == (10_000, 5)
+
+
+def test_momentum_encoder_half_life_is_a_share_of_stage_two(synth_root):
+    from vitool.methods import RunPlan
+    from vitool.methods.pclhd import ema_beta
+
+    released, _ = _method_and_net("pclhd", synth_root, dcl_epochs=50)
+    released.plan(RunPlan(epochs=100, steps_per_epoch=200))  # the released 50 + 50 epochs x 200 steps
+    assert released.beta == pytest.approx(0.999, abs=2e-6)
+    method, _ = _method_and_net("pclhd", synth_root)  # dcl_epochs 4 of 8
+    method.plan(RunPlan(epochs=8, steps_per_epoch=30))  # stage 2: 120 steps
+    assert method.beta == pytest.approx(ema_beta(0.0693 * 120)) and method.beta == pytest.approx(0.920, abs=1e-3)
+    assert method.beta**120 < 1e-4  # the online weights are absorbed over stage 2, as over the released one
+    literal, _ = _method_and_net("pclhd", synth_root, pclhd_ema_half_life=0.0)
+    literal.plan(RunPlan(epochs=8, steps_per_epoch=30))
+    assert literal.beta == 0.999
+
+
+def test_momentum_encoder_keeps_its_own_bn_statistics(synth_root):
+    from vitool.methods import RunPlan
+
+    method, net = _method_and_net("pclhd", synth_root)
+    method.plan(RunPlan(epochs=8, steps_per_epoch=30))
+    net.stage2 = method.stage2 = True
+    with torch.no_grad():  # the momentum encoder's weights drift from the online model's, as in stage 2
+        for p in net.ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    images, modality = torch.randn(8, 3, 64, 32), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    expected = copy.deepcopy(net.ema).train()
+    with torch.no_grad():
+        expected(images, modality)  # its own train-mode pass over the batch
+    ema_params_before = {k: v.clone() for k, v in net.ema.named_parameters()}
+    net.train()
+    net(images, modality)
+    method.after_step()
+    online = dict(net.model.named_buffers())
+    own = dict(expected.named_buffers())
+    moved = [k for k, b in net.ema.named_buffers() if k.endswith("running_mean")]
+    assert moved
+    for name in moved:
+        buffer = dict(net.ema.named_buffers())[name]
+        torch.testing.assert_close(buffer, own[name])  # its own statistics ...
+        assert not torch.allclose(buffer, online[name])  # ... not the online model's
+    for name, p in net.ema.named_parameters():  # eq. 16 on the parameters
+        expected_p = (
+            method.beta * ema_params_before[name] + (1 - method.beta) * dict(net.model.named_parameters())[name]
+        )
+        torch.testing.assert_close(p, expected_p)
