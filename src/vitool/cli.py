@@ -97,7 +97,7 @@ def synth(
     out: Annotated[Path, typer.Argument(help="New folder to write the dataset into (must not exist or be empty).")],
     layout: Annotated[Layout, typer.Option(help="Official layout to write.")] = Layout.sysu,
     train_ids: Annotated[int, typer.Option(help="Training identities (SYSU: train + val).")] = 64,
-    test_ids: Annotated[int, typer.Option(help="Test identities.")] = 32,
+    test_ids: Annotated[int, typer.Option(help="Test identities (SYSU-MM01 has 96).")] = 96,
     images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
     ir_material: Annotated[
@@ -659,6 +659,40 @@ def train(
         results = engine.run(progress=advance)
     if results is not None:  # process 0 of a distributed run, or a single process
         _emit_json({"run_dir": str(run_dir), **results})
+
+
+# ------------------------------------------------------------------------------------------------- compare
+
+TableFormat = _choices("TableFormat", "table", "markdown", "csv")
+
+
+@app.command()
+def compare(
+    groups: Annotated[
+        list[str], typer.Argument(help="NAME=RUN,RUN,... : a group of run folders (one per seed).", show_default=False)
+    ],
+    baseline: Annotated[
+        str | None, typer.Option(help="Group to pair the others with, by seed: differences and 95% intervals.")
+    ] = None,
+    table_format: Annotated[TableFormat, typer.Option("--format", help="Table style.")] = TableFormat.table,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare groups of training runs: mean ± sd over seeds of every metric and label-quality figure,
+    and with --baseline the paired difference per seed, its mean and 95% confidence interval."""
+    from vitool.compare import compare as compare_runs
+    from vitool.compare import load_run, render
+
+    parsed: dict[str, list] = {}
+    for item in groups:
+        name, sep, paths = item.partition("=")
+        if not sep or not name or not paths or name in parsed:
+            raise typer.BadParameter(f"'{item}': give each group once as NAME=RUN[,RUN...]")
+        parsed[name] = [load_run(p) for p in paths.split(",") if p]
+    result = compare_runs(parsed, baseline)
+    if as_json:
+        _emit_json(result)
+    else:
+        typer.echo(render(result, table_format.value))
 
 
 # ---------------------------------------------------------------------------------------------------- info

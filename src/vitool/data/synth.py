@@ -315,7 +315,7 @@ def render(person: Identity, camera: Camera, rng: np.random.Generator) -> Image.
 class SynthConfig:
     layout: str = "sysu"
     train_ids: int = 64
-    test_ids: int = 32
+    test_ids: int = 96  # SYSU-MM01's test size: 96 identities
     images: int = 5  # per identity and camera (RegDB: per identity and modality is 2 x this)
     seed: int = 0
     ir_material: float = 0.5  # see make_identity: how wide the modality gap is

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The paired verdict of docs/results.md: each label-efficient method against its no-association baseline
+# over seeds 0-4, with matched schedules, on the default synthetic data (vitool synth, SYSU layout, seed 0),
+# then `vitool compare` tables. Pairs run one after another, each over every seed, so a stopped script
+# leaves whole pairs; it skips finished runs and resumes interrupted ones, so rerunning it continues.
+#
+# Wall time on 2 CPU cores, per seed: otla + visible 13 min, dcl + pclhd + mult 35 min, experts + HEL only
+# (16 epochs) 27 min, supervised 8 and 16 epochs 22 min: about 8 hours for five seeds.
+#
+# Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]     PAIR: otla unsupervised experts supervised
+#         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
+set -euo pipefail
+RUNS=${1:-runs}
+shift || true
+PAIRS=${*:-otla unsupervised experts supervised}
+SEEDS=${SEEDS:-0 1 2 3 4}
+DATA=${DATA:-data/sysu}
+VITOOL=${VITOOL:-vitool}
+cd "$(dirname "$0")/.."
+mkdir -p "$RUNS"
+[ -d "$DATA" ] || "$VITOOL" synth "$DATA" --layout sysu --seed 0
+
+train() {  # train NAME SEED [train options...]: a run folder per (NAME, SEED), resumed or skipped when done
+  local out=$RUNS/$1-s$2 seed=$2
+  shift 2
+  if [ -f "$out/results.json" ]; then return; fi
+  if [ -f "$out/last.pt" ]; then
+    "$VITOOL" train --resume "$out" >/dev/null
+  else
+    "$VITOOL" train --root "$DATA" --seed "$seed" -o "$out" "$@" >/dev/null
+  fi
+  echo "$(date +%H:%M) $out done"
+}
+
+group() {  # group NAME: NAME=RUNS/NAME-s0,RUNS/NAME-s1,... over the seeds
+  local runs=()
+  for s in $SEEDS; do runs+=("$RUNS/$1-s$s"); done
+  (IFS=,; echo "$1=${runs[*]}")
+}
+
+for pair in $PAIRS; do
+  for s in $SEEDS; do
+    case $pair in
+      otla)
+        train visible "$s" --config configs/demo.toml --method visible
+        train otla "$s" --config configs/demo.toml --method otla ;;
+      unsupervised)
+        for m in dcl pclhd mult; do train "$m" "$s" --config configs/demo-unsupervised.toml --method "$m"; done ;;
+      experts)
+        train hel16 "$s" --config configs/demo.toml --method experts --epochs 16 \
+          --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
+        train experts16 "$s" --config configs/demo.toml --method experts --epochs 16 ;;
+      supervised)
+        train supervised "$s" --config configs/demo.toml --method supervised
+        train supervised16 "$s" --config configs/demo.toml --method supervised --epochs 16 ;;
+      *) echo "unknown pair '$pair': use otla, unsupervised, experts or supervised" >&2; exit 2 ;;
+    esac
+  done
+done
+
+upper() {  # the supervised upper bound of that length, when its runs exist
+  local s
+  for s in $SEEDS; do [ -f "$RUNS/$1-s$s/results.json" ] || return 0; done
+  group "$1"
+}
+
+for pair in $PAIRS; do
+  case $pair in
+    otla) "$VITOOL" compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible --format markdown ;;
+    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl --format markdown ;;
+    experts) "$VITOOL" compare "$(group hel16)" "$(group experts16)" $(upper supervised16) --baseline hel16 --format markdown ;;
+    supervised) ;;
+  esac
+  echo
+done

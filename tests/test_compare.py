@@ -1,0 +1,86 @@
+"""`vitool compare`: means, sample standard deviations and paired 95% intervals against hand computations."""
+
+import json
+import math
+
+import pytest
+
+from .conftest import run_cli
+from .test_cli import _one_line_error
+
+
+def make_run(folder, seed, rank1, mAP, accuracy=None, dataset="sysu", protocol="sysu", config=True):
+    folder.mkdir(parents=True)
+    scores = {"rank1": rank1, "rank5": rank1 + 10, "rank10": 80.0, "rank20": 90.0, "mAP": mAP, "mINP": 5.0}
+    names = ("all", "indoor") if protocol == "sysu" else ("v2i", "i2v")
+    (folder / "results.json").write_text(json.dumps({"protocol": protocol, **{n: scores for n in names}}))
+    if config:
+        (folder / "config.toml").write_text(f'dataset = "{dataset}"\nseed = {seed}\n')
+    if accuracy is not None:
+        records = [
+            {"epoch": 0, "loss": 3.0, "ir_label_accuracy": 1.0},
+            {"epoch": 1, "loss": 2.0, "lr": 0.1, "ir_label_accuracy": accuracy, "labels_from": "truth"},
+        ]
+        (folder / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return folder
+
+
+def test_paired_difference_and_interval_match_hand_computation(tmp_path):
+    base = [
+        make_run(tmp_path / f"b{s}", s, r, m, a) for s, r, m, a in ((0, 10, 20, 30), (1, 12, 21, 32), (2, 14, 22, 34))
+    ]
+    # the method's runs listed in another seed order: pairing is by seed, not by position
+    mine = [
+        make_run(tmp_path / f"m{s}", s, r, m, a) for s, r, m, a in ((2, 18, 25, 50), (0, 13, 20, 40), (1, 14, 24, 45))
+    ]
+    res = run_cli(
+        "compare",
+        "base=" + ",".join(map(str, base)),
+        "method=" + ",".join(map(str, mine)),
+        "--baseline",
+        "base",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    method = out["groups"]["method"]
+    assert method["scores"]["all"]["rank1"]["mean"] == pytest.approx(15.0)
+    assert method["scores"]["all"]["rank1"]["sd"] == pytest.approx(math.sqrt(7))  # ((-2)^2 + (-1)^2 + 3^2) / 2
+    assert method["diagnostics"]["ir_label_accuracy"]["mean"] == pytest.approx(45.0)  # the last epoch's
+    paired = method["paired"]["all"]["rank1"]
+    assert paired["per_seed"] == [3.0, 2.0, 4.0]  # seeds 0, 1, 2
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)  # t(0.975, 2) x sd 1 / sqrt(3)
+    assert paired["mean"] == pytest.approx(3.0)
+    assert paired["ci95"] == pytest.approx([3.0 - half, 3.0 + half])
+    assert method["paired"]["indoor"]["mAP"]["per_seed"] == [0.0, 3.0, 3.0]
+    assert "paired" not in out["groups"]["base"]
+    table = run_cli(
+        "compare",
+        "base=" + ",".join(map(str, base)),
+        "method=" + ",".join(map(str, mine)),
+        "--baseline",
+        "base",
+        "--format",
+        "markdown",
+    )
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("| group | n | all R1 |") and "Δall R1 [95% CI]" in lines[0]
+    assert "15.0 ± 2.6" in lines[3] and "+3.0 [+0.5, +5.5]" in lines[3] and lines[2].endswith("baseline | baseline |")
+    csv = run_cli("compare", "base=" + ",".join(map(str, base)), "--format", "csv")
+    assert csv.stdout.splitlines()[1].startswith("base,3,12.0 ± 2.0,")
+
+
+def test_compare_refuses_what_cannot_be_compared(tmp_path):
+    a = make_run(tmp_path / "a", 0, 10, 20)
+    b = make_run(tmp_path / "b", 1, 12, 22)
+    regdb = make_run(tmp_path / "regdb", 0, 50, 40, dataset="regdb", protocol="regdb")
+    scored = make_run(tmp_path / "scored", 0, 11, 21, config=False)  # a checkpoint scored elsewhere: no seed
+    (tmp_path / "empty").mkdir()
+    _one_line_error(run_cli("compare", f"x={tmp_path / 'empty'}"), "empty", "no results.json")
+    _one_line_error(run_cli("compare", f"x={a}", f"y={b}", "--baseline", "x"), "seeds [1]", "[0]")
+    _one_line_error(run_cli("compare", f"x={a}", f"y={regdb}"), "different datasets or protocols")
+    _one_line_error(run_cli("compare", f"x={a}", f"y={scored}", "--baseline", "x"), "no config.toml with a seed")
+    _one_line_error(run_cli("compare", f"x={a}", "--baseline", "z"), "--baseline z is not a group")
+    assert run_cli("compare", f"x={a}", f"y={scored}").returncode == 0  # without pairing a seedless run is fine
+    assert run_cli("compare", "nonsense").returncode == 2
