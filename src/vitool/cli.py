@@ -274,6 +274,14 @@ def evaluate(
     trial: TrialOpt = 1,
     flip: FlipOpt = False,
     batch_size: BatchOpt = 64,
+    rerank: Annotated[
+        bool, typer.Option("--rerank", help="k-reciprocal re-ranking of each trial (Zhong et al., CVPR 2017).")
+    ] = False,
+    k1: Annotated[int, typer.Option(min=1, help="With --rerank: k-reciprocal neighbours.")] = 20,
+    k2: Annotated[int, typer.Option(min=1, help="With --rerank: neighbours of the local query expansion.")] = 6,
+    lambda_: Annotated[
+        float, typer.Option("--lambda", min=0.0, max=1.0, help="With --rerank: weight of the original distance.")
+    ] = 0.3,
     overwrite: Overwrite = False,
 ) -> None:
     """Score features with a literature protocol: Rank-1/5/10/20, mAP, mINP, averaged over trials."""
@@ -313,15 +321,21 @@ def evaluate(
         from vitool.features import resolve_device
 
         eval_device = str(resolve_device("cuda"))  # a clear error when no GPU is visible
-    results = evaluate_features(fs, spec, feature, eval_device, where=source)
+    reranking = None
+    if rerank:
+        from vitool.evaluation.rerank import Rerank
+
+        reranking = Rerank(k1, k2, lambda_)
+    results = evaluate_features(fs, spec, feature, eval_device, where=source, rerank=reranking)
+    config = dict(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials)
     results["provenance"] = make_provenance(
-        _effective_config(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials),
-        inputs={source: digest},
+        _effective_config(**config, rerank=results["reranked"]), inputs={source: digest}
     )
     if output is not None:
         with atomic_output(output, overwrite) as tmp:
             tmp.write_text(json.dumps(results, indent=2) + "\n")
     label = f"{proto}" + (f" {mode.value}" if proto == "sysu" else "") + f" {spec.resolved_direction()}"
+    label += f" reranked (k1 {k1}, k2 {k2}, lambda {lambda_})" if rerank else ""
     if plot is not None:
         with atomic_output(plot, overwrite) as tmp:
             plot_cmc(results, tmp, f"CMC, {label} ({Path(source).name})")

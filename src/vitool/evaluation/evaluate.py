@@ -10,6 +10,7 @@ import numpy as np
 from vitool.errors import VitoolError
 from vitool.evaluation.metrics import MAX_RANK, product_source, rank_metrics
 from vitool.evaluation.protocols import ProtocolSpec, Trial, build_trials
+from vitool.evaluation.rerank import Rerank, rerank_distance
 from vitool.io import FeatureSet
 from vitool.modality import l2_normalise
 
@@ -18,10 +19,15 @@ SUMMARY_KEYS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 
 
 def evaluate_features(
-    fs: FeatureSet, spec: ProtocolSpec, feature: str = "features", device: str = "cpu", where: str | Path = "features"
+    fs: FeatureSet,
+    spec: ProtocolSpec,
+    feature: str = "features",
+    device: str = "cpu",
+    where: str | Path = "features",
+    rerank: Rerank | None = None,
 ) -> dict[str, Any]:
     """Mean and per-trial metrics (percent) of one protocol over a features file."""
-    return evaluate_protocols(fs, [spec], feature, device, where)[0]
+    return evaluate_protocols(fs, [spec], feature, device, where, rerank)[0]
 
 
 def evaluate_protocols(
@@ -30,21 +36,26 @@ def evaluate_protocols(
     feature: str = "features",
     device: str = "cpu",
     where: str | Path = "features",
+    rerank: Rerank | None = None,
 ) -> list[dict[str, Any]]:
-    """Several protocols over one file (e.g. SYSU all and indoor), sharing the similarity products."""
+    """Several protocols over one file (e.g. SYSU all and indoor), sharing the similarity products.
+    With ``rerank``, every trial's probe + gallery distances are k-reciprocal re-ranked first."""
     emb = fs.embedding(feature, where)
     per_spec = [build_trials(spec, fs.path, fs.pid, fs.cam, fs.modality, str(where)) for spec in specs]
-    shared = _shared_products(emb, [t for trials in per_spec for t in trials], device)
+    shared = None if rerank else _shared_products(emb, [t for trials in per_spec for t in trials], device)
     return [
-        _score(fs, spec, trials, emb, shared, feature, device, where)
+        _score(fs, spec, trials, emb, shared, feature, device, where, rerank)
         for spec, trials in zip(specs, per_spec, strict=True)
     ]
 
 
-def _score(fs, spec, trials, emb, shared, feature, device, where) -> dict[str, Any]:
+def _score(fs, spec, trials, emb, shared, feature, device, where, rerank=None) -> dict[str, Any]:
     results = []
     for trial in trials:
-        if shared is not None:
+        if rerank is not None:  # a similarity is a negated distance; the source is gallery-major
+            distance = rerank_distance(l2_normalise(emb[trial.query]), l2_normalise(emb[trial.gallery]), rerank)
+            source = lambda lo, hi, d=distance: -d[lo:hi].T  # noqa: E731
+        elif shared is not None:
             source = _rows_of(*shared, trial.gallery)
         else:
             source = product_source(l2_normalise(emb[trial.query]), l2_normalise(emb[trial.gallery]), device)
@@ -76,6 +87,7 @@ def _score(fs, spec, trials, emb, shared, feature, device, where) -> dict[str, A
         "direction": spec.resolved_direction(),
         "deen_swap": spec.deen_swap if spec.protocol == "llcm" else None,
         "feature": feature,
+        "reranked": rerank.as_dict() if rerank else False,
         "trials": results,
     }
 
