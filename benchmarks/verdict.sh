@@ -24,10 +24,10 @@ train() {  # train NAME SEED [train options...]: a run folder per (NAME, SEED), 
   local out=$RUNS/$1-s$2 seed=$2
   shift 2
   if [ -f "$out/results.json" ]; then return; fi
-  if [ -f "$out/last.pt" ]; then
-    "$VITOOL" train --resume "$out" >/dev/null
+  if [ -f "$out/last.pt" ]; then  # the epoch lines go to NAME-sSEED.log beside the folder
+    "$VITOOL" train --resume "$out" >/dev/null 2>>"$out.log"
   else
-    "$VITOOL" train --root "$DATA" --seed "$seed" -o "$out" "$@" >/dev/null
+    "$VITOOL" train --root "$DATA" --seed "$seed" -o "$out" "$@" >/dev/null 2>>"$out.log"
   fi
   echo "$(date +%H:%M) $out done"
 }
