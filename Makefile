@@ -7,9 +7,10 @@ DEMO := demo
 
 .PHONY: demo test lint bench docs
 
-$(STAMP): pyproject.toml
+# constraints.txt pins our own runs; pyproject.toml has only lower bounds (a user's torch stays theirs).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -e '.[weights,dev]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[weights,dev]'
 	touch $(STAMP)
 
 # Synthetic SYSU-layout data -> OTLA trained on its visible labels (about 8 minutes on 2 CPU cores)
