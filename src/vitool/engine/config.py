@@ -119,8 +119,7 @@ class TrainConfig:
 
 def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tuple[int, int]:
     """The first epoch of the schedule stage that holds ``epoch`` and the first epoch after it."""
-    starts = [s for s in stages if 0 < s < epochs]
-    return max([0, *[s for s in starts if s <= epoch]]), min([epochs, *[s for s in starts if s > epoch]])
+    return max([0, *[s for s in stages if s <= epoch]]), min([epochs, *[s for s in stages if s > epoch]])
 
 
 KEYS = {f.name for f in fields(TrainConfig)} | {"experts_restart_schedule"}  # the last: a legacy alias

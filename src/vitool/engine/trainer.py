@@ -66,8 +66,9 @@ class RankSlice:
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); joins the process group when started by torchrun (WORLD_SIZE > 1)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """(rank, world size); joins the process group when started by torchrun (which sets TORCHELASTIC_RUN_ID),
+    also with one process, so `torchrun --nproc_per_node 1` runs the DDP path on a single GPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         return 0, 1
     import torch.distributed as dist
 
@@ -98,7 +99,8 @@ class Engine:
         self.config, self.run_dir, self.log = config, Path(run_dir), log
         self.device = resolve_device(config.device)
         self.rank, self.world = _init_distributed(self.device)
-        if self.device.type == "cuda" and self.world > 1:
+        self.distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if self.device.type == "cuda" and self.distributed:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
         self.root = image_root(config.dataset, config.root)
@@ -107,6 +109,7 @@ class Engine:
         samples = sorted(samples, key=lambda s: s.modality)
         self.train_samples, self.val_samples = split_validation(samples, config.val_ids, config.seed)
         self.method: Method = build_method(config, self.train_samples)
+        self.stages = config.stages(self.method.schedule_restart())  # epochs that start a new lr schedule
         model_config = ModelConfig.cpu_default(config.backbone)
         self.method.adjust_model(model_config)
         model_config.num_classes = self.method.num_classes()
@@ -134,7 +137,7 @@ class Engine:
         else:
             raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
         self.train_model = self.module
-        if self.world > 1:  # gradients are averaged over the processes; BN statistics stay per process
+        if self.distributed:  # gradients are averaged over the processes; BN statistics stay per process
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -208,11 +211,10 @@ class Engine:
         ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
         if not ids_per_batch or not images_per_id:  # 0: the method's batch shape
             ids_per_batch, images_per_id = self.method.batch_shape
-        stages = self.config.stages(self.method.schedule_restart())
         steps = CrossModalIdentitySampler.epoch_length(
             ir_offset, len(modality) - ir_offset, ids_per_batch, images_per_id, cfg.batches_per_epoch or None
         )
-        self.method.plan(RunPlan(cfg.epochs, steps, tuple(stages)))
+        self.method.plan(RunPlan(cfg.epochs, steps, tuple(self.stages)))
         main = self.rank == 0
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -267,9 +269,8 @@ class Engine:
             torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
-        stages = self.config.stages(self.method.schedule_restart())
-        lr = self.config.lr_at(epoch, stages)
-        if epoch in stages and self.config.stage_optimizer_restart:
+        lr = self.config.lr_at(epoch, self.stages)
+        if epoch in self.stages and self.config.stage_optimizer_restart:
             self.optimizer.state.clear()
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_factor"]

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The one GPU check (about 5-8 minutes on one GPU): for a machine with a CUDA PyTorch already installed and
+# no internet. Runs the CUDA tests, then measures ResNet-50 288x144 training images/s with AMP off, fp16
+# and bf16, and extraction images/s; writes one JSON report, $OUT/gpu_check.json (OUT defaults to .).
+#
+# vitool itself is used from src/ (no install). Packages the machine lacks (POT, faiss, typer, ...) can
+# come as wheel files in .whl/ beside this repository (see docs/benchmarks.md); they are installed with
+# --no-deps into a private folder, so the machine's own torch is never touched.
+#
+# Usage:  benchmarks/gpu_check.sh            (from anywhere; OUT=/some/dir to choose where the report goes)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-.}
+mkdir -p "$OUT"
+PY=${PYTHON:-python3}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --target /tmp/vitool-site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/vitool-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+$PY - <<'PY' > "$OUT/environment.json"
+import importlib, json, torch
+mods = ["numpy", "scipy", "sklearn", "h5py", "typer", "rich", "ot", "faiss", "matplotlib", "PIL", "pytest"]
+found = {}
+for m in mods:
+    try:
+        found[m] = getattr(importlib.import_module(m), "__version__", "?")
+    except Exception as exc:  # noqa: BLE001
+        found[m] = f"missing ({type(exc).__name__})"
+print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "gpu_visible": torch.cuda.is_available(),
+                  "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "packages": found}))
+PY
+cat "$OUT/environment.json"
+start=$(date +%s)
+timeout 300 $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py -rs --junitxml="$OUT/cuda_tests.xml" \
+  2>&1 | tee "$OUT/cuda_tests.log"
+tests_rc=${PIPESTATUS[0]}
+timeout 240 $PY benchmarks/gpu_speed.py > "$OUT/speed.json" 2> "$OUT/speed.log"
+speed_rc=$?
+$PY - "$OUT" "$tests_rc" "$speed_rc" "$(( $(date +%s) - start ))" <<'PY'
+import json, sys, re
+from pathlib import Path
+out, tests_rc, speed_rc, seconds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+log = (out / "cuda_tests.log").read_text()
+summary = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed|skipped)", line)]
+speed = (out / "speed.json").read_text().strip()
+report = {
+    "environment": json.loads((out / "environment.json").read_text()),
+    "cuda_tests": {"exit_code": tests_rc, "summary": summary[-1] if summary else None},
+    "speed": json.loads(speed) if speed_rc == 0 and speed else {"exit_code": speed_rc},
+    "seconds": seconds,
+}
+(out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+print(json.dumps(report, indent=2))
+PY

@@ -1,0 +1,132 @@
+"""Training and extraction throughput on a GPU: ResNet-50 (AGW, 288x144) through the vitool engine, with
+AMP off, fp16 and bf16, and extract-features throughput; one JSON object on stdout (gpu_check.sh).
+
+Each setting trains on the same synthetic SYSU-layout batches (8 ids x 4 images per modality = 64 images);
+the first ``--warmup`` steps are not timed (cuDNN autotuning, allocations), the clock waits for the GPU.
+
+Usage:  python benchmarks/gpu_speed.py [--steps 30] [--warmup 5] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vitool.data.samplers import CrossModalIdentitySampler
+from vitool.data.synth import SynthConfig, generate
+from vitool.data.transforms import train_transform
+from vitool.engine.config import TrainConfig
+from vitool.engine.trainer import Engine, TrainSet
+from vitool.modality import INFRARED, VISIBLE
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_rate(root: Path, run: Path, amp: str, device: str, steps: int, warmup: int) -> dict:
+    config = TrainConfig(
+        dataset="sysu",
+        root=str(root),
+        backbone="resnet50",
+        pretrained="none",
+        epochs=1,
+        optimizer="adam",
+        lr=3.5e-4,
+        warmup_epochs=0,
+        milestones=[],
+        batches_per_epoch=warmup + steps,
+        device=device,
+        amp=amp,
+        workers=4,
+    )
+    engine = Engine(config, run, log=lambda _: None)
+    samples = engine.train_samples
+    dataset = TrainSet(samples, engine.root, train_transform(288, 144))
+    modality = np.array([s.modality for s in samples])
+    labels = engine.method.epoch_labels(engine, 0)
+    dataset.labels = labels
+    sampler = CrossModalIdentitySampler(
+        labels[modality == VISIBLE],
+        labels[modality == INFRARED],
+        int((modality == VISIBLE).sum()),
+        8,
+        4,
+        seed=0,
+        batches=warmup + steps,
+    )
+    batches = [engine_batch for engine_batch in torch.utils.data.DataLoader(dataset, batch_sampler=sampler)]
+    model = engine.train_model
+    model.train()
+    times = []
+    for i, (x, m, y, rows) in enumerate(batches):
+        x, m, y = x.to(engine.device), m.to(engine.device), y.to(engine.device)
+        sync(engine.device)
+        start = time.perf_counter()
+        with torch.autocast(
+            engine.device.type, dtype=engine.amp_dtype or torch.float32, enabled=engine.amp_dtype is not None
+        ):
+            out = model(x, m)
+        loss, _ = engine.method.loss(out, y, m, rows)
+        engine.optimizer.zero_grad(set_to_none=True)
+        engine.scaler.scale(loss).backward()
+        engine.scaler.step(engine.optimizer)
+        engine.scaler.update()
+        sync(engine.device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(engine.device) / 2**30 if engine.device.type == "cuda" else None
+    return {
+        "images_per_s": round(64 * len(times) / sum(times), 1),
+        "steps": len(times),
+        "peak_gib": peak,
+        "loss_finite": bool(torch.isfinite(loss)),
+    }
+
+
+def extract_rate(root: Path, run: Path, device: str) -> dict:
+    from vitool.data.datasets import load_split
+    from vitool.features import extract, resolve_device
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    dev = resolve_device(device)
+    model = VIReIDNet(ModelConfig("resnet50"), pretrained="none").to(dev)
+    samples = load_split("sysu", str(root), "test", 1)
+    extract(model, samples[:256], root, dev, batch_size=128)  # warm-up
+    sync(dev)
+    start = time.perf_counter()
+    extract(model, samples, root, dev, batch_size=128)
+    sync(dev)
+    return {"images_per_s": round(len(samples) / (time.perf_counter() - start), 1), "images": len(samples)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="cuda")
+    args = parser.parse_args()
+    torch.backends.cudnn.benchmark = True
+    report: dict = {"torch": torch.__version__, "device": args.device}
+    if torch.cuda.is_available():
+        report["gpu"] = torch.cuda.get_device_name(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "sysu"
+        generate(root, SynthConfig("sysu", train_ids=24, test_ids=24, images=3, seed=0))
+        report["train"] = {
+            amp: train_rate(root, Path(tmp) / f"run-{amp}", amp, args.device, args.steps, args.warmup)
+            for amp in ("none", "fp16", "bf16")
+        }
+        report["extract"] = extract_rate(root, Path(tmp) / "x", args.device)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The CUDA paths, run where a GPU is visible (`pytest -m cuda`, benchmarks/gpu_check.sh); each test skips
+cleanly on a machine without one."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+# deterministic cuBLAS for the exact-resume test; must be set before the first CUDA call
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+from vitool.data.datasets import load_split  # noqa: E402
+from vitool.engine.trainer import Engine  # noqa: E402
+from vitool.evaluation.evaluate import evaluate_features  # noqa: E402
+from vitool.evaluation.protocols import ProtocolSpec  # noqa: E402
+
+from .conftest import random_featureset  # noqa: E402
+from .test_train import tiny  # noqa: E402
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible"),
+]
+
+
+@pytest.fixture
+def deterministic():
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    yield
+    torch.use_deterministic_algorithms(False)
+    torch.backends.cudnn.deterministic = False
+
+
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_amp_training_steps_and_exact_resume(tmp_path, synth_root, amp, deterministic):
+    kw = {"method": "otla", "device": "cuda", "amp": amp, "pretrained": "none"}
+    straight = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "a", log=lambda _: None)
+    assert straight.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16}[amp]
+    assert straight.scaler.is_enabled() == (amp == "fp16")
+    results_a = straight.run()
+    first = Engine(tiny(synth_root["sysu"], **kw, epochs=1), tmp_path / "b", log=lambda _: None)
+    first.run()
+    resumed = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "b", log=lambda _: None)
+    resumed.resume(tmp_path / "b" / "last.pt")
+    results_b = resumed.run()
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for key in a["model_state"]:
+        torch.testing.assert_close(a["model_state"][key], b["model_state"][key], rtol=0, atol=0)
+    assert a["scaler"] == b["scaler"] and results_a == results_b
+    log = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log)
+
+
+def test_extract_features_on_cuda_matches_cpu(synth_root):
+    from vitool.features import extract
+    from vitool.models.network import ModelConfig, VIReIDNet
+
+    torch.manual_seed(0)
+    model = VIReIDNet(ModelConfig("resnet18", non_local=False, height=64, width=32), pretrained="none")
+    samples = load_split("sysu", str(synth_root["sysu"]), "test", 1)
+    cpu = extract(model, samples, synth_root["sysu"], torch.device("cpu"), batch_size=16)
+    gpu = extract(model.cuda(), samples, synth_root["sysu"], torch.device("cuda"), batch_size=16)
+    for key in ("features", "features_pre_bn"):
+        a, b = cpu[key], gpu[key]
+        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+        assert cosine.min() > 0.999, key  # TF32 convolutions on the GPU differ in the last digits
+
+
+def test_evaluate_on_the_gpu_equals_the_cpu():
+    fs = random_featureset(n_vis=300, n_ir=200, dim=64, n_ids=40, seed=3)
+    spec = ProtocolSpec("sysu", trials=3)
+    cpu = evaluate_features(fs, spec, device="cpu")
+    gpu = evaluate_features(fs, spec, device="cuda")
+    for key in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP"):
+        assert gpu[key] == pytest.approx(cpu[key], abs=1e-6), key
+
+
+def test_faiss_gpu_knn_finds_the_cpu_neighbours():
+    faiss = pytest.importorskip("faiss")
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
+        pytest.skip("this faiss build sees no GPU")
+    from vitool.cluster import knn
+    from vitool.modality import l2_normalise
+
+    x = l2_normalise(np.random.default_rng(0).normal(size=(2000, 128)).astype(np.float32))
+    np.testing.assert_array_equal(knn(x, 20, "cuda")[:, :10], knn(x, 20, "cpu")[:, :10])
+
+
+def test_ddp_with_nccl_in_one_process_group(tmp_path, synth_root):
+    """torchrun with one process joins an NCCL group and trains through DistributedDataParallel."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "vitool"]
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'backbone = "mobilenet_v2"\npretrained = "none"\nheight = 64\nwidth = 32\nepochs = 2\n'
+        'ids_per_batch = 2\nimages_per_id = 2\nbatches_per_epoch = 2\noptimizer = "adam"\nlr = 0.0035\n'
+        "warmup_epochs = 1\nmilestones = []\nval_ids = 2\nworkers = 0\n"
+    )
+    args = ["train", "--config", str(config), "--method", "otla", "--root", str(synth_root["sysu"])]
+    res = subprocess.run(
+        [*cmd, *args, "--device", "cuda", "-o", str(tmp_path / "run")], capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["all"]["mAP"] > 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
