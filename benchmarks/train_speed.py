@@ -68,9 +68,9 @@ def main() -> None:
         def plain() -> float:
             model.train()
             start, images = time.perf_counter(), 0
-            for x, m, y, _ in loader():
+            for x, m, y, rows in loader():
                 out = model(x, m)
-                loss, _ = method.loss(out, y, m)
+                loss, _ = method.loss(out, y, m, rows)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()

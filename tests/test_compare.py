@@ -33,14 +33,8 @@ def test_paired_difference_and_interval_match_hand_computation(tmp_path):
     mine = [
         make_run(tmp_path / f"m{s}", s, r, m, a) for s, r, m, a in ((2, 18, 25, 50), (0, 13, 20, 40), (1, 14, 24, 45))
     ]
-    res = run_cli(
-        "compare",
-        "base=" + ",".join(map(str, base)),
-        "method=" + ",".join(map(str, mine)),
-        "--baseline",
-        "base",
-        "--json",
-    )
+    groups = ("base=" + ",".join(map(str, base)), "method=" + ",".join(map(str, mine)), "--baseline", "base")
+    res = run_cli("compare", *groups, "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     method = out["groups"]["method"]
@@ -54,15 +48,7 @@ def test_paired_difference_and_interval_match_hand_computation(tmp_path):
     assert paired["ci95"] == pytest.approx([3.0 - half, 3.0 + half])
     assert method["paired"]["indoor"]["mAP"]["per_seed"] == [0.0, 3.0, 3.0]
     assert "paired" not in out["groups"]["base"]
-    table = run_cli(
-        "compare",
-        "base=" + ",".join(map(str, base)),
-        "method=" + ",".join(map(str, mine)),
-        "--baseline",
-        "base",
-        "--format",
-        "markdown",
-    )
+    table = run_cli("compare", *groups, "--format", "markdown")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].startswith("| group | n | all R1 |") and "Δall R1 [95% CI]" in lines[0]
