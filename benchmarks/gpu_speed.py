@@ -5,6 +5,7 @@ Each setting trains on the same synthetic SYSU-layout batches (8 ids x 4 images 
 the first ``--warmup`` steps are not timed (cuDNN autotuning, allocations), the clock waits for the GPU.
 
 Usage:  python benchmarks/gpu_speed.py [--steps 30] [--warmup 5] [--device cuda]
+        python benchmarks/gpu_speed.py --device cpu --backbone mobilenet_v2 --steps 2 --warmup 1  (a smoke run)
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_rate(root: Path, run: Path, amp: str, device: str, steps: int, warmup: int) -> dict:
+def train_rate(root: Path, run: Path, amp: str, args: argparse.Namespace) -> dict:
+    device, steps, warmup = args.device, args.steps, args.warmup
     config = TrainConfig(
         dataset="sysu",
         root=str(root),
-        backbone="resnet50",
+        backbone=args.backbone,
         pretrained="none",
         epochs=1,
         optimizer="adam",
@@ -49,7 +51,7 @@ def train_rate(root: Path, run: Path, amp: str, device: str, steps: int, warmup:
     )
     engine = Engine(config, run, log=lambda _: None)
     samples = engine.train_samples
-    dataset = TrainSet(samples, engine.root, train_transform(288, 144))
+    dataset = TrainSet(samples, engine.root, train_transform(engine.model.config.height, engine.model.config.width))
     modality = np.array([s.modality for s in samples])
     labels = engine.method.epoch_labels(engine, 0)
     dataset.labels = labels
@@ -91,13 +93,13 @@ def train_rate(root: Path, run: Path, amp: str, device: str, steps: int, warmup:
     }
 
 
-def extract_rate(root: Path, run: Path, device: str) -> dict:
+def extract_rate(root: Path, device: str, backbone: str) -> dict:
     from vitool.data.datasets import load_split
     from vitool.features import extract, resolve_device
     from vitool.models.network import ModelConfig, VIReIDNet
 
     dev = resolve_device(device)
-    model = VIReIDNet(ModelConfig("resnet50"), pretrained="none").to(dev)
+    model = VIReIDNet(ModelConfig.cpu_default(backbone), pretrained="none").to(dev)
     samples = load_split("sysu", str(root), "test", 1)
     extract(model, samples[:256], root, dev, batch_size=128)  # warm-up
     sync(dev)
@@ -112,19 +114,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--backbone", default="resnet50", help="resnet50 runs at 288x144, the others at 128x64")
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = True
-    report: dict = {"torch": torch.__version__, "device": args.device}
+    report: dict = {"torch": torch.__version__, "device": args.device, "backbone": args.backbone}
     if torch.cuda.is_available():
         report["gpu"] = torch.cuda.get_device_name(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sysu"
         generate(root, SynthConfig("sysu", train_ids=24, test_ids=24, images=3, seed=0))
-        report["train"] = {
-            amp: train_rate(root, Path(tmp) / f"run-{amp}", amp, args.device, args.steps, args.warmup)
-            for amp in ("none", "fp16", "bf16")
-        }
-        report["extract"] = extract_rate(root, Path(tmp) / "x", args.device)
+        amps = ("none", "fp16", "bf16") if args.device == "cuda" else ("none",)  # half precision on a CPU: emulated
+        report["train"] = {amp: train_rate(root, Path(tmp) / f"run-{amp}", amp, args) for amp in amps}
+        report["extract"] = extract_rate(root, args.device, args.backbone)
     print(json.dumps(report))
 
 
