@@ -108,7 +108,7 @@ def load_safe(path: str | Path) -> Any:
                 path,
                 f"is not a safe checkpoint: it asks for the Python object '{name}', which vitool never loads "
                 "(nothing in the file was run)",
-                "use a checkpoint written by vitool train, or one converted by vitool; if you wrote this file "
+                "use a checkpoint written by vitool train; if you wrote this file "
                 "yourself and trust it, re-save it holding only tensors, numbers, strings, lists and dicts",
             ) from None
         match = re.search(r"WeightsUnpickler error:\s*(.+)", str(exc))
