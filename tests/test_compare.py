@@ -68,5 +68,7 @@ def test_compare_refuses_what_cannot_be_compared(tmp_path):
     _one_line_error(run_cli("compare", f"x={a}", f"y={regdb}"), "different datasets or protocols")
     _one_line_error(run_cli("compare", f"x={a}", f"y={scored}", "--baseline", "x"), "no config.toml with a seed")
     _one_line_error(run_cli("compare", f"x={a}", "--baseline", "z"), "--baseline z is not a group")
+    (b / "log.jsonl").write_text("{not json\n")
+    _one_line_error(run_cli("compare", f"x={b}"), "log.jsonl", "not JSON")
     assert run_cli("compare", f"x={a}", f"y={scored}").returncode == 0  # without pairing a seedless run is fine
     assert run_cli("compare", "nonsense").returncode == 2

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from vitool.errors import VitoolError
+from vitool.evaluation.evaluate import SUMMARY_KEYS as METRICS  # the metrics results.json holds
 
-METRICS = ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")
 # label-quality figures the methods log per epoch (vitool.diagnostics), recognised by their name's end
 DIAGNOSTIC_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage", "_pairs", "_clusters", "_outliers")
 
@@ -54,7 +54,10 @@ def load_run(path: str | Path) -> Run:
         run.seed, run.dataset = config.get("seed"), config.get("dataset")
     if (path / "log.jsonl").is_file():
         lines = [line for line in (path / "log.jsonl").read_text().splitlines() if line.strip()]
-        last = json.loads(lines[-1]) if lines else {}
+        try:
+            last = json.loads(lines[-1]) if lines else {}
+        except json.JSONDecodeError:
+            raise VitoolError(path / "log.jsonl", "last line is not JSON", "restore the run's log") from None
         run.diagnostics = {
             k: float(v)
             for k, v in last.items()
