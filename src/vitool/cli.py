@@ -136,7 +136,7 @@ def _extract(
     make_model,
     device: Device,
     batch_size: int,
-    flip: bool,
+    flip: bool | None,
     workers: int,
     image_cache: Path | None = None,
 ):
@@ -165,7 +165,7 @@ def _extract(
             attrs,
             resolve_device(device.value),
             batch_size,
-            flip,
+            _flip_mode(flip, model),
             workers,
             on_batch=advance,
             cache=cache,
@@ -173,11 +173,26 @@ def _extract(
     return model, fs, listing_sha256(samples, base)
 
 
+def _flip_mode(flip: bool | None, model) -> str:
+    """--flip / --no-flip over the model's test recipe: --flip keeps a recipe's own way of averaging."""
+    recipe = model.config.test_flip
+    if flip is None:
+        return recipe
+    return (recipe if recipe != "none" else "mean") if flip else "none"
+
+
 DatasetOpt = Annotated[Dataset, typer.Option(help="Dataset layout of --root (manifest: --root is the CSV file).")]
 RootOpt = Annotated[Path, typer.Option(help="Dataset root folder (or manifest CSV).")]
 TrialOpt = Annotated[int, typer.Option(help="RegDB trial 1..10 (its own train/test split).")]
 DeviceOpt = Annotated[Device, typer.Option(help="Where to compute.")]
-FlipOpt = Annotated[bool, typer.Option("--flip", help="Average each image's features with its mirror image.")]
+FlipOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--flip/--no-flip",
+        help="Average each image's features with its mirror image (default: the checkpoint's test recipe, "
+        "which is off for vitool's own checkpoints and on where a converted repository's test flips).",
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(help="Images per forward pass.")]
 WorkersOpt = Annotated[int, typer.Option(help="DataLoader worker processes.")]
 
@@ -196,11 +211,15 @@ def extract_features(
     pretrained: Annotated[
         str, typer.Option(help="imagenet, none, or a .pth file of torchvision weights.")
     ] = "imagenet",
-    height: Annotated[int | None, typer.Option(help="Input height (default: 288 for resnet50, else 128).")] = None,
-    width: Annotated[int | None, typer.Option(help="Input width (default: 144 for resnet50, else 64).")] = None,
+    height: Annotated[
+        int | None, typer.Option(help="Input height (default: the checkpoint's; 288 for resnet50, else 128).")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Input width (default: the checkpoint's; 144 for resnet50, else 64).")
+    ] = None,
     batch_size: BatchOpt = 64,
     device: DeviceOpt = Device.auto,
-    flip: FlipOpt = False,
+    flip: FlipOpt = None,
     workers: WorkersOpt = 0,
     image_cache: Annotated[Path | None, typer.Option(help="Read images from this `vitool cache` file.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for layers without pretrained weights.")] = 0,
@@ -233,7 +252,7 @@ def extract_features(
         pretrained=None if checkpoint else pretrained,
         model=model.config.to_dict(),
         batch_size=batch_size,
-        flip=flip,
+        flip=_flip_mode(flip, model),
     )
     provenance = make_provenance(
         config,
@@ -272,7 +291,7 @@ def evaluate(
     dataset: Annotated[Dataset | None, typer.Option(help="With --checkpoint: the dataset layout of --root.")] = None,
     root: Annotated[Path | None, typer.Option(help="With --checkpoint: the dataset root.")] = None,
     trial: TrialOpt = 1,
-    flip: FlipOpt = False,
+    flip: FlipOpt = None,
     batch_size: BatchOpt = 64,
     rerank: Annotated[
         bool, typer.Option("--rerank", help="k-reciprocal re-ranking of each trial (Zhong et al., CVPR 2017).")
@@ -346,6 +365,56 @@ def evaluate(
             f"{label}: Rank-1 {results['rank1']:.2f}  Rank-5 {results['rank5']:.2f}  Rank-10 {results['rank10']:.2f}  "
             f"Rank-20 {results['rank20']:.2f}  mAP {results['mAP']:.2f}  mINP {results['mINP']:.2f}  "
             f"({len(results['trials'])} trial(s))"
+        )
+
+
+# ------------------------------------------------------------------------------------------------- convert
+
+ReleasedFormat = _choices("ReleasedFormat", "auto", "agw", "pclhd", "mult", "otla", "wsl")
+
+
+@app.command()
+def convert(
+    source: Annotated[Path, typer.Argument(help="A checkpoint saved by a released repository's own code.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The vitool checkpoint to write (.pt).")],
+    from_: Annotated[
+        ReleasedFormat, typer.Option("--from", help="The repository whose format SOURCE is (auto: from its keys).")
+    ] = ReleasedFormat.auto,
+    as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Convert a released AGW, PCLHD, MULT, OTLA or WSL checkpoint into a vitool checkpoint.
+
+    The network and its repository's test recipe (288x144, flip averaging, L2) travel with it, so
+    `extract-features --checkpoint OUT` and `evaluate --checkpoint OUT` reproduce that repository's test
+    features. Keys no test feature reads (classifiers, discriminators) are dropped and listed.
+    """
+    from vitool.io import check_output, make_provenance, sha256_file
+    from vitool.models.convert import convert_file
+
+    check_output(output, overwrite)
+    provenance = make_provenance(
+        _effective_config(source=source, format=from_),
+        inputs={str(source): sha256_file(source)} if source.is_file() else {},
+    )
+    converted = convert_file(source, from_.value, output, provenance)
+    summary = {
+        "format": converted.format,
+        "output": str(output),
+        "dropped_keys": len(converted.dropped),
+        "model": converted.model.config.to_dict(),
+        "source": converted.source_meta,
+    }
+    if as_json:
+        _emit_json(summary)
+    else:
+        chosen = f"{converted.format} (detected)" if from_ == ReleasedFormat.auto else converted.format
+        config = converted.model.config
+        recipe = f"flip {config.test_flip}, l2 {'on' if config.test_l2 else 'off'}"
+        typer.echo(
+            f"converted {source} as {chosen} to {output}: {config.height}x{config.width}, "
+            f"{recipe}; dropped {len(converted.dropped)} unused keys",
+            err=True,
         )
 
 

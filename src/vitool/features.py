@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vitool.data.datasets import Sample
 from vitool.data.images import ImageDataset
@@ -32,7 +33,7 @@ def extract(
     root: Path,
     device: torch.device,
     batch_size: int = 64,
-    flip: bool = False,
+    flip: str | None = None,
     num_workers: int = 0,
     amp: bool = True,
     on_batch: Callable[[int], None] | None = None,
@@ -40,8 +41,10 @@ def extract(
 ) -> dict[str, np.ndarray]:
     """Post-BN ``features``, ``features_pre_bn`` and, with a classifier, softmax ``probs``, in sample order.
 
-    ``flip`` averages each image with its horizontal mirror (as DEEN and CAJ test). AMP (fp16
-    autocast) is used on CUDA only; outputs are stored as float32.
+    ``flip`` ("none", "mean", "mean_of_l2"; default: the model's ``test_flip``) averages each image's
+    features with its horizontal mirror's (as DEEN and CAJ test), "mean_of_l2" after L2-normalising each
+    (as the Cluster-Contrast-derived repositories test); with the model's ``test_l2`` the features are
+    then L2-normalised. AMP (fp16 autocast) is used on CUDA only; outputs are stored as float32.
     """
     model = model.to(device).eval()
     dataset = ImageDataset(samples, root, test_transform(model.config.height, model.config.width), cache)
@@ -50,13 +53,11 @@ def extract(
     )
     use_amp = amp and device.type == "cuda"
     outputs: dict[str, list[np.ndarray]] = {"features": [], "features_pre_bn": [], "probs": []}
+    flip = model.config.test_flip if flip is None else flip
     for images, modality, _ in loader:
         images, modality = images.to(device, non_blocking=True), modality.to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            out = model(images, modality)
-            if flip:
-                mirrored = model(images.flip(3), modality)
-                out = {k: (v + mirrored[k]) / 2 for k, v in out.items()}
+            out = _test_outputs(model, images, modality, flip, model.config.test_l2)
         outputs["features"].append(out["feat"].float().cpu().numpy())
         outputs["features_pre_bn"].append(out["pre_bn"].float().cpu().numpy())
         if "logits" in out:
@@ -66,6 +67,22 @@ def extract(
     return {k: np.concatenate(v).astype(np.float32) for k, v in outputs.items() if v}
 
 
+def _test_outputs(
+    model: VIReIDNet, images: torch.Tensor, modality: torch.Tensor, flip: str, l2: bool
+) -> dict[str, torch.Tensor]:
+    out = {k: v.float() for k, v in model(images, modality).items()}
+    if flip != "none":
+        mirrored = {k: v.float() for k, v in model(images.flip(3), modality).items()}
+        for key in out:
+            first, second = out[key], mirrored[key]
+            if flip == "mean_of_l2" and key != "logits":
+                first, second = F.normalize(first, dim=1), F.normalize(second, dim=1)
+            out[key] = (first + second) / 2
+    if l2:
+        out["feat"], out["pre_bn"] = F.normalize(out["feat"], dim=1), F.normalize(out["pre_bn"], dim=1)
+    return out
+
+
 def extract_featureset(
     model: VIReIDNet,
     samples: list[Sample],
@@ -73,7 +90,7 @@ def extract_featureset(
     attrs: dict,
     device: torch.device,
     batch_size: int = 64,
-    flip: bool = False,
+    flip: str | None = None,
     num_workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
     cache=None,

@@ -13,14 +13,17 @@ def build_model(
     width: int | None = None,
     seed: int = 0,
 ):
-    """The model a checkpoint describes, or a fresh ``backbone`` with the given weights and input size."""
+    """The model a checkpoint describes (``height`` and ``width`` override its input size), or a fresh
+    ``backbone`` with the given weights and input size."""
     import torch
 
     from vitool.models.checkpoint import model_from_checkpoint
     from vitool.models.network import ModelConfig, VIReIDNet
 
     if checkpoint is not None:
-        return model_from_checkpoint(checkpoint)
+        model = model_from_checkpoint(checkpoint)
+        model.config.height, model.config.width = height or model.config.height, width or model.config.width
+        return model
     torch.manual_seed(seed)  # the BNNeck and any layer without pretrained weights start from the seed
     config = ModelConfig.cpu_default(backbone)
     config.height, config.width = height or config.height, width or config.width

@@ -20,6 +20,7 @@ FEATURE_DIM = {"resnet50": 2048, "resnet18": 512, "mobilenet_v2": 1280}
 # Multi-level features (OTLA's discriminator): the trunk children after which a level ends, and the
 # channels of the stem and of each such level (the last level is the pooled trunk output itself).
 LEVEL_ENDS = {"resnet50": (0, 1, 2), "resnet18": (0, 1, 2), "mobilenet_v2": (1, 4, 11)}
+TEST_FLIPS = ("none", "mean", "mean_of_l2")
 LEVEL_DIMS = {"resnet50": (64, 256, 512, 1024), "resnet18": (64, 64, 128, 256), "mobilenet_v2": (16, 24, 32, 96)}
 
 
@@ -33,6 +34,13 @@ class ModelConfig:
     num_classes: int = 0
     height: int = 288
     width: int = 144
+    stem_relu: bool = True  # False: conv1, bn1, maxpool with no ReLU between (the experts' released stems)
+    gem_clamp: float = 0.0  # > 0: GeM clamps its input to this floor instead of adding 1e-12 to the mean
+    # The test-time recipe, so that a converted released checkpoint reproduces its repository's features:
+    # "none", "mean" (features of the image and its mirror averaged) or "mean_of_l2" (each L2-normalised
+    # first), then, with test_l2, the result L2-normalised.
+    test_flip: str = "none"
+    test_l2: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,15 +79,18 @@ class NonLocal(nn.Module):
 
 
 class GeM(nn.Module):
-    """Generalised-mean pooling with a fixed exponent (AGW uses p = 3, not learnable)."""
+    """Generalised-mean pooling with a fixed exponent (AGW uses p = 3, not learnable; p = 1 is average
+    pooling). With ``clamp`` > 0 it is the learned-GeM form, clamp(x, clamp)^p averaged, to the 1/p."""
 
-    def __init__(self, p: float = 3.0) -> None:
+    def __init__(self, p: float = 3.0, clamp: float = 0.0) -> None:
         super().__init__()
-        self.p = p
+        self.p, self.clamp = p, clamp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 1:
             return x.mean(dim=(2, 3))
+        if self.clamp > 0:
+            return x.clamp(min=self.clamp).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
         return (x.clamp(min=0).pow(self.p).mean(dim=(2, 3)) + 1e-12).pow(1.0 / self.p)
 
 
@@ -107,7 +118,7 @@ def _resnet_parts(config: ModelConfig, state: dict | None) -> tuple[nn.Module, n
         (block.conv2 if hasattr(block, "conv3") else block.conv1).stride = (1, 1)
         if block.downsample is not None:
             block.downsample[0].stride = (1, 1)
-    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu if config.stem_relu else nn.Identity(), net.maxpool)
     layer2, layer3 = net.layer2, net.layer3
     if config.non_local:  # AGW: 2 blocks at the end of layer2, 3 at the end of layer3
         layer2, layer3 = _with_non_local(layer2, 2), _with_non_local(layer3, 3)
@@ -142,7 +153,9 @@ class VIReIDNet(nn.Module):
         builder = _mobilenet_parts if config.backbone == "mobilenet_v2" else _resnet_parts
         stem, self.trunk = builder(config, state)
         self.stems = nn.ModuleList([stem, copy.deepcopy(stem)] if config.two_stream else [stem])
-        self.pool = GeM(config.gem_p)
+        if config.test_flip not in TEST_FLIPS:
+            raise ValueError(f"test_flip {config.test_flip!r} is not one of {', '.join(TEST_FLIPS)}")
+        self.pool = GeM(config.gem_p, config.gem_clamp)
         dim = FEATURE_DIM[config.backbone]
         self.bnneck = nn.BatchNorm1d(dim)
         self.bnneck.bias.requires_grad_(False)
