@@ -4,6 +4,11 @@ forward written from those layouts gives."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +21,9 @@ from vitool.errors import VitoolError
 from vitool.features import extract
 from vitool.io import read_features
 from vitool.models import build_model
+from vitool.models.checkpoint import save_checkpoint
 from vitool.models.convert import convert_file, convert_state, detect_format
+from vitool.models.network import ModelConfig, VIReIDNet
 
 from .conftest import run_cli
 from .test_checkpoint import Payload
@@ -329,3 +336,45 @@ def test_convert_refuses_code_and_never_overwrites(tmp_path):
     torch.save(obj, source)
     _one_line_error(run_cli("convert", source, "-o", tmp_path / "y.pt"), "posix.system")
     assert not marker.exists() and not (tmp_path / "y.pt").exists()
+
+
+# ------------------------------------------------------------------------------------------------ ONNX export
+
+
+def test_export_runs_in_onnxruntime_with_the_extracted_features(four_images, tmp_path):
+    """A two-stream network with a flip-and-L2 recipe (WSL's): onnxruntime's embedding of both modalities
+    equals extract-features' features, at a batch size other than the one exported with."""
+    ort = pytest.importorskip("onnxruntime")
+    source, ckpt, onnx_file = tmp_path / "model_0.pth", tmp_path / "wsl.pt", tmp_path / "wsl.onnx"
+    torch.save(released_checkpoint("wsl"), source)
+    convert_file(source, "wsl", ckpt, provenance={})
+    model = build_model(ckpt, height=64, width=32)
+    torch.save({**torch.load(ckpt, weights_only=True), "model_config": model.config.to_dict()}, ckpt)
+    result = run_cli("export", ckpt, "-o", onnx_file, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["inputs"] == ["images", "modality"] and report["max_abs_difference"] < 1e-4
+
+    samples = load_split("manifest", four_images, "test")[::-1][:3]  # infrared first, both modalities, 3 rows
+    expected = extract(model, samples, four_images.parent, torch.device("cpu"))["features"]
+    images = _load_images(four_images.parent, [s.path for s in samples], 64, 32).numpy()
+    modality = np.array([s.modality for s in samples], dtype=np.int64)
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    got = session.run(["embedding"], {"images": images, "modality": modality})[0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert "already exists" in run_cli("export", ckpt, "-o", onnx_file).stderr
+
+
+def test_export_without_the_extra_is_one_line(tmp_path):
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, VIReIDNet(ModelConfig("resnet18", non_local=False, height=64, width=32), pretrained="none"))
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "onnxruntime.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "vitool", "export", str(ckpt), "-o", str(tmp_path / "m.onnx")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    _one_line_error(result, "needs the 'onnxruntime' package", "pip install 'vitool[export]'")
+    assert not (tmp_path / "m.onnx").exists()

@@ -57,7 +57,7 @@ def extract(
     for images, modality, _ in loader:
         images, modality = images.to(device, non_blocking=True), modality.to(device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            out = _test_outputs(model, images, modality, flip, model.config.test_l2)
+            out = recipe_outputs(model, images, modality, flip, model.config.test_l2)
         outputs["features"].append(out["feat"].float().cpu().numpy())
         outputs["features_pre_bn"].append(out["pre_bn"].float().cpu().numpy())
         if "logits" in out:
@@ -67,12 +67,20 @@ def extract(
     return {k: np.concatenate(v).astype(np.float32) for k, v in outputs.items() if v}
 
 
-def _test_outputs(
-    model: VIReIDNet, images: torch.Tensor, modality: torch.Tensor, flip: str, l2: bool
+def recipe_outputs(
+    forward: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    images: torch.Tensor,
+    modality: torch.Tensor,
+    flip: str,
+    l2: bool,
 ) -> dict[str, torch.Tensor]:
-    out = {k: v.float() for k, v in model(images, modality).items()}
+    """``forward``'s outputs made into test features: flip averaging and L2 as in :func:`extract`.
+
+    Also what ``vitool export`` puts in the ONNX graph, so the exported model follows the same recipe.
+    """
+    out = {k: v.float() for k, v in forward(images, modality).items()}
     if flip != "none":
-        mirrored = {k: v.float() for k, v in model(images.flip(3), modality).items()}
+        mirrored = {k: v.float() for k, v in forward(images.flip(3), modality).items()}
         for key in out:
             first, second = out[key], mirrored[key]
             if flip == "mean_of_l2" and key != "logits":

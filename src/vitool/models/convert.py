@@ -224,7 +224,11 @@ def convert_file(source: Path, fmt: str, output: Path, provenance: dict[str, Any
         raise VitoolError(source, f"looks like a {detected} checkpoint, not {fmt}", f"use --from {detected} or auto")
     converted = convert_state(detected if fmt == "auto" else fmt, obj, source)
     extra = {
-        "converted_from": {"format": converted.format, "dropped_keys": converted.dropped, "source": converted.source_meta},
+        "converted_from": {
+            "format": converted.format,
+            "dropped_keys": converted.dropped,
+            "source": converted.source_meta,
+        },
         "provenance": provenance,
     }
     save_checkpoint(output, converted.model, extra)
