@@ -1,4 +1,5 @@
-"""PGM's cluster-centre matching (Wu & Ye, CVPR'23; ref-unsupervised.md §3.1), the baseline association
+"""PGM's cluster-centre matching (Wu & Ye, "Unsupervised Visible-Infrared Person
+Re-Identification via Progressive Graph Matching and Alternate Learning", CVPR 2023), the baseline association
 and the one PCLHD uses.
 
 Cost = exp(-cos(c_v, c_r)) between L2-normalised cluster centres. A first Hungarian round matches

@@ -1,4 +1,5 @@
-"""MULT's homogeneous and heterogeneous consistent label transfer (paper 002; ref-unsupervised.md §5.2).
+"""MULT's homogeneous and heterogeneous consistent label transfer (He et al., IJCV 2024,
+arXiv 2402.00672; released FranklinLingfeng/code_for_MULT).
 
 Inputs: L2-normalised features of every sample (outliers included), their per-modality cluster labels,
 and the k-reciprocal Jaccard distances recomputed from the features (k1 30, k2 6).

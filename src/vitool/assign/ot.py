@@ -1,4 +1,5 @@
-"""OTLA's optimal-transport label assignment (Wang et al., ECCV'22, paper 003; ref-otla-eval.md §4).
+"""OTLA's optimal-transport label assignment (Wang et al., ECCV 2022; released code
+wjm-wjm/OTLA-ReID ``otla_sk.py``).
 
 Infrared samples are spread over the visible classes by the SeLa equipartition Sinkhorn: with P [N, K]
 the infrared samples' class probabilities, S = (P^T)^lam, iterate alpha <- (1/K) / (S beta) and

@@ -1,5 +1,6 @@
 """The reference algorithms written plainly (dense matrices, per-sample loops): our own code, used as the
-oracle in tests and the baseline in benchmarks/cluster_speed.py (ref-unsupervised.md §1.2)."""
+oracle in tests and the baseline in benchmarks/cluster_speed.py (the released
+cluster-contrast ``compute_jaccard_distance``, which PGM, ADCA and PCLHD copy)."""
 
 from __future__ import annotations
 

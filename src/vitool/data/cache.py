@@ -1,6 +1,6 @@
 """An optional cache of pre-resized uint8 images in one HDF5 file, so data loading keeps up with the GPU.
 
-The references pre-resize SYSU-MM01 into .npy arrays (ref-otla-eval.md §1.1, and its pains: missing or
+The released codes pre-resize SYSU-MM01 into .npy arrays (AGW's ``pre_process_sysu.py``, with its pains: missing or
 stale caches, hard-coded paths). Here the cache is keyed by each image's relative path and records the
 size it was made for. Images are resized with Lanczos, as the references' ANTIALIAS did; a transform
 given a cached image at its own size leaves the size alone.

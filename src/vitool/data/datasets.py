@@ -2,7 +2,7 @@
 
 Each loader returns the images of one split as ``Sample`` rows with paths relative to the dataset
 root, so a features file names its images independently of where the dataset lives. The layouts are
-those the reference loaders expect (shared/reference/ref-otla-eval.md §1); unlike them, vitool parses
+those the released loaders expect (AGW's and OTLA's ``data_loader.py``, LLCM's); unlike them, vitool parses
 cameras from the relative path only, so a root containing "cam" is fine.
 """
 

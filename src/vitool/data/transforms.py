@@ -1,9 +1,9 @@
-"""Image transforms of the references (ref-otla-eval.md §1.4): ImageNet normalisation everywhere; the
+"""Image transforms of the released code (AGW, OTLA, CAJ): ImageNet normalisation everywhere; the
 test transform resizes only; the AGW training transform pads by 10, crops back, flips, and (as
 AGW-for-LLCM and OTLA do) optionally erases a random rectangle; OTLA also turns visible images gray
 with probability 0.5 (``grayscale``, applied to the visible rows only by the trainer). ADCA and the
 unsupervised methods built on it instead copy one random R/G/B channel into all three
-(``channel_exchange``, CAJ's ChannelExchange; ref-unsupervised.md §6): an infrared camera records one
+(``channel_exchange``, CAJ's ChannelExchange: Ye et al., ICCV 2021): an infrared camera records one
 band, so a single colour channel is a closer stand-in than luminance."""
 
 from __future__ import annotations

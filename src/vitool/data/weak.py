@@ -1,5 +1,5 @@
-"""Weak labels: identity labels inside each modality, with no cross-modal link (paper 000's setting;
-ref-weakly.md §1). Each modality's identities are renumbered by its own random permutation, so visible
+"""Weak labels: identity labels inside each modality, with no cross-modal link (the setting of
+Zhang et al., ICCV 2025, arXiv 2507.12942). Each modality's identities are renumbered by its own random permutation, so visible
 id k and infrared id k are, in general, different people; the true identities stay only in the
 dataset's ``pid`` for diagnostics."""
 

@@ -1,6 +1,6 @@
 """CMC, mAP and mINP with the exclusion rules of the VI-ReID reference evaluators, vectorised and chunked.
 
-Semantics (shared/reference/ref-otla-eval.md §2.4): rank the gallery by descending cosine similarity,
+Semantics (the released AGW evaluator, mangye16/Cross-Modal-Re-ID-baseline ``eval_metrics.py``): rank the gallery by descending cosine similarity,
 drop the excluded gallery items, then
 * AP = (1/R) sum_j j / rank_j over the R true matches kept, INP = R / rank_R;
 * CMC either per image (eval_regdb: first true match) or per identity (eval_sysu / eval_llcm: each

@@ -1,6 +1,7 @@
 """The reference evaluators' algorithm written as a plain per-query loop (our own code, not theirs).
 
-It follows the behaviour described in shared/reference/ref-otla-eval.md §2.4 step by step: full
+It follows the evaluator of the released AGW code (mangye16/Cross-Modal-Re-ID-baseline ``eval_metrics.py``,
+which OTLA's and CAJ's copy) step by step: full
 argsort of -q.g, removal mask, identity deduplication with ``np.unique(return_index)`` for
 eval_sysu / eval_llcm, AP and INP on the non-deduplicated kept list. It exists as the oracle that
 tests compare the vectorised evaluator against, and as the baseline of benchmarks/evaluate_speed.py.

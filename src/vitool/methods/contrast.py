@@ -1,5 +1,6 @@
-"""Cluster-contrast machinery of the unsupervised methods (ref-unsupervised.md §1-§2), and their shared
-first stage and baseline, "DCL" (ADCA's stage 1, §3.2): `vitool train --method dcl`.
+"""Cluster-contrast machinery of the unsupervised methods (Dai et al., "Cluster Contrast for
+Unsupervised Person Re-Identification", ACCV 2022; alibaba/cluster-contrast-reid), and their shared
+first stage and baseline, "DCL" (ADCA's stage 1: Yang et al., ACM MM 2022, yangbincv/ADCA): `vitool train --method dcl`.
 
 Every epoch the engine calls ``epoch_labels``; here that means: extract eval-mode features of every
 training image with the current model (the BNNeck feature, L2-normalised, no flip), cluster each
@@ -12,7 +13,7 @@ the unsupervised methods are measured against.
 
 Memories are tensors outside autograd, updated explicitly after the loss (``ClusterMemory.update_*``),
 never inside a backward pass as the references do, so a loss on another modality's memory never
-writes into it by accident (ref-unsupervised.md §9). The per-epoch association, for the methods that
+writes into it by accident. The per-epoch association, for the methods that
 have one, goes through ``vitool.assign.assign``, the function behind `vitool assign-labels`.
 
 One view per visible image: the references add a second, channel-exchanged view of every visible

@@ -1,5 +1,5 @@
-"""Heterogeneous expert collaborative consistency learning for weakly supervised VI-ReID (Zhang et al.,
-ICCV'25; paper 000; shared/reference/ref-weakly.md). Each modality has identity labels of its own
+"""Heterogeneous expert collaborative consistency learning for weakly supervised VI-ReID (Zhang, Kong, Li,
+Wen, ICCV 2025, arXiv 2507.12942; released code KongLingqi2333/WSL-VIReID). Each modality has identity labels of its own
 (``vitool weak-labels``) and no cross-modal link is known.
 
 The network is the two-stream model (a stem per modality, shared trunk, GeM, BNNeck) with three
@@ -17,7 +17,7 @@ bias-free classifiers on the BN feature: the visible expert W^v (visible ids), t
   candidates; CLAE (§6): per-identity prototypes and the entropy-weighted homogeneity loss, which trains
   only the experts.
 
-Our decisions on the reference's quirks (ref-weakly.md §11; docs/training.md): infrared images always
+Our decisions where the released code and the paper differ (docs/training.md): infrared images always
 take the infrared stem; a visible identity may have two contradictory candidates (the paper's matrix
 form); the prototype weight names its side (``experts_proto_new_weight`` = 0.8 on the new batch mean, as
 the code); the homogeneity loss compares logits (as the code); the weak loss uses a stable softmax; the
@@ -133,7 +133,7 @@ class Experts(Method):
         self._report: dict[str, Any] = {}
 
     def num_classes(self) -> int:
-        return self.classes[INFRARED]  # W^c lives in the infrared id space (ref-weakly.md §2)
+        return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
 
     def adjust_model(self, config) -> None:
         config.two_stream, config.non_local, config.gem_p = True, False, 3.0

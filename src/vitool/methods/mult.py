@@ -1,5 +1,6 @@
 """MULT: modality-unified label transfer with alternating modality-invariant representation learning
-and online cross-memory label refinement (He et al., IJCV'24; paper 002; ref-unsupervised.md §5),
+and online cross-memory label refinement (He, Cheng, Wang, Gao, IJCV 2024, arXiv
+2402.00672; released code FranklinLingfeng/code_for_MULT),
 `vitool train --method mult`.
 
 Stage one (``dcl_epochs``, 40): the DCL baseline (vitool.methods.contrast). Cross stage, every epoch:

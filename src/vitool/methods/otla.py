@@ -1,5 +1,5 @@
-"""OTLA: optimal-transport label assignment for label-efficient VI-ReID (Wang et al., ECCV'22; paper 003;
-shared/reference/ref-otla-eval.md §4). Visible images carry labels (ground truth: semi-supervised; a
+"""OTLA: optimal-transport label assignment for label-efficient VI-ReID (Wang et al., ECCV 2022;
+released code wjm-wjm/OTLA-ReID). Visible images carry labels (ground truth: semi-supervised; a
 labels file such as `vitool cluster` output: unsupervised); infrared images get pseudo labels from a
 Sinkhorn equipartition over the classifier's predictions, refreshed once per epoch.
 

@@ -1,5 +1,6 @@
-"""Progressive contrastive learning with hard and dynamic prototypes (Yin et al., NeurIPS'24; paper 001;
-ref-unsupervised.md §4), `vitool train --method pclhd`.
+"""Progressive contrastive learning with hard and dynamic prototypes (Shi, Yin et al., "Learning
+Commonality, Divergence and Variety for USVI-ReID", NeurIPS 2024, arXiv 2402.19026; released code
+XiangboYin/PCLHD), `vitool train --method pclhd`.
 
 Stage 1 (epochs before E_CPCL = ``dcl_epochs``, 50): CPCL, eq. 3-5, the centroid-prototype ClusterNCE
 of each modality, which is the DCL baseline (vitool.methods.contrast).

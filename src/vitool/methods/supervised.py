@@ -1,4 +1,5 @@
-"""The fully supervised AGW baseline (Ye et al., TPAMI'21; ref-otla-eval.md §3), the upper bound every
+"""The fully supervised AGW baseline (Ye et al., TPAMI 2021, arXiv
+2001.04193; mangye16/Cross-Modal-Re-ID-baseline), the upper bound every
 label-efficient method is compared to: identity cross-entropy on the BNNeck logits plus the weighted
 regularised triplet on the pooled features, over the visible and infrared halves together, with the
 true identities of both modalities."""

@@ -1,4 +1,6 @@
-"""The AGW cross-modality network and its CPU-friendly variants (shared/reference/ref-otla-eval.md §3).
+"""The AGW cross-modality network and its CPU-friendly variants (Ye et al., "Deep Learning for Person
+Re-identification: A Survey and Outlook", TPAMI 2021, arXiv 2001.04193; mangye16/Cross-Modal-Re-ID-baseline
+``model.py``).
 
 A modality-specific stem per modality (visible, infrared), a shared trunk with last stride 1, optional
 non-local blocks, GeM pooling (p = 3) and a BNNeck. ``resnet50`` with non-local blocks is AGW; the
