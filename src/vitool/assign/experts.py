@@ -1,5 +1,6 @@
 """Cross-modal relation establishment (CRE) of the heterogeneous-experts method (Zhang et al.,
-ICCV 2025, arXiv 2507.12942, the CRE module; released KongLingqi2333/WSL-VIReID ``wsl.py``): weak supervision gives identity labels inside each modality but no cross-modal link.
+ICCV 2025, arXiv 2507.12942; released KongLingqi2333/WSL-VIReID ``wsl.py``): weak supervision gives
+identity labels inside each modality but no cross-modal link.
 
 1. Each modality's expert predicts the *other* modality's identities: the infrared expert scores the
    visible samples (P_vr, N_v x C_r) and the visible expert the infrared samples (P_rv, N_r x C_v), as

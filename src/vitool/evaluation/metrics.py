@@ -1,7 +1,7 @@
 """CMC, mAP and mINP with the exclusion rules of the VI-ReID reference evaluators, vectorised and chunked.
 
-Semantics (the released AGW evaluator, mangye16/Cross-Modal-Re-ID-baseline ``eval_metrics.py``): rank the gallery by descending cosine similarity,
-drop the excluded gallery items, then
+Semantics (the released AGW evaluator, mangye16/Cross-Modal-Re-ID-baseline ``eval_metrics.py``): rank
+the gallery by descending cosine similarity, drop the excluded gallery items, then
 * AP = (1/R) sum_j j / rank_j over the R true matches kept, INP = R / rank_R;
 * CMC either per image (eval_regdb: first true match) or per identity (eval_sysu / eval_llcm: each
   gallery identity ranked by its best kept image);
