@@ -2,10 +2,10 @@
 kept sparse.
 
 Every unsupervised VI-ReID method clusters each modality with DBSCAN on this distance
-(alibaba/cluster-contrast-reid ``faiss_rerank.py``, copied by PGM, ADCA and PCLHD). The reference
-builds three dense N x N matrices (about 6 GB for SYSU's 22,258 visible images); here every step is a sparse matrix operation, and only pairs
-whose distance is below 1 are stored (a missing entry means distance 1, which DBSCAN with eps < 1
-treats the same way).
+(alibaba/cluster-contrast-reid ``faiss_rerank.py``, copied by PGM, ADCA and PCLHD). The reference builds
+three dense N x N matrices (about 6 GB for SYSU's 22,258 visible images); here every step is a sparse matrix
+operation, and only pairs whose distance is below 1 are stored (a missing entry means distance 1, which
+DBSCAN with eps < 1 treats the same way).
 
 Steps, with the reference's exact neighbourhood sizes:
 1. ``initial_rank``: the k1 nearest neighbours of each sample, itself included.

@@ -1,12 +1,12 @@
 """Label-aware cross-modal batch sampling, seeded per epoch so that a resumed run draws the same batches.
 
 AGW's IdentitySampler (mangye16/Cross-Modal-Re-ID-baseline ``utils.py``): every batch takes ``ids``
-identities present in both modalities and ``per_id`` images of each identity from each modality, with replacement; an epoch has
-max(#visible, #infrared) // (ids * per_id) + 1 batches. OTLA's variant (4 x 8, the infrared half drawn by
-pseudo label) is the same sampler fed pseudo labels for the infrared half. With ``independent=True``
-(weak supervision: each modality has its own identity labels and no link, Zhang et al., ICCV 2025) the
-identities of the two halves are drawn separately, so the modalities may hold different identity sets.
-"""
+identities present in both modalities and ``per_id`` images of each identity from each modality, with
+replacement; an epoch has max(#visible, #infrared) // (ids * per_id) + 1 batches. OTLA's variant (4 x 8, the
+infrared half drawn by pseudo label) is the same sampler fed pseudo labels for the infrared half. With
+``independent=True`` (weak supervision: each modality has its own identity labels and no link, Zhang et al.,
+ICCV 2025) the identities of the two halves are drawn separately, so the modalities may hold different
+identity sets."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Weak labels: identity labels inside each modality, with no cross-modal link (the setting of
-Zhang et al., ICCV 2025, arXiv 2507.12942). Each modality's identities are renumbered by its own
-random permutation, so visible id k and infrared id k are, in general, different people; the true identities stay only in the
-dataset's ``pid`` for diagnostics."""
+Zhang et al., ICCV 2025, arXiv 2507.12942). Each modality's identities are renumbered by its own random
+permutation, so visible id k and infrared id k are, in general, different people; the true identities stay
+only in the dataset's ``pid`` for diagnostics."""
 
 from __future__ import annotations
 
