@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from vitool.engine.report import DIAGNOSTIC_SUFFIXES
 from vitool.errors import VitoolError
 from vitool.evaluation.evaluate import SUMMARY_KEYS as METRICS  # the metrics results.json holds
 
 # label-quality figures the methods log per epoch (vitool.diagnostics), recognised by their name's end
-DIAGNOSTIC_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage", "_pairs", "_clusters", "_outliers")
 
 
 @dataclass

@@ -28,6 +28,7 @@ from vitool.data.images import ImageDataset
 from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.engine.config import TrainConfig, dump_config
+from vitool.engine.report import epoch_line, plot_curves
 from vitool.errors import VitoolError
 from vitool.methods import Method, RunPlan, broadcast_from_main, build_method
 from vitool.modality import INFRARED, VISIBLE
@@ -255,7 +256,7 @@ class Engine:
                 save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
                 with open(self.run_dir / "log.jsonl", "a") as handle:
                     handle.write(json.dumps(record) + "\n")
-                self.log(json.dumps(record))
+                self.log(epoch_line(record, cfg.epochs))
             self._barrier()
         results = None
         if main:
@@ -306,6 +307,7 @@ class Engine:
             "epoch": epoch,
             "lr": lr,
             **{k: v / steps for k, v in sums.items()},
+            "loss_terms": list(sums),
             "seconds": round(elapsed, 2),
             "images_per_s": round(images / max(elapsed, 1e-9), 1),
         }
@@ -347,31 +349,3 @@ class Engine:
         }
         (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")
         return results
-
-
-def plot_curves(log_file: Path, out: Path) -> None:
-    """Loss terms and validation Rank-1 / mAP per epoch, from log.jsonl."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
-    epochs = [r["epoch"] for r in records]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=110)
-    skip = {"epoch", "lr", "seconds", "images_per_s", "val"}
-    for key in [k for k in records[0] if k not in skip]:
-        ax_loss.plot(epochs, [r.get(key) for r in records], marker=".", label=key)
-    ax_loss.set(xlabel="epoch", title="training losses")
-    ax_loss.legend(fontsize=8)
-    if any("val" in r for r in records):
-        val = [(r["epoch"], r["val"]) for r in records if "val" in r]
-        for key in ("rank1", "mAP"):
-            ax_val.plot([e for e, _ in val], [v[key] for _, v in val], marker="o", label=key)
-        ax_val.legend(fontsize=8)
-    ax_val.set(xlabel="epoch", ylabel="%", title="held-out identities (cross-modal)")
-    for ax in (ax_loss, ax_val):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, format="png")
-    plt.close(fig)

@@ -1,0 +1,101 @@
+"""What a run shows a person: one readable line per epoch, and curves.png. log.jsonl keeps every number.
+
+An epoch record (one line of log.jsonl) is flat: ``epoch``, ``lr``, the loss terms (named in
+``loss_terms``), ``seconds``, ``images_per_s``, the method's report (label-quality figures end in one of
+``DIAGNOSTIC_SUFFIXES``; effective settings such as ``grl_coefficient``), and ``val`` with the held-out
+Rank-1, mAP and mINP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+# Label-quality figures a method reports (pseudo-label accuracy, cluster ARI, association precision...)
+# and their counts; `vitool compare` summarises the same keys.
+DIAGNOSTIC_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage", "_pairs", "_clusters", "_outliers")
+QUALITY_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage")  # the ones plotted: rates, not counts
+_NOT_LOSSES = {"epoch", "lr", "seconds", "images_per_s", "val", "stage", "loss_terms"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def loss_terms(record: dict[str, Any]) -> list[str]:
+    """The loss keys of a record; for logs written before ``loss_terms`` existed, the numeric keys that are
+    neither bookkeeping nor diagnostics nor an effective setting (``grl_*``, ``ema_*``, ``ot_*``)."""
+    if "loss_terms" in record:
+        return list(record["loss_terms"])
+    return [
+        k
+        for k, v in record.items()
+        if _number(v)
+        and k not in _NOT_LOSSES
+        and not k.endswith(DIAGNOSTIC_SUFFIXES)
+        and not k.startswith(("grl_", "ema_", "ot_", "cre_"))
+    ]
+
+
+def quality_keys(record: dict[str, Any]) -> list[str]:
+    return [k for k, v in record.items() if _number(v) and k.endswith(QUALITY_SUFFIXES)]
+
+
+def epoch_line(record: dict[str, Any], epochs: int) -> str:
+    """``epoch 3/8  lr 3.50e-03  loss 8.31 (ce_v 3.00, ...)  31 img/s  val Rank-1 36.4 mAP 27.6  ...``"""
+    terms = [k for k in loss_terms(record) if k != "loss"]
+    line = f"epoch {record['epoch'] + 1}/{epochs}"
+    if "stage" in record:
+        line += f" (stage {record['stage']})"
+    line += f"  lr {record['lr']:.2e}  loss {record.get('loss', float('nan')):.3f}"
+    if terms:
+        line += " (" + ", ".join(f"{k} {record[k]:.3f}" for k in terms) + ")"
+    line += f"  {record.get('images_per_s', 0):.0f} img/s"
+    if "val" in record:
+        line += f"  val Rank-1 {record['val']['rank1']:.1f} mAP {record['val']['mAP']:.1f}"
+    quality = quality_keys(record)
+    if quality:
+        line += "  " + ", ".join(f"{k} {record[k]:g}" for k in quality)
+    return line
+
+
+def plot_curves(log_file: Path, out: Path) -> None:
+    """Three panels per epoch from log.jsonl: loss terms, held-out Rank-1 / mAP, label quality."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    fig, (ax_loss, ax_val, ax_quality) = plt.subplots(1, 3, figsize=(13, 3.6), dpi=110)
+
+    def series(ax, keys: list[str], get, names: dict[str, str] | None = None) -> None:
+        for key in keys:
+            points = [(r["epoch"] + 1, get(r, key)) for r in records if get(r, key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=(names or {}).get(key, key))
+        if ax.lines:
+            ax.legend(fontsize=7)
+
+    ordered = lambda pick: list(dict.fromkeys(k for r in records for k in pick(r)))  # noqa: E731
+    series(ax_loss, ordered(loss_terms), lambda r, k: r.get(k))
+    series(ax_val, ["rank1", "mAP"], lambda r, k: r["val"][k] if "val" in r else None)
+    # some figures are fractions (ARI, precisions), others percentages: fractions are drawn x 100
+    fractions = {k for k in ordered(quality_keys) if max(abs(r.get(k, 0)) for r in records) <= 1}
+    series(
+        ax_quality,
+        ordered(quality_keys),
+        lambda r, k: None if k not in r else r[k] * (100 if k in fractions else 1),
+        names={k: f"{k} x100" for k in fractions},
+    )
+    ax_loss.set(xlabel="epoch", title="loss terms")
+    ax_val.set(xlabel="epoch", ylabel="%", title="held-out identities (cross-modal)")
+    ax_quality.set(xlabel="epoch", ylabel="%", title="label quality")
+    if not ax_quality.lines:
+        ax_quality.text(0.5, 0.5, "the method reports none", ha="center", va="center", transform=ax_quality.transAxes)
+    for ax in (ax_loss, ax_val, ax_quality):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, format="png")
+    plt.close(fig)
