@@ -95,7 +95,8 @@ def train_rate(root: Path, run: Path, amp: str, args: argparse.Namespace) -> dic
 
 def extract_rate(root: Path, device: str, backbone: str) -> dict:
     from vitool.data.datasets import load_split
-    from vitool.features import extract, resolve_device
+    from vitool.devices import resolve_device
+    from vitool.features import extract
     from vitool.models.network import ModelConfig, VIReIDNet
 
     dev = resolve_device(device)

@@ -47,6 +47,21 @@ def test_sparse_jaccard_equals_the_dense_reference():
     assert coo.nnz == int((dense < 1).sum())  # exactly the pairs below 1 are stored
 
 
+def test_jaccard_with_samples_outside_their_own_neighbours():
+    """Ten identical features and k1 5: half of them are not among their own nearest 5, so their
+    reciprocal sets are empty; the sparse computation must neither fail nor differ from the plain one."""
+    rng = np.random.default_rng(0)
+    feats = unit(rng.normal(size=(40, 8)).astype(np.float32))
+    feats[:10] = feats[0]
+    rank = knn(feats, 5, "cpu")
+    assert not all(i in rank[i, :5] for i in range(10))
+    sparse, dense = jaccard_distance(feats, rank, k1=5, k2=2), jaccard_dense(feats, rank, k1=5, k2=2)
+    full = np.ones_like(dense)
+    coo = sparse.tocoo()
+    full[coo.row, coo.col] = coo.data
+    np.testing.assert_allclose(full, dense, atol=1e-5)
+
+
 def test_well_separated_identities_are_recovered_by_every_method():
     feats, pid, modality = identity_features()
     labels = cluster_labels(feats, modality, ClusterConfig())

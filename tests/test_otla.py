@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from vitool.engine.config import TrainConfig
 from vitool.errors import VitoolError
 from vitool.io import LabelSet, make_provenance, write_labels
-from vitool.methods import labels_from_file, visible_training_labels
+from vitool.methods.labels import labels_from_file, visible_training_labels
 from vitool.methods.otla import GradientReversal, grl_coefficient, prediction_alignment_loss
 from vitool.models.losses import batch_hard_triplet
 
@@ -103,7 +103,7 @@ def test_the_bank_is_the_sinkhorn_solution_over_the_classifier_predictions(tmp_p
     from vitool.engine.trainer import Engine
 
     engine = Engine(tiny(synth_root["sysu"], method="otla", val_ids=0), tmp_path / "run", lambda _: None)
-    labels = engine.method.epoch_labels(engine, 1)  # after epoch 0: from the classifier
+    labels = engine.method.epoch_labels(engine.context, 1).labels  # after epoch 0: from the classifier
     ir = [i for i, s in enumerate(engine.train_samples) if s.modality == 1]
     probs = engine.features([engine.train_samples[i] for i in ir], {}).probs
     best, _, _ = sinkhorn_equipartition(np.log(probs.astype(np.float64)), 25.0)
@@ -130,5 +130,5 @@ def test_oracle_bank_holds_the_true_identities(tmp_path, synth_root):
     from vitool.engine.trainer import Engine
 
     engine = Engine(tiny(synth_root["sysu"], method="otla", ot_oracle=True), tmp_path / "run", lambda _: None)
-    engine.method.epoch_labels(engine, 0)
+    engine.method.epoch_labels(engine.context, 0)
     assert engine.method.report()["ir_label_accuracy"] == 100.0

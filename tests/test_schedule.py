@@ -10,7 +10,7 @@ import torch
 from vitool.data.datasets import load_split
 from vitool.engine.config import load_config
 from vitool.errors import VitoolError
-from vitool.methods import build_method
+from vitool.methods.registry import build_method
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -80,7 +80,7 @@ def _method_and_net(method_name, synth_root, **overrides):
 
 
 def test_grl_ramp_takes_the_same_share_of_any_run(synth_root):
-    from vitool.methods import RunPlan
+    from vitool.methods.contract import RunPlan
 
     method, net = _method_and_net("otla", synth_root)
     method.plan(RunPlan(epochs=8, steps_per_epoch=30))  # the CPU demo: 240 steps
@@ -97,7 +97,7 @@ def test_grl_ramp_takes_the_same_share_of_any_run(synth_root):
 
 
 def test_momentum_encoder_half_life_is_a_share_of_stage_two(synth_root):
-    from vitool.methods import RunPlan
+    from vitool.methods.contract import RunPlan
     from vitool.methods.pclhd import ema_beta
 
     released, _ = _method_and_net("pclhd", synth_root, dcl_epochs=50)
@@ -113,7 +113,7 @@ def test_momentum_encoder_half_life_is_a_share_of_stage_two(synth_root):
 
 
 def test_momentum_encoder_keeps_its_own_bn_statistics(synth_root):
-    from vitool.methods import RunPlan
+    from vitool.methods.contract import RunPlan
 
     method, net = _method_and_net("pclhd", synth_root)
     method.plan(RunPlan(epochs=8, steps_per_epoch=30))

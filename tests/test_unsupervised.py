@@ -10,7 +10,7 @@ import torch
 from vitool.data.datasets import Sample
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
-from vitool.methods.contrast import ClusterMemory, contrast_loss
+from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.methods.mult import sharpened_cross_entropy
 from vitool.methods.pclhd import PCLHD, dynamic_logits, farthest_members
 from vitool.models.network import ModelConfig, VIReIDNet
@@ -147,7 +147,7 @@ def test_resumed_unsupervised_run_equals_an_uninterrupted_one(tmp_path, synth_ro
 
 
 def test_oracle_association_sends_each_image_to_the_largest_cluster_of_its_identity():
-    from vitool.methods.contrast import oracle_association
+    from vitool.methods.association import oracle_association
 
     pid = np.array([7, 7, 7, 8, 8, 7, 8, 9])
     modality = np.array([0, 0, 0, 0, 0, 1, 1, 1])
@@ -157,7 +157,7 @@ def test_oracle_association_sends_each_image_to_the_largest_cluster_of_its_ident
 
 
 def test_oracle_clusters_are_each_modalitys_identities_numbered_like_vitool_cluster():
-    from vitool.methods.contrast import oracle_clusters
+    from vitool.methods.association import oracle_clusters
 
     pid = np.array([7, 9, 7, 8, 9, 7, 9])
     modality = np.array([0, 0, 0, 0, 1, 1, 1])

@@ -18,6 +18,8 @@ import typer
 
 from vitool import __version__
 from vitool.errors import VitoolError
+from vitool.methods.registry import describe as describe_methods
+from vitool.methods.registry import methods
 
 app = typer.Typer(
     name="vitool",
@@ -43,7 +45,7 @@ Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
 Mode = _choices("Mode", "all", "indoor")
 Shot = _choices("Shot", "single", "multi")
 Direction = _choices("Direction", "v2i", "i2v")
-TrainMethod = _choices("TrainMethod", "supervised", "otla", "visible", "experts", "dcl", "pclhd", "mult")
+TrainMethod = _choices("TrainMethod", *methods())  # vitool's own and those of installed plugins
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -145,7 +147,8 @@ def _extract(
     The split is loaded first so that a bad dataset root fails before any model or weights are touched.
     """
     from vitool.data.datasets import image_root, listing_sha256, load_split
-    from vitool.features import extract_featureset, resolve_device
+    from vitool.devices import resolve_device
+    from vitool.features import extract_featureset
 
     samples = load_split(dataset.value, root, split, trial)
     base = image_root(dataset.value, root)
@@ -337,7 +340,7 @@ def evaluate(
     spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
     eval_device = "cpu"
     if device == Device.cuda:
-        from vitool.features import resolve_device
+        from vitool.devices import resolve_device
 
         eval_device = str(resolve_device("cuda"))  # a clear error when no GPU is visible
     reranking = None
@@ -686,11 +689,7 @@ def train(
     trial: Annotated[int | None, typer.Option(help="RegDB trial 1..10.")] = None,
     method: Annotated[
         TrainMethod | None,
-        typer.Option(
-            help="supervised (AGW, all labels), otla (visible labels), visible (baseline: visible only), "
-            "experts (weak: labels inside each modality), dcl (unsupervised baseline: no association), "
-            "pclhd, mult (unsupervised)."
-        ),
+        typer.Option(help="; ".join(f"{name}: {summary}" for name, summary in describe_methods().items()) + "."),
     ] = None,
     labels: Annotated[
         str | None,

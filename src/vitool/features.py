@@ -16,16 +16,6 @@ from vitool.io import FeatureSet
 from vitool.models.network import VIReIDNet
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        from vitool.errors import VitoolError
-
-        raise VitoolError(None, "--device cuda but no CUDA device is visible", "use --device cpu or auto")
-    return torch.device(device)
-
-
 @torch.no_grad()
 def extract(
     model: VIReIDNet,

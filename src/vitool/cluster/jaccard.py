@@ -37,11 +37,20 @@ def _reciprocal(graph: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _row_softmax(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Softmax within each CSR row. A row can be empty (a sample outside its own k1 neighbours, among
+    many identical features): reduceat runs over the non-empty rows' starts only."""
+    if not values.size:
+        return values
     counts = np.diff(indptr)
     rows = np.repeat(np.arange(len(counts)), counts)
-    peak = np.maximum.reduceat(values, indptr[:-1])[rows] if values.size else values
-    e = np.exp(values - peak)
-    return e / np.add.reduceat(e, indptr[:-1])[rows]
+    nonempty = np.flatnonzero(counts)
+    starts = indptr[:-1][nonempty]
+    peak = np.zeros(len(counts), dtype=values.dtype)
+    peak[nonempty] = np.maximum.reduceat(values, starts)
+    e = np.exp(values - peak[rows])
+    sums = np.ones(len(counts), dtype=e.dtype)
+    sums[nonempty] = np.add.reduceat(e, starts)
+    return e / sums[rows]
 
 
 def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ def jaccard_dense(features: np.ndarray, initial_rank: np.ndarray, k1: int = 30, 
             if len(np.intersect1d(cand, full[i])) > 2 / 3 * len(cand):
                 expansion = np.append(expansion, cand)
         expansion = np.unique(expansion)
+        if not len(expansion):  # i outside its own k1 neighbours (many identical features): an empty row
+            continue
         dist = 2 - 2 * features[i] @ features[expansion].T
         e = np.exp(-dist - (-dist).max())
         v[i, expansion] = e / e.sum()

@@ -20,7 +20,7 @@ class TrainConfig:
     dataset: str = "sysu"
     root: str = ""
     trial: int = 1
-    method: str = "supervised"  # supervised | otla | visible | experts | dcl | pclhd | mult
+    method: str = "supervised"  # supervised | otla | visible | experts | dcl | pclhd | mult | a plugin's
     # otla / visible: visible labels (e.g. vitool cluster output); experts: per-modality labels
     # (vitool weak-labels output); none = derived from the ground truth
     labels: str = ""
@@ -96,6 +96,8 @@ class TrainConfig:
     mult_alpha: float = 0.2  # mult: weight of the initial labels in the label transfer
     mult_soft_weight: float = 0.7  # mult: soft label = w one-hot + (1 - w) transfer
     mult_sharpen: float = 0.2  # mult: OCLR target temperature on the memory logits
+    # options of methods from other packages (vitool.methods entry points): flat keys in the TOML file
+    method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,7 +124,22 @@ def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tu
     return max([0, *[s for s in stages if s <= epoch]]), min([epochs, *[s for s in stages if s > epoch]])
 
 
-KEYS = {f.name for f in fields(TrainConfig)} | {"experts_restart_schedule"}  # the last: a legacy alias
+KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_restart_schedule"}  # a legacy alias
+
+
+def _split_plugin_options(values: dict[str, Any], where: Path | None) -> dict[str, Any]:
+    """Move the keys that plugin methods declare into ``method_options``; any other unknown key is an error."""
+    unknown = sorted(set(values) - KEYS)
+    if not unknown:
+        return values
+    from vitool.methods.registry import plugin_option_keys
+
+    plugin_keys = plugin_option_keys()
+    bad = [k for k in unknown if k not in plugin_keys]
+    if bad:
+        raise VitoolError(where, f"unknown keys {', '.join(bad)}", "see `vitool train --help` for the keys")
+    options = {k: values.pop(k) for k in unknown}
+    return {**values, "method_options": options}
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
@@ -135,16 +152,20 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
-        unknown = sorted(set(values) - KEYS)
-        if unknown:
-            raise VitoolError(path, f"unknown keys {', '.join(unknown)}", "see `vitool train --help` for the keys")
-    values.update({k: v for k, v in overrides.items() if v is not None})
+        values = _split_plugin_options(values, path)
+    overrides = _split_plugin_options({k: v for k, v in overrides.items() if v is not None}, None)
+    values["method_options"] = {**values.get("method_options", {}), **overrides.pop("method_options", {})}
+    values.update(overrides)
     if values.pop("experts_restart_schedule", True) is False and "schedule_stages" not in values:
         values["schedule_stages"] = []  # the key before schedule_stages (run folders of vitool 0.1)
     try:
         config = TrainConfig(**values)
     except TypeError as exc:
         raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
+    from vitool.methods.registry import methods
+
+    if config.method not in methods():
+        raise VitoolError(path, f"method = {config.method!r} is not a method", f"use one of {', '.join(methods())}")
     for key in ("erasing", "visible_grayscale", "visible_channel_exchange"):  # chances; -1 = the method's
         value = getattr(config, key)
         if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
@@ -164,7 +185,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or key not in KEYS:
+        if not sep or (key not in KEYS and key not in _plugin_keys()):
             raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
         try:
             out[key] = tomllib.loads(f"v = {value}")["v"]
@@ -173,9 +194,17 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _plugin_keys() -> dict[str, str]:
+    from vitool.methods.registry import plugin_option_keys
+
+    return plugin_option_keys()
+
+
 def dump_config(config: TrainConfig) -> str:
     lines = []
-    for key, value in config.to_dict().items():
+    values = config.to_dict()
+    values.update(values.pop("method_options"))  # flat, as they were given
+    for key, value in values.items():
         if isinstance(value, str):
             lines.append(f"{key} = {json.dumps(value)}")
         elif isinstance(value, bool):

@@ -27,10 +27,12 @@ from vitool.data.datasets import Sample, image_root, load_split
 from vitool.data.images import ImageDataset
 from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
+from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.engine.report import epoch_line, plot_curves
 from vitool.errors import VitoolError
-from vitool.methods import Method, RunPlan, broadcast_from_main, build_method
+from vitool.methods.contract import Method, RunPlan, TrainingContext
+from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
@@ -49,21 +51,6 @@ class TrainSet(ImageDataset):
         modality = self.samples[i].modality
         transform = self.visible_transform if modality == VISIBLE and self.visible_transform else self.transform
         return self.image(i, transform), modality, int(self.labels[i]), i
-
-
-class RankSlice:
-    """Each process of a distributed run takes every world-th image of each batch of the shared sampler,
-    so every process sees every identity of the batch in both modalities."""
-
-    def __init__(self, sampler: CrossModalIdentitySampler, rank: int, world: int) -> None:
-        self.sampler, self.rank, self.world = sampler, rank, world
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self):
-        for batch in self.sampler:
-            yield batch[self.rank :: self.world]
 
 
 def _init_distributed(device: torch.device) -> tuple[int, int]:
@@ -95,7 +82,7 @@ def split_validation(samples: list[Sample], val_ids: int, seed: int) -> tuple[li
 
 class Engine:
     def __init__(self, config: TrainConfig, run_dir: Path, log: Callable[[str], None] = print) -> None:
-        from vitool.features import resolve_device
+        from vitool.devices import resolve_device
 
         self.config, self.run_dir, self.log = config, Path(run_dir), log
         self.device = resolve_device(config.device)
@@ -152,6 +139,9 @@ class Engine:
             self.cache = ImageCache(config.image_cache, self.model.config.height, self.model.config.width)
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
+        self.context = TrainingContext(
+            self.train_samples, self.root, self.run_dir, config.seed, self.rank, self.features
+        )
 
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.config.amp
@@ -196,9 +186,9 @@ class Engine:
         cfg = self.config
         size = (self.model.config.height, self.model.config.width)
         # -1 in the config: the method's own chance (same name on the method)
-        gray, exchange = (
-            getattr(self.method, k) if getattr(cfg, k) < 0 else getattr(cfg, k)
-            for k in ("visible_grayscale", "visible_channel_exchange")
+        gray = self.method.visible_grayscale if cfg.visible_grayscale < 0 else cfg.visible_grayscale
+        exchange = (
+            self.method.visible_channel_exchange if cfg.visible_channel_exchange < 0 else cfg.visible_channel_exchange
         )
         dataset = TrainSet(
             self.train_samples,
@@ -223,11 +213,11 @@ class Engine:
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
-            labels = self.method.epoch_labels(self, epoch)
+            plan = self.method.epoch_labels(self.context, epoch)
             if self.world > 1:  # every process samples from process 0's labels
-                labels = broadcast_from_main(labels)
-                self.method.adopt_labels(labels)
-            dataset.labels = labels
+                plan = broadcast_from_main(plan)
+                self.method.adopt_labels(plan)
+            labels = dataset.labels = plan.labels
             sampler = CrossModalIdentitySampler(
                 labels[modality == VISIBLE],
                 labels[modality == INFRARED],
@@ -236,7 +226,7 @@ class Engine:
                 images_per_id,
                 seed=cfg.seed * 100_003 + epoch,
                 batches=cfg.batches_per_epoch or None,
-                independent=self.method.independent_labels,
+                independent=plan.independent,
             )
             loader = torch.utils.data.DataLoader(
                 dataset,
@@ -314,10 +304,15 @@ class Engine:
 
     # ----------------------------------------------------------------------------------- evaluation
 
-    def features(self, samples: list[Sample], attrs: dict[str, Any]):
+    def features(
+        self, samples: list[Sample], attrs: dict[str, Any] | None = None, model: torch.nn.Module | None = None
+    ):
+        """Eval-mode features of ``samples`` by the trained model (or ``model``): TrainingContext.extract."""
         from vitool.features import extract_featureset
 
-        return extract_featureset(self.model, samples, self.root, attrs, self.device, batch_size=128, cache=self.cache)
+        attrs = {"dataset": "manifest", "split": "train"} if attrs is None else attrs
+        net = self.model if model is None else model
+        return extract_featureset(net, samples, self.root, attrs, self.device, batch_size=128, cache=self.cache)
 
     def _validate(self) -> dict[str, float]:
         from vitool.evaluation.evaluate import evaluate_features
@@ -329,7 +324,7 @@ class Engine:
 
     def test(self) -> dict[str, Any]:
         """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
-        from vitool.evaluation.evaluate import evaluate_protocols
+        from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
         from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
         from vitool.io import make_provenance, write_features
 
@@ -344,7 +339,7 @@ class Engine:
         protocol = PROTOCOL_OF_DATASET[cfg.dataset]
         specs = reported_specs(protocol)
         results = {
-            name: {k: r[k] for k in ("rank1", "rank5", "rank10", "rank20", "mAP", "mINP")}
+            name: {k: r[k] for k in SUMMARY_KEYS}
             for name, r in zip(specs, evaluate_protocols(fs, list(specs.values())), strict=True)
         }
         (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")

@@ -11,10 +11,9 @@ numbers them. DCL's loss is ClusterNCE (temperature 0.05) of each modality again
 it learns each modality's identities and has no cross-modal term: it is the no-association baseline
 the unsupervised methods are measured against.
 
-Memories are tensors outside autograd, updated explicitly after the loss (``ClusterMemory.update_*``),
-never inside a backward pass as the references do, so a loss on another modality's memory never
-writes into it by accident. The per-epoch association, for the methods that
-have one, goes through ``vitool.assign.assign``, the function behind `vitool assign-labels`.
+The memories (``vitool.methods.memory``) move after each optimiser step (``after_step``). The
+per-epoch association, for the methods that have one, goes through ``vitool.methods.association``,
+which calls ``vitool.assign.assign``, the function behind `vitool assign-labels`.
 
 One view per visible image: the references add a second, channel-exchanged view of every visible
 image (ADCA: one random R/G/B channel copied into all three); we exchange the channels of a visible
@@ -32,90 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
+from vitool.distributed import broadcast_from_main, gather_batch
 from vitool.errors import VitoolError
-from vitool.methods import Method, broadcast_from_main
+from vitool.methods.association import ASSOCIATIONS, oracle_clusters
+from vitool.methods.contract import EpochLabels, Method, TrainingContext
+from vitool.methods.memory import MODALITIES, ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
-
-MODALITIES = (VISIBLE, INFRARED)
-
-
-class ClusterMemory:
-    """One unit-length prototype per cluster (rows 0..K-1) with ClusterNCE logits and momentum updates.
-
-    ``momentum`` weighs the old prototype: p <- m p + (1 - m) x, then p is renormalised (m = 0.1 in
-    every reference, so a prototype is mostly the latest features)."""
-
-    def __init__(self, prototypes: torch.Tensor, temperature: float = 0.05, momentum: float = 0.1) -> None:
-        self.prototypes = F.normalize(prototypes.float(), dim=1)
-        self.temperature, self.momentum = temperature, momentum
-
-    def __len__(self) -> int:
-        return len(self.prototypes)
-
-    def logits(self, feats: torch.Tensor) -> torch.Tensor:
-        # a copy: the updates after the loss change the prototypes in place, autograd keeps this one
-        return feats @ self.prototypes.t().clone() / self.temperature
-
-    def _blend(self, rows: torch.Tensor, x: torch.Tensor) -> None:
-        m = self.momentum
-        self.prototypes[rows] = F.normalize(m * self.prototypes[rows] + (1 - m) * x, dim=1)
-
-    @torch.no_grad()
-    def update_sequential(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
-        """Cluster-Contrast's "CM": one momentum step per sample, in batch order."""
-        for x, y in zip(feats.float(), labels.tolist(), strict=True):
-            if y >= 0:
-                self._blend(torch.tensor([y], device=x.device), x[None])
-
-    @torch.no_grad()
-    def update_mean(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
-        """One momentum step per cluster with the mean of its batch features (PCLHD's centroids)."""
-        keep = labels >= 0
-        ids, inverse = torch.unique(labels[keep], return_inverse=True)
-        if not len(ids):
-            return
-        sums = torch.zeros(len(ids), feats.shape[1], device=feats.device).index_add_(0, inverse, feats[keep].float())
-        self._blend(ids, sums / torch.bincount(inverse, minlength=len(ids))[:, None])
-
-    @torch.no_grad()
-    def update_hardest(self, feats: torch.Tensor, labels: torch.Tensor, centroids: ClusterMemory) -> None:
-        """One momentum step per cluster with its batch feature least similar to the cluster's centroid
-        (PCLHD's hard prototype, eq. 6 and 14; the released code's ``CMhard``)."""
-        feats = feats.float()
-        for y in torch.unique(labels[labels >= 0]).tolist():
-            members = feats[labels == y]
-            hardest = members[torch.argmin(members @ centroids.prototypes[y])]
-            self._blend(torch.tensor([y], device=feats.device), hardest[None])
-
-
-def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tensor) -> torch.Tensor:
-    """ClusterNCE: cross-entropy of the features' cosine logits against the memory (rows with label
-    -1 are left out; 0 when none is left)."""
-    keep = labels >= 0
-    if not keep.any():
-        return feats.sum() * 0.0
-    return F.cross_entropy(memory.logits(feats[keep]), labels[keep])
-
-
-def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The whole batch from every process of a distributed run (each holds every world-th image), so
-    every process makes the same memory updates; the tensors themselves otherwise."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return tensors
-    dist = torch.distributed
-    world = dist.get_world_size()
-    size = torch.tensor([len(tensors[0])], device=tensors[0].device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    longest = int(max(sizes))
-    out = []
-    for t in tensors:
-        padded = torch.zeros((longest, *t.shape[1:]), dtype=t.dtype, device=t.device)
-        padded[: len(t)] = t
-        parts = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(parts, padded)
-        out.append(torch.cat([part[: int(n)] for part, n in zip(parts, sizes, strict=True)]))
-    return tuple(out)
 
 
 class ClusterContrast(Method):
@@ -124,6 +45,7 @@ class ClusterContrast(Method):
 
     name = "dcl"
     two_stage = False  # PCLHD and MULT: their own stage from ``dcl_epochs`` on
+    stage2_independent = True  # False: stage 2 samples identity-aligned batches in one label space
     default_dcl_epochs = 0
     batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
     visible_channel_exchange = 0.5
@@ -133,13 +55,13 @@ class ClusterContrast(Method):
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
         self.rows_of = {m: np.flatnonzero(self.modality == m) for m in MODALITIES}
-        self.independent_labels = True  # each modality samples its own clusters
         self.intra = np.full(len(samples), -1, dtype=np.int64)
         self.offset = {VISIBLE: 0, INFRARED: 0}  # first global id of each modality's clusters
         self.memories: dict[Any, ClusterMemory] = {}
         self.stage2 = False
         self.epoch = 0
         self._report: dict[str, Any] = {}
+        self._pending: tuple[torch.Tensor, ...] | None = None  # the last batch, for after_step
         self.device = torch.device("cpu")
         self.dcl_epochs = config.dcl_epochs if config.dcl_epochs >= 0 else self.default_dcl_epochs
         if config.association and config.association not in ASSOCIATIONS:  # fail before any training
@@ -169,28 +91,27 @@ class ClusterContrast(Method):
 
     # ------------------------------------------------------------------------------------- labels
 
-    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
         self.epoch = epoch
         self.stage2 = self.two_stage and epoch >= self.dcl_epochs
-        features = self._cluster(engine)
+        features = self._cluster(context)
         self._report = {"stage": 2 if self.stage2 else 1, **self._cluster_report()}
-        if not self.stage2:
-            self.independent_labels = True
-            return self.intra
-        return self.stage2_labels(engine, features)
+        if not self.stage2:  # each modality samples its own clusters
+            return EpochLabels(self.intra, independent=True)
+        return EpochLabels(self.stage2_labels(context, features), independent=self.stage2_independent)
 
-    def _cluster(self, engine) -> np.ndarray:
+    def _cluster(self, context: TrainingContext) -> np.ndarray:
         """Cluster each modality; set ``intra``, the offsets and the centroid memories. Returns the
         L2-normalised features the clustering saw."""
         from vitool.cluster import ClusterConfig, cluster_labels
         from vitool.modality import l2_normalise
 
         cfg = self.config
-        fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
+        fs = context.extract(context.samples)
         features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
         if cfg.cluster_oracle:  # diagnostic: what perfect clusters would give (reads the hidden identities)
             intra = oracle_clusters(self.pid, self.modality)
-        elif engine.rank == 0:
+        elif context.is_main:
             clusters = ClusterConfig(
                 eps=cfg.cluster_eps, k1=cfg.cluster_k1, k2=cfg.cluster_k2, min_samples=cfg.cluster_min_samples
             )
@@ -203,7 +124,7 @@ class ClusterContrast(Method):
             if len(np.unique(own[own >= 0])) < 2:
                 outliers = float((own < 0).mean())
                 raise VitoolError(
-                    engine.run_dir,
+                    context.run_dir,
                     f"epoch {self.epoch}: clustering left fewer than two {name} clusters "
                     f"({outliers:.0%} outliers at cluster_eps {cfg.cluster_eps})",
                     "raise cluster_eps when most images are outliers, lower it when one cluster takes all",
@@ -259,7 +180,7 @@ class ClusterContrast(Method):
                 out["cross_precision"] = round(accuracy / out["cross_coverage"], 4)
         return out
 
-    def stage2_labels(self, engine, features: np.ndarray) -> np.ndarray:
+    def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def report(self) -> dict[str, Any]:
@@ -276,10 +197,16 @@ class ClusterContrast(Method):
             for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
                 own = modality == m
                 terms[f"contrast_{name}"] = contrast_loss(feats[own], self.memories[m], labels[own] - self.offset[m])
-        # the memories move after the loss, outside autograd, with the whole batch of every process
-        self.update_memories(*gather_batch(feats.detach(), labels, modality, rows.to(labels.device)))
+        self._pending = (feats.detach(), labels, modality, rows.to(labels.device))  # for after_step
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def after_step(self) -> None:
+        """The memories move after the optimiser step, outside autograd, with the batch's detached features
+        from every process."""
+        if self._pending is not None:
+            self.update_memories(*gather_batch(*self._pending))
+            self._pending = None
 
     def update_memories(self, feats, labels, modality, rows) -> None:
         """DCL (stage 1 of every method): Cluster-Contrast's sequential update of each modality's memory."""
@@ -304,67 +231,3 @@ class ClusterContrast(Method):
         """The memories are rebuilt from fresh clusters at the next epoch's start; kept for inspection."""
         self.intra, self.offset, self._report = np.asarray(state["intra"]), state["offset"], state.get("report", {})
         self.memories = {m: self.new_memory(p) for m, p in state["memories"].items()}
-
-
-ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle")
-
-
-def oracle_clusters(pid: np.ndarray, modality: np.ndarray) -> np.ndarray:
-    """Diagnostic only (``cluster_oracle = true``): each modality's true identities as its clusters,
-    numbered as `vitool cluster` numbers clusters (visible 0..K_V-1, infrared after)."""
-    if (pid < 0).any():
-        raise VitoolError(None, "cluster_oracle needs the training identities", "use a labelled dataset")
-    intra = np.empty(len(pid), dtype=np.int64)
-    offset = 0
-    for m in MODALITIES:
-        own = modality == m
-        intra[own] = np.unique(pid[own], return_inverse=True)[1] + offset
-        offset = int(intra[own].max()) + 1
-    return intra
-
-
-def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str):
-    """Diagnostic only (``association = "oracle"``): each image of the other modality takes the largest
-    cluster of ``space`` whose majority identity is its own (none if there is none). It reads the
-    hidden identities, so it measures what a perfect association of these clusters would give."""
-    from vitool.assign import Assignment
-    from vitool.diagnostics import majority_identity
-
-    in_space = modality == (VISIBLE if space == "visible" else INFRARED)
-    own = in_space & (intra >= 0)
-    owner = majority_identity(intra[own], pid[own])
-    ids, sizes = np.unique(intra[own], return_counts=True)
-    best: dict[int, int] = {}
-    for cluster in ids[np.argsort(-sizes, kind="stable")].tolist():
-        best.setdefault(owner[cluster], cluster)
-    label = intra.copy()
-    label[~in_space] = [best.get(int(p), -1) for p in pid[~in_space]]
-    return Assignment(label=label, intra_label=intra, attrs={"space": space})
-
-
-def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, config, pid=None):
-    """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
-    (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
-    choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
-    says which space it is."""
-    from vitool.assign import assign
-
-    if name not in ASSOCIATIONS:
-        raise VitoolError(None, f"association '{name}'", f"use one of {', '.join(ASSOCIATIONS)}")
-    if name == "oracle":
-        if pid is None or (pid < 0).any():
-            raise VitoolError(None, "association 'oracle' needs the training identities", "use a labelled dataset")
-        return oracle_association(pid, modality, intra, space)
-    params: dict[str, Any] = {}
-    if name in ("hungarian", "mult"):
-        params["space"] = space
-    if name == "mult":
-        params |= {
-            "alpha": config.mult_alpha,
-            "soft_weight": config.mult_soft_weight,
-            "k1": config.cluster_k1,
-            "k2": config.cluster_k2,
-        }
-    result = assign(name, features, modality, intra, where="this epoch's clusters", **params)
-    result.attrs.setdefault("space", "visible")
-    return result

@@ -37,8 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
+from vitool.distributed import broadcast_from_main
 from vitool.errors import VitoolError
-from vitool.methods import Method, broadcast_from_main, labels_from_file
+from vitool.methods.contract import EpochLabels, Method, TrainingContext
+from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
 
@@ -103,7 +105,6 @@ class Experts(Method):
     name = "experts"
     batch_shape = (8, 4)  # 8 identities x 4 images per modality, drawn per modality
     visible_grayscale = 0.5
-    independent_labels = True
 
     def __init__(self, config, samples: list[Sample]) -> None:
         from vitool.data.weak import weak_labels
@@ -131,6 +132,7 @@ class Experts(Method):
         self.epoch = 0
         self.relations = self._no_relations()
         self._report: dict[str, Any] = {}
+        self._pending: tuple[torch.Tensor, ...] | None = None  # the last batch's features, for after_step
 
     def num_classes(self) -> int:
         return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
@@ -156,20 +158,20 @@ class Experts(Method):
             "candidates": np.zeros((c_v, c_r), dtype=bool),  # contradictory candidates of each visible id
         }
 
-    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
         self.epoch = epoch
         self.net.stage2 = epoch >= self.stage1
         self._report = {"labels_from": self.label_source, "stage": 2 if self.net.stage2 else 1}
         if self.net.stage2:
-            self._relate(engine)
-        return self.intra
+            self._relate(context)
+        return EpochLabels(self.intra, independent=True)  # each modality's identities are its own
 
-    def _relate(self, engine) -> None:
+    def _relate(self, context: TrainingContext) -> None:
         """CRE on eval-mode features of every training image, and the prototypes' per-epoch reset."""
         from vitool.assign import assign, class_means
         from vitool.diagnostics import match_diagnostics
 
-        fs = engine.features(engine.train_samples, {"dataset": "manifest", "split": "train"})
+        fs = context.extract(context.samples)
         if self.config.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
             result = self._true_pairs()
         else:
@@ -250,7 +252,7 @@ class Experts(Method):
         else:
             lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
             terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr)
-            self._update_prototypes(out["feat"].detach().float(), vis, ir, y_v, y_r)
+            self._pending = (out["feat"].detach().float(), vis, ir, y_v, y_r)  # the prototypes move in after_step
         total = sum(terms.values())
         # every output joins the graph, so DistributedDataParallel sees each parameter every step
         total = total + sum(0.0 * v.float().sum() for v in out.values() if v.requires_grad)
@@ -287,6 +289,11 @@ class Experts(Method):
             homo = homo + w_r * F.mse_loss(lr[ir][cr], out["proto_v_by_r"].float()[cons_r[cr]])
         terms["homogeneity"] = homo
         return terms
+
+    def after_step(self) -> None:
+        if self._pending is not None:
+            self._update_prototypes(*self._pending)
+            self._pending = None
 
     @torch.no_grad()
     def _update_prototypes(self, feat, vis, ir, y_v, y_r) -> None:

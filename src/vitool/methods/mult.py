@@ -38,7 +38,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate
+from vitool.methods.association import associate
+from vitool.methods.contract import TrainingContext
+from vitool.methods.contrast import ClusterContrast
+from vitool.methods.memory import ClusterMemory
 from vitool.modality import INFRARED, VISIBLE
 
 
@@ -50,6 +53,7 @@ def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, s
 class MULT(ClusterContrast):
     name = "mult"
     two_stage = True
+    stage2_independent = False  # identity-aligned batches in the space's clusters
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
 
@@ -66,7 +70,7 @@ class MULT(ClusterContrast):
         super().adjust_model(config)
         config.non_local = False  # MULT's network has no non-local blocks
 
-    def stage2_labels(self, engine, features: np.ndarray) -> np.ndarray:
+    def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         cfg = self.config
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
         result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg, pid=self.pid)
@@ -83,7 +87,6 @@ class MULT(ClusterContrast):
         self.soft = torch.as_tensor(soft, device=self.device)
         centres = self.memories[self.space].prototypes
         self.aggregated, self.cross_memory = self.new_memory(centres.clone()), self.new_memory(centres.clone())
-        self.independent_labels = False  # identity-aligned batches in the space's clusters
         self._report |= self.association_report(result.label, self.space)
         return self.target
 

@@ -44,7 +44,8 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
-from vitool.methods import Method, RunPlan, visible_training_labels
+from vitool.methods.contract import EpochLabels, Method, RunPlan, TrainingContext
+from vitool.methods.labels import visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import batch_hard_triplet
 from vitool.models.network import FEATURE_DIM, LEVEL_DIMS
@@ -190,20 +191,20 @@ class OTLA(Method):
 
     # ------------------------------------------------------------------------------------- labels
 
-    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
         if not self.use_infrared:
-            return self.visible
-        self.bank = self._assign(engine, epoch)
+            return EpochLabels(self.visible)
+        self.bank = self._assign(context, epoch)
         labels = np.where(self.modality == INFRARED, self.bank, self.visible)
         self._report = {"labels_from": self.label_source, **self._diagnostics(labels)}
-        return labels
+        return EpochLabels(labels)
 
-    def adopt_labels(self, labels: np.ndarray) -> None:
+    def adopt_labels(self, epoch: EpochLabels) -> None:
         """Take process 0's labels in a distributed run."""
         if self.use_infrared:
-            self.bank = np.where(self.modality == INFRARED, labels, -1)
+            self.bank = np.where(self.modality == INFRARED, epoch.labels, -1)
 
-    def _assign(self, engine, epoch: int) -> np.ndarray:
+    def _assign(self, context: TrainingContext, epoch: int) -> np.ndarray:
         from vitool.assign import assign
 
         ir = np.flatnonzero(self.modality == INFRARED)
@@ -217,12 +218,12 @@ class OTLA(Method):
             bank[ir] = rng.integers(0, self.classes, len(ir))
             self._sinkhorn = {"cost": "random"}
             return bank
-        samples = engine.train_samples
+        samples = context.samples
         if epoch == 0:  # the ImageNet features: infrared rows against visible class centres
-            fs = engine.features(samples, {"dataset": "manifest", "split": "train"})
+            fs = context.extract(samples)
             features, probs = fs.features, None
         else:  # the classifier's predictions on the infrared rows (visible rows are not read)
-            fs = engine.features([samples[i] for i in ir], {"dataset": "manifest", "split": "train"})
+            fs = context.extract([samples[i] for i in ir])
             features = np.zeros((len(samples), fs.features.shape[1]), dtype=np.float32)
             probs = np.zeros((len(samples), self.classes), dtype=np.float32)
             probs[ir] = fs.probs

@@ -45,8 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitool.methods import RunPlan
-from vitool.methods.contrast import ClusterContrast, ClusterMemory, associate, contrast_loss
+from vitool.methods.association import associate
+from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext
+from vitool.methods.contrast import ClusterContrast
+from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
 NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
@@ -137,12 +139,12 @@ class PCLHD(ClusterContrast):
 
     # ------------------------------------------------------------------------------------- labels
 
-    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
-        labels = super().epoch_labels(engine, epoch)
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
+        labels = super().epoch_labels(context, epoch)
         self.net.stage2 = self.stage2
         return labels
 
-    def stage2_labels(self, engine, features: np.ndarray) -> np.ndarray:
+    def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         cfg = self.config
         if self.epoch == self.dcl_epochs:  # the momentum encoder starts as the stage-1 model
             self.net.ema.load_state_dict(self.net.model.state_dict())
@@ -151,7 +153,7 @@ class PCLHD(ClusterContrast):
             centres = self.memories[m].prototypes.cpu().numpy()
             hard = farthest_members(features[rows], self.local(self.intra[rows], m), centres)
             self.hard[m] = self.new_memory(torch.as_tensor(hard))
-        self._dynamic_memories(engine)
+        self._dynamic_memories(context)
         space = "infrared" if (self.epoch - self.dcl_epochs) % 2 == 0 else "visible"  # PGM's alternation
         result = associate(
             cfg.association or "hungarian", features, self.modality, self.intra, space, cfg, pid=self.pid
@@ -162,10 +164,8 @@ class PCLHD(ClusterContrast):
         self._report |= self.association_report(result.label, self.space)
         return self.intra
 
-    def _dynamic_memories(self, engine) -> None:
+    def _dynamic_memories(self, context: TrainingContext) -> None:
         """Eq. 17-18: M members per cluster, with replacement, encoded by the momentum encoder."""
-        from vitool.features import extract_featureset
-
         m_per = self.config.pclhd_dynamic_samples
         rng = np.random.default_rng(self.config.seed * 100_003 + self.epoch)
         picks = {}
@@ -174,8 +174,8 @@ class PCLHD(ClusterContrast):
             local = self.local(self.intra[rows], m)
             picks[m] = np.stack([rng.choice(rows[local == k], m_per) for k in range(len(self.memories[m]))])
         chosen, position = np.unique(np.concatenate([p.ravel() for p in picks.values()]), return_inverse=True)
-        samples = [engine.train_samples[i] for i in chosen]  # each image encoded once
-        fs = extract_featureset(self.net.ema, samples, engine.root, {}, self.device, 128, cache=engine.cache)
+        samples = [context.samples[i] for i in chosen]  # each image encoded once
+        fs = context.extract(samples, model=self.net.ema)
         feats = F.normalize(torch.as_tensor(fs.features, device=self.device), dim=1)
         start = 0
         for m, p in picks.items():
@@ -214,6 +214,7 @@ class PCLHD(ClusterContrast):
     def after_step(self) -> None:
         """Eq. 16: phi_m <- beta phi_m + (1 - beta) phi_0, in stage 2, on the parameters only: the BN
         statistics are the momentum encoder's own (its train-mode forward in ``PCLHDNet``)."""
+        super().after_step()  # the memories
         if not self.stage2:
             return
         online = dict(self.net.model.named_parameters())

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitool.methods import Method
+from vitool.methods.contract import EpochLabels, Method, TrainingContext
 from vitool.models.losses import weighted_regularized_triplet
 
 
@@ -24,8 +24,8 @@ class Supervised(Method):
     def num_classes(self) -> int:
         return self.classes
 
-    def epoch_labels(self, engine, epoch: int) -> np.ndarray:
-        return self.labels
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
+        return EpochLabels(self.labels)
 
     def loss(
         self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor

@@ -1,0 +1,76 @@
+"""The per-epoch cross-modal association of the unsupervised methods' clusters, by name (``association``
+in the config: hungarian (PGM), mult (MULT), ot (OTLA), oracle (a diagnostic that reads the hidden
+identities)), through ``vitool.assign.assign``, the function behind `vitool assign-labels`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vitool.errors import VitoolError
+from vitool.methods.memory import MODALITIES
+from vitool.modality import INFRARED, VISIBLE
+
+ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle")
+
+
+def oracle_clusters(pid: np.ndarray, modality: np.ndarray) -> np.ndarray:
+    """Diagnostic only (``cluster_oracle = true``): each modality's true identities as its clusters,
+    numbered as `vitool cluster` numbers clusters (visible 0..K_V-1, infrared after)."""
+    if (pid < 0).any():
+        raise VitoolError(None, "cluster_oracle needs the training identities", "use a labelled dataset")
+    intra = np.empty(len(pid), dtype=np.int64)
+    offset = 0
+    for m in MODALITIES:
+        own = modality == m
+        intra[own] = np.unique(pid[own], return_inverse=True)[1] + offset
+        offset = int(intra[own].max()) + 1
+    return intra
+
+
+def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str):
+    """Diagnostic only (``association = "oracle"``): each image of the other modality takes the largest
+    cluster of ``space`` whose majority identity is its own (none if there is none). It reads the
+    hidden identities, so it measures what a perfect association of these clusters would give."""
+    from vitool.assign import Assignment
+    from vitool.diagnostics import majority_identity
+
+    in_space = modality == (VISIBLE if space == "visible" else INFRARED)
+    own = in_space & (intra >= 0)
+    owner = majority_identity(intra[own], pid[own])
+    ids, sizes = np.unique(intra[own], return_counts=True)
+    best: dict[int, int] = {}
+    for cluster in ids[np.argsort(-sizes, kind="stable")].tolist():
+        best.setdefault(owner[cluster], cluster)
+    label = intra.copy()
+    label[~in_space] = [best.get(int(p), -1) for p in pid[~in_space]]
+    return Assignment(label=label, intra_label=intra, attrs={"space": space})
+
+
+def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, config, pid=None):
+    """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
+    (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
+    choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
+    says which space it is."""
+    from vitool.assign import assign
+
+    if name not in ASSOCIATIONS:
+        raise VitoolError(None, f"association '{name}'", f"use one of {', '.join(ASSOCIATIONS)}")
+    if name == "oracle":
+        if pid is None or (pid < 0).any():
+            raise VitoolError(None, "association 'oracle' needs the training identities", "use a labelled dataset")
+        return oracle_association(pid, modality, intra, space)
+    params: dict[str, Any] = {}
+    if name in ("hungarian", "mult"):
+        params["space"] = space
+    if name == "mult":
+        params |= {
+            "alpha": config.mult_alpha,
+            "soft_weight": config.mult_soft_weight,
+            "k1": config.cluster_k1,
+            "k2": config.cluster_k2,
+        }
+    result = assign(name, features, modality, intra, where="this epoch's clusters", **params)
+    result.attrs.setdefault("space", "visible")
+    return result

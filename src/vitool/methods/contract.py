@@ -1,0 +1,116 @@
+"""The contract between the training engine and a method: what the engine gives a method, and what a
+method gives back. The engine imports this module and the registry, never a method; a method imports
+this module, never the engine.
+
+An epoch: the engine calls ``epoch_labels(context, epoch)`` and gets :class:`EpochLabels` back, draws
+the epoch's batches from them, and per batch calls ``loss`` and, after the optimiser step,
+``after_step`` (e.g. a momentum encoder follows the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np  # the registry imports this module for the CLI's choices, before torch is needed
+    import torch
+    from torch import nn
+
+    from vitool.data.datasets import Sample
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The run's length, for the settings that papers define in iterations and vitool scales to the run."""
+
+    epochs: int
+    steps_per_epoch: int
+    stages: tuple[int, ...] = ()  # the epochs that start a new learning-rate schedule
+
+
+@dataclass(frozen=True)
+class EpochLabels:
+    """What an epoch's batches are drawn from: a label per training row (-1 = not used this epoch), and
+    whether each modality's labels are a space of its own (weak supervision, per-modality clusters), in
+    which case the sampler draws the identities of the two halves of a batch separately."""
+
+    labels: np.ndarray
+    independent: bool = False
+
+
+@dataclass
+class TrainingContext:
+    """What a method may use from the run, instead of the engine itself.
+
+    ``extract(samples, model=None, attrs=None)`` returns the eval-mode features of ``samples`` as a
+    FeatureSet (``model``: another network than the one trained, e.g. a momentum encoder).
+    """
+
+    samples: list[Sample]  # the training rows, visible first
+    root: Path  # the folder the samples' paths are relative to
+    run_dir: Path
+    seed: int
+    rank: int
+    extract: Callable[..., Any]
+
+    @property
+    def is_main(self) -> bool:
+        """Process 0 of a distributed run (or the only process): the one that clusters and writes."""
+        return self.rank == 0
+
+
+class Method:
+    """The interface the engine drives. Subclasses set the class attributes and implement ``num_classes``,
+    ``epoch_labels`` and ``loss``; the other hooks are optional."""
+
+    name = "base"
+    batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
+    visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
+    visible_channel_exchange = 0.0  # chance it becomes one random colour channel, thrice (ADCA)
+
+    def num_classes(self) -> int:
+        raise NotImplementedError
+
+    def adjust_model(self, config) -> None:
+        """Change the network's ModelConfig before it is built (e.g. one shared stem)."""
+
+    def train_module(self, model: nn.Module) -> nn.Module:
+        """The module the loop calls: the model, or the model wrapped with the method's extra heads."""
+        return model
+
+    def plan(self, plan: RunPlan) -> None:
+        """Learn the run's length before the first epoch (e.g. to scale a ramp defined in iterations)."""
+
+    def schedule_restart(self) -> int | None:
+        """The epoch at which the method's released code restarts the learning-rate schedule and the
+        optimiser (a second stage), if any: the engine's schedule stage when ``schedule_stages = [-1]``."""
+        return None
+
+    def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
+        """Labels of every training row for this epoch's batches (a relabelling hook may run here)."""
+        raise NotImplementedError
+
+    def loss(
+        self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The batch's loss and its logged terms; ``rows`` are the images' training-row indices."""
+        raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Runs after every optimiser step (e.g. a momentum encoder follows the model)."""
+
+    def adopt_labels(self, epoch: EpochLabels) -> None:
+        """In a distributed run every process takes process 0's labels for the epoch."""
+
+    def report(self) -> dict[str, Any]:
+        """Facts about this epoch's labels for the log (e.g. pseudo-label accuracy against ground truth)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

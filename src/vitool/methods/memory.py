@@ -1,0 +1,74 @@
+"""Cluster memories of the unsupervised methods (Dai et al., "Cluster Contrast for Unsupervised Person
+Re-Identification", ACCV 2022): one unit-length prototype per cluster, ClusterNCE logits against them, and
+the momentum updates of Cluster-Contrast (one step per sample), PCLHD (the mean, the hardest member).
+
+Memories are plain tensors outside autograd, moved explicitly after the optimiser step, never inside a
+backward pass as the released code does, so a loss on another modality's memory never writes into it
+by accident.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vitool.modality import INFRARED, VISIBLE
+
+MODALITIES = (VISIBLE, INFRARED)
+
+
+class ClusterMemory:
+    """One unit-length prototype per cluster (rows 0..K-1) with ClusterNCE logits and momentum updates.
+
+    ``momentum`` weighs the old prototype: p <- m p + (1 - m) x, then p is renormalised (m = 0.1 in
+    every reference, so a prototype is mostly the latest features)."""
+
+    def __init__(self, prototypes: torch.Tensor, temperature: float = 0.05, momentum: float = 0.1) -> None:
+        self.prototypes = F.normalize(prototypes.float(), dim=1)
+        self.temperature, self.momentum = temperature, momentum
+
+    def __len__(self) -> int:
+        return len(self.prototypes)
+
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats @ self.prototypes.t() / self.temperature  # updated only after the step (after_step)
+
+    def _blend(self, rows: torch.Tensor, x: torch.Tensor) -> None:
+        m = self.momentum
+        self.prototypes[rows] = F.normalize(m * self.prototypes[rows] + (1 - m) * x, dim=1)
+
+    @torch.no_grad()
+    def update_sequential(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        """Cluster-Contrast's "CM": one momentum step per sample, in batch order."""
+        for x, y in zip(feats.float(), labels.tolist(), strict=True):
+            if y >= 0:
+                self._blend(torch.tensor([y], device=x.device), x[None])
+
+    @torch.no_grad()
+    def update_mean(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        """One momentum step per cluster with the mean of its batch features (PCLHD's centroids)."""
+        keep = labels >= 0
+        ids, inverse = torch.unique(labels[keep], return_inverse=True)
+        if not len(ids):
+            return
+        sums = torch.zeros(len(ids), feats.shape[1], device=feats.device).index_add_(0, inverse, feats[keep].float())
+        self._blend(ids, sums / torch.bincount(inverse, minlength=len(ids))[:, None])
+
+    @torch.no_grad()
+    def update_hardest(self, feats: torch.Tensor, labels: torch.Tensor, centroids: ClusterMemory) -> None:
+        """One momentum step per cluster with its batch feature least similar to the cluster's centroid
+        (PCLHD's hard prototype, eq. 6 and 14; the released code's ``CMhard``)."""
+        feats = feats.float()
+        for y in torch.unique(labels[labels >= 0]).tolist():
+            members = feats[labels == y]
+            hardest = members[torch.argmin(members @ centroids.prototypes[y])]
+            self._blend(torch.tensor([y], device=feats.device), hardest[None])
+
+
+def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tensor) -> torch.Tensor:
+    """ClusterNCE: cross-entropy of the features' cosine logits against the memory (rows with label
+    -1 are left out; 0 when none is left)."""
+    keep = labels >= 0
+    if not keep.any():
+        return feats.sum() * 0.0
+    return F.cross_entropy(memory.logits(feats[keep]), labels[keep])
