@@ -1,6 +1,9 @@
 """The per-epoch line and curves.png: loss terms, held-out scores and label quality, numbers only."""
 
 import json
+import os
+import subprocess
+import sys
 
 import matplotlib.image
 
@@ -34,3 +37,16 @@ def test_curves_png_has_three_panels(tmp_path):
     plot_curves(log, tmp_path / "curves.png")
     image = matplotlib.image.imread(tmp_path / "curves.png")
     assert image.shape[1] > 2.5 * image.shape[0]  # three panels side by side
+
+
+def test_tensorboard_without_the_extra_is_one_line_and_writes_nothing(tmp_path, synth_root):
+    from .test_cli import _one_line_error
+
+    hide = tmp_path / "hide"
+    (hide / "tensorboard").mkdir(parents=True)
+    (hide / "tensorboard" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    args = ["train", "--root", synth_root["sysu"], "--tensorboard", "-o", tmp_path / "run"]
+    result = subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True, env=env)
+    _one_line_error(result, "needs the tensorboard package", "pip install 'vitool[tensorboard]'")
+    assert not (tmp_path / "run").exists()

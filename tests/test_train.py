@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vitool.engine.config import TrainConfig, load_config
+from vitool.engine.report import epoch_line
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 
@@ -67,11 +68,21 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, synth_root, method):
 
 
 def test_run_folder_is_self_describing(tmp_path, synth_root):
-    Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "run", log=lambda _: None).run()
+    lines = []
+    Engine(tiny(synth_root["sysu"], epochs=1, tensorboard=True), tmp_path / "run", log=lines.append).run()
     assert {"config.toml", "last.pt", "log.jsonl", "results.json", "test_features.h5", "curves.png"} <= {
         p.name for p in (tmp_path / "run").iterdir()
     }
-    assert load_config(tmp_path / "run" / "config.toml", {}) == tiny(synth_root["sysu"], epochs=1)
+    assert load_config(tmp_path / "run" / "config.toml", {}) == tiny(synth_root["sysu"], epochs=1, tensorboard=True)
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text())
+    assert lines == [epoch_line(record, 1)]  # the person sees a line, the JSON stays in the log
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"loss/loss", "loss/ce", "loss/triplet", "val/rank1", "lr"} <= set(events.Tags()["scalars"])
+    assert events.Scalars("loss/ce")[0].value == pytest.approx(record["ce"], rel=1e-6)
+    assert events.Scalars("val/mAP")[0].step == 1
     res = run_cli(
         "evaluate",
         "--checkpoint",

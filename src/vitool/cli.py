@@ -712,6 +712,10 @@ def train(
     amp: Annotated[str | None, typer.Option(help="auto, none, fp16 or bf16.")] = None,
     workers: Annotated[int | None, typer.Option(help="DataLoader worker processes.")] = None,
     image_cache: Annotated[str | None, typer.Option(help="Read images from this `vitool cache` file.")] = None,
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option("--tensorboard", help="Also write TensorBoard events to RUN/tensorboard (extra: tensorboard)."),
+    ] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="KEY=VALUE for any config key (TOML value), e.g. --set grl_step=5; repeatable."),
@@ -741,6 +745,7 @@ def train(
         "amp": amp,
         "workers": workers,
         "image_cache": image_cache,
+        "tensorboard": tensorboard,
     }
     from vitool.engine.config import parse_assignments
 

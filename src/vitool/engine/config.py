@@ -59,6 +59,7 @@ class TrainConfig:
     amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
     workers: int = 0
     image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
+    tensorboard: bool = False  # also write each epoch's numbers as TensorBoard events (extra: tensorboard)
     ot_lambda: float = 25.0  # otla: Sinkhorn sharpness (entropic regularisation 1 / ot_lambda)
     ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
     # otla: the GRL ramp ends after this share of the run's steps (0.177 = the paper's max_iter 10,000 of

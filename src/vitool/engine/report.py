@@ -60,6 +60,29 @@ def epoch_line(record: dict[str, Any], epochs: int) -> str:
     return line
 
 
+def board_scalars(record: dict[str, Any]) -> dict[str, float]:
+    """An epoch record as TensorBoard tags: loss/*, val/*, labels/* (label quality), lr, images_per_s."""
+    out = {"lr": record["lr"], "images_per_s": record.get("images_per_s", 0.0)}
+    out |= {f"loss/{k}": record[k] for k in loss_terms(record)}
+    out |= {f"val/{k}": v for k, v in record.get("val", {}).items()}
+    out |= {f"labels/{k}": record[k] for k in quality_keys(record)}
+    return out
+
+
+def board_writer() -> type:
+    """TensorBoard's SummaryWriter, or a one-line error naming the missing extra (checked before a run
+    writes anything)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        from vitool.errors import VitoolError
+
+        raise VitoolError(
+            None, "tensorboard = true needs the tensorboard package", "pip install 'vitool[tensorboard]'"
+        ) from None
+    return SummaryWriter
+
+
 def plot_curves(log_file: Path, out: Path) -> None:
     """Three panels per epoch from log.jsonl: loss terms, held-out Rank-1 / mAP, label quality."""
     import matplotlib

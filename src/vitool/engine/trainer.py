@@ -29,7 +29,7 @@ from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
-from vitool.engine.report import epoch_line, plot_curves
+from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_curves
 from vitool.errors import VitoolError
 from vitool.methods.contract import Method, RunPlan, TrainingContext
 from vitool.methods.registry import build_method
@@ -85,6 +85,8 @@ class Engine:
         from vitool.devices import resolve_device
 
         self.config, self.run_dir, self.log = config, Path(run_dir), log
+        if config.tensorboard:
+            board_writer()
         self.device = resolve_device(config.device)
         self.rank, self.world = _init_distributed(self.device)
         self.distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -210,6 +212,7 @@ class Engine:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.toml").write_text(dump_config(cfg))
+        board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
@@ -247,7 +250,13 @@ class Engine:
                 with open(self.run_dir / "log.jsonl", "a") as handle:
                     handle.write(json.dumps(record) + "\n")
                 self.log(epoch_line(record, cfg.epochs))
+                if board is not None:
+                    for tag, value in board_scalars(record).items():
+                        board.add_scalar(tag, value, epoch + 1)
+                    board.flush()
             self._barrier()
+        if board is not None:
+            board.close()
         results = None
         if main:
             plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")
