@@ -104,6 +104,13 @@ def test_prototypes_change_only_in_their_update_step_with_the_named_weight():
     out = net(x, modality)
     assert torch.equal(net.proto_v, before_v)  # the forward reads, never writes
     loss, parts = method.loss(out, labels, modality, torch.arange(len(labels)))
+    assert torch.equal(net.proto_v, before_v) and torch.equal(net.proto_r, before_r)  # the loss only computes
+    assert {"expert_ce", "strong", "triplet_cross", "homogeneity"} <= set(parts) and parts["homogeneity"] > 0
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
+    loss.backward()
+    optimiser.step()
+    assert torch.equal(net.proto_v, before_v)  # gradient steps leave the memory alone
+    method.after_step()  # the update step, with the batch's features from before the optimiser step
     feat = out["feat"].detach()
     expect_v = before_v.clone()
     expect_v[0] = 0.2 * before_v[0] + 0.8 * feat[:2].mean(0)
@@ -113,12 +120,6 @@ def test_prototypes_change_only_in_their_update_step_with_the_named_weight():
     expect_r[0] = 0.2 * before_r[0] + 0.8 * feat[5]
     torch.testing.assert_close(net.proto_v, expect_v)
     torch.testing.assert_close(net.proto_r, expect_r)
-    assert {"expert_ce", "strong", "triplet_cross", "homogeneity"} <= set(parts) and parts["homogeneity"] > 0
-    after = net.proto_v.clone()
-    optimiser = torch.optim.SGD(net.parameters(), lr=0.1)
-    loss.backward()
-    optimiser.step()
-    assert torch.equal(net.proto_v, after)  # gradient steps leave the memory alone
     # stage 2: the experts see detached features, so their CE and the homogeneity loss train only them
     net.zero_grad()
     parts_only = method.loss(net(x, modality), labels, modality, torch.arange(len(labels)))[0]

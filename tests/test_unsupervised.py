@@ -115,7 +115,9 @@ def test_pclhd_dynamic_term_trains_the_encoder_unless_released(released):
         terms["dpcl"].backward()
         grads = [p.grad.abs().sum() for p in net.model.parameters() if p.grad is not None]
         assert grads and float(sum(grads)) > 0
-    method.loss(net(images, modality), labels, modality, rows)  # the engine's call: terms, then updates
+    method.loss(net(images, modality), labels, modality, rows)  # the engine's calls: the loss computes ...
+    assert torch.equal(method.hard[0].prototypes, hard_before)
+    method.after_step()  # ... and the memories move after the optimiser step
     assert not torch.equal(method.hard[0].prototypes, hard_before)
 
 
