@@ -16,15 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _engine_batches import batch_loader, supervised_engine
 
-from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.synth import SynthConfig, generate
-from vitool.data.transforms import train_transform
-from vitool.engine.config import TrainConfig
-from vitool.engine.trainer import Engine, TrainSet
-from vitool.modality import INFRARED, VISIBLE
 
 
 def sync(device: torch.device) -> None:
@@ -34,37 +29,8 @@ def sync(device: torch.device) -> None:
 
 def train_rate(root: Path, run: Path, amp: str, args: argparse.Namespace) -> dict:
     device, steps, warmup = args.device, args.steps, args.warmup
-    config = TrainConfig(
-        dataset="sysu",
-        root=str(root),
-        backbone=args.backbone,
-        pretrained="none",
-        epochs=1,
-        optimizer="adam",
-        lr=3.5e-4,
-        warmup_epochs=0,
-        milestones=[],
-        batches_per_epoch=warmup + steps,
-        device=device,
-        amp=amp,
-        workers=4,
-    )
-    engine = Engine(config, run, log=lambda _: None)
-    samples = engine.train_samples
-    dataset = TrainSet(samples, engine.root, train_transform(engine.model.config.height, engine.model.config.width))
-    modality = np.array([s.modality for s in samples])
-    labels = engine.method.epoch_labels(engine, 0)
-    dataset.labels = labels
-    sampler = CrossModalIdentitySampler(
-        labels[modality == VISIBLE],
-        labels[modality == INFRARED],
-        int((modality == VISIBLE).sum()),
-        8,
-        4,
-        seed=0,
-        batches=warmup + steps,
-    )
-    batches = [engine_batch for engine_batch in torch.utils.data.DataLoader(dataset, batch_sampler=sampler)]
+    engine = supervised_engine(root, run, args.backbone, warmup + steps, device=device, amp=amp, workers=4)
+    batches = list(batch_loader(engine, warmup + steps))
     model = engine.train_model
     model.train()
     times = []

@@ -15,15 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _engine_batches import batch_loader, supervised_engine
 
-from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.synth import SynthConfig, generate
-from vitool.data.transforms import train_transform
-from vitool.engine.config import TrainConfig
-from vitool.engine.trainer import Engine, TrainSet
-from vitool.modality import INFRARED, VISIBLE
+from vitool.engine.trainer import Engine
 
 
 def main() -> None:
@@ -34,36 +30,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sysu"
         generate(root, SynthConfig("sysu", train_ids=24, test_ids=4, images=3, seed=0))
-        config = TrainConfig(
-            dataset="sysu",
-            root=str(root),
-            backbone=args.backbone,
-            pretrained="none",
-            epochs=1,
-            optimizer="adam",
-            lr=3.5e-4,
-            warmup_epochs=0,
-            milestones=[],
-            batches_per_epoch=args.batches,
-        )
-        engine = Engine(config, Path(tmp) / "run", log=lambda _: None)
+        engine = supervised_engine(root, Path(tmp) / "run", args.backbone, args.batches)
         model, method, optimizer = engine.model, engine.method, engine.optimizer
-        dataset = TrainSet(engine.train_samples, engine.root, train_transform(model.config.height, model.config.width))
-        modality = np.array([s.modality for s in engine.train_samples])
-        labels = method.epoch_labels(engine, 0)
-        dataset.labels = labels
 
         def loader():
-            sampler = CrossModalIdentitySampler(
-                labels[modality == VISIBLE],
-                labels[modality == INFRARED],
-                int((modality == VISIBLE).sum()),
-                8,
-                4,
-                seed=0,
-                batches=args.batches,
-            )
-            return torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
+            return batch_loader(engine, args.batches)
 
         def plain() -> float:
             model.train()
