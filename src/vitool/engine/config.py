@@ -182,23 +182,19 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """``--set key=value`` pairs; the value is read as TOML (a bare word is a string)."""
+    from vitool.methods.registry import plugin_option_keys
+
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or (key not in KEYS and key not in _plugin_keys()):
+        if not sep or (key not in KEYS and key not in plugin_option_keys()):
             raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
         try:
             out[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             out[key] = value
     return out
-
-
-def _plugin_keys() -> dict[str, str]:
-    from vitool.methods.registry import plugin_option_keys
-
-    return plugin_option_keys()
 
 
 def dump_config(config: TrainConfig) -> str:

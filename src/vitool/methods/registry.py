@@ -86,7 +86,8 @@ def build_method(config, samples) -> Method:
     spec = method_spec(config.method)
     if spec.options is None:
         return spec.build(config, samples)
-    values = {k: v for k, v in config.method_options.items() if plugin_option_keys().get(k) == spec.name}
+    own = {f.name for f in dataclasses.fields(spec.options)}
+    values = {k: v for k, v in config.method_options.items() if k in own}
     try:
         options = spec.options(**values)
     except (TypeError, ValueError) as exc:

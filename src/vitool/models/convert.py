@@ -139,7 +139,7 @@ def _network_state(fmt: str, obj: Any, where: Path) -> tuple[dict[str, torch.Ten
     return _strip_module(obj[key]), meta
 
 
-_HINT = "give --from agw|pclhd|mult|otla|wsl matching the repository that saved it, or --from auto"
+_HINT = f"give --from {'|'.join(FORMATS)} matching the repository that saved it, or --from auto"
 
 
 def detect_format(obj: Any) -> str | None:
@@ -219,7 +219,7 @@ def convert_file(source: Path, fmt: str, output: Path, provenance: dict[str, Any
     obj = load_safe(source)
     detected = detect_format(obj)
     if fmt == "auto" and detected is None:
-        raise VitoolError(source, "matches none of the released layouts agw, pclhd, mult, otla, wsl", _HINT)
+        raise VitoolError(source, f"matches none of the released layouts {', '.join(FORMATS)}", _HINT)
     if fmt not in ("auto", detected) and detected is not None:
         raise VitoolError(source, f"looks like a {detected} checkpoint, not {fmt}", f"use --from {detected} or auto")
     converted = convert_state(detected if fmt == "auto" else fmt, obj, source)
