@@ -24,7 +24,7 @@ from vitool.assign.ot import sinkhorn_equipartition
 from vitool.data.datasets import image_root, load_split
 from vitool.data.images import ImageDataset
 from vitool.data.transforms import test_transform
-from vitool.engine.config import TrainConfig
+from vitool.engine.config import load_config
 from vitool.engine.trainer import split_validation
 from vitool.errors import VitoolError
 from vitool.models.checkpoint import load_checkpoint, model_from_checkpoint
@@ -49,7 +49,7 @@ def predictions(model, dataset: ImageDataset, batch_statistics: bool) -> np.ndar
 
 def main() -> None:
     checkpoint = sys.argv[1]
-    config = TrainConfig(**load_checkpoint(checkpoint)["config"])
+    config = load_config(None, load_checkpoint(checkpoint)["config"])
     if len(sys.argv) > 2:
         config.root = sys.argv[2]
     samples = sorted(load_split(config.dataset, config.root, "train", config.trial), key=lambda s: s.modality)

@@ -12,11 +12,12 @@ from torch import nn
 from vitool.data.datasets import Sample
 from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.weak import weak_labels
-from vitool.engine.config import TrainConfig
+from vitool.engine.config import load_config
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 from vitool.io import LabelSet, read_labels, write_labels
 from vitool.methods.experts import Experts, entropy_weights, weak_loss
+from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 
 from .conftest import run_cli
@@ -77,8 +78,8 @@ def _tiny_method(**kw) -> Experts:
     samples = [Sample(f"v{i}", i % 3, 1, VISIBLE) for i in range(6)] + [
         Sample(f"r{i}", i % 2, 3, INFRARED) for i in range(4)
     ]
-    config = TrainConfig(method="experts", experts_stage1_epochs=1, **kw)
-    method = Experts(config, samples)
+    config = load_config(None, {"method": "experts", "experts_stage1_epochs": 1, **kw})
+    method = build_method(config, samples)
     method.train_module(_TinyModel(method.num_classes()))
     return method
 
@@ -150,7 +151,7 @@ def test_experts_train_on_weak_labels_with_unequal_identity_sets(tmp_path, synth
     ls = read_labels(labels)
     assert (ls.label == -1).all() and ls.intra_label is not None
     config = tiny(synth_root["sysu"], method="experts", labels=str(labels), epochs=3, experts_stage1_epochs=1)
-    config.experts_weak_start = 1
+    config.method_options["experts_weak_start"] = 1
     engine = Engine(config, tmp_path / "run", log=lambda _: None)
     assert engine.method.classes[VISIBLE] != engine.method.classes[INFRARED]
     assert engine.run()["all"]["mAP"] > 0

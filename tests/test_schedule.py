@@ -145,8 +145,7 @@ def test_momentum_encoder_keeps_its_own_bn_statistics(synth_root):
 
 
 def test_config_defaults_are_the_shares_derived_from_the_released_runs():
-    from vitool.engine.config import TrainConfig
-    from vitool.methods.otla import GRL_RAMP
-    from vitool.methods.pclhd import EMA_HALF_LIFE
+    from vitool.methods.otla import GRL_RAMP, OTLAOptions
+    from vitool.methods.pclhd import EMA_HALF_LIFE, PCLHDOptions
 
-    assert (TrainConfig().grl_ramp, TrainConfig().pclhd_ema_half_life) == (GRL_RAMP, EMA_HALF_LIFE) == (0.177, 0.0693)
+    assert (OTLAOptions().grl_ramp, PCLHDOptions().pclhd_ema_half_life) == (GRL_RAMP, EMA_HALF_LIFE) == (0.177, 0.0693)

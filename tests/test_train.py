@@ -1,12 +1,16 @@
 """The training engine on a tiny synthetic SYSU-layout dataset (CPU, MobileNetV2 at 64x32)."""
 
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from vitool.engine.config import TrainConfig, load_config
+from vitool.data.datasets import Sample
+from vitool.engine.config import load_config
 from vitool.engine.report import epoch_line
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
@@ -34,7 +38,7 @@ def tiny(root, **kw):
         workers=0,
     )
     base.update(kw)
-    return TrainConfig(**base)
+    return load_config(None, base)
 
 
 @pytest.mark.parametrize("method", ["supervised", "otla", "experts"])
@@ -125,6 +129,37 @@ def test_config_errors_name_the_problem(tmp_path):
         assert res.returncode == 1 and f"{key} = {value}" in res.stderr and "probability" in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
     assert load_config(None, {"visible_channel_exchange": -1.0}).visible_channel_exchange == -1.0
+
+
+def test_method_options_live_with_their_method_and_old_run_folders_still_load(tmp_path):
+    from vitool.engine.config import dump_config
+    from vitool.methods.pclhd import PCLHDOptions
+    from vitool.methods.registry import build_method
+
+    # a run folder written before the options moved: every method's keys flat in one config.toml
+    old = Path(__file__).resolve().parents[1] / "docs" / "verdict-runs" / "pclhd-s0" / "config.toml"
+    text = old.read_text()
+    assert "ot_lambda = 25.0" in text and "experts_sharpen = 3.0" in text
+    config = load_config(old, {})
+    assert set(config.method_options) == {f.name for f in dataclasses.fields(PCLHDOptions)}  # pclhd's own only
+    assert config.method_options["dcl_epochs"] == 4 and config.method_options["cluster_k1"] == 10  # the file's
+    (tmp_path / "config.toml").write_text(dump_config(config))
+    assert load_config(tmp_path / "config.toml", {}) == config  # written flat, read back the same
+    assert "ot_lambda" not in dump_config(config)  # another method's key: accepted, not part of this run
+
+    samples = [Sample(f"{i}.jpg", i // 4, 1, i % 2) for i in range(8)]
+    method = build_method(load_config(None, {"method": "otla", "ot_lambda": 10}), samples)
+    assert method.options.ot_lambda == 10 and method.options.grl_ramp == 0.177  # set, and the default
+    for method_name, bad, named in (
+        ("otla", {"ot_init": "zeros"}, "ot_init = 'zeros': use prototypes or random"),
+        ("experts", {"experts_sharpen": 0}, "experts_sharpen = 0: use a value > 0"),
+        ("mult", {"mult_sharpen": -1}, "mult_sharpen = -1: use a value > 0"),
+        ("pclhd", {"pclhd_lambda": 2}, "pclhd_lambda = 2: use a value in [0, 1]"),
+        ("dcl", {"memory_momentum": 1.0}, "memory_momentum = 1.0: use a value in [0, 1)"),
+    ):
+        with pytest.raises(VitoolError, match=re.escape(f"method {method_name}: {named}")):
+            load_config(None, {"method": method_name, **bad})
+        load_config(None, {"method": "supervised", **bad})  # not the trained method's key: not read
 
 
 def test_image_cache_gives_the_same_features(tmp_path, synth_root):

@@ -12,7 +12,8 @@ from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.methods.mult import sharpened_cross_entropy
-from vitool.methods.pclhd import PCLHD, dynamic_logits, farthest_members
+from vitool.methods.pclhd import dynamic_logits, farthest_members
+from vitool.methods.registry import build_method
 from vitool.models.network import ModelConfig, VIReIDNet
 
 from .test_train import tiny
@@ -90,7 +91,7 @@ def test_pclhd_dynamic_term_trains_the_encoder_unless_released(released):
     torch.manual_seed(0)
     config = tiny("unused", method="pclhd", pclhd_released_dynamic=released, pretrained="none")
     samples = [Sample(f"{i}.jpg", i // 4, 0, i % 2) for i in range(16)]
-    method = PCLHD(config, samples)
+    method = build_method(config, samples)
     model_config = ModelConfig.cpu_default("mobilenet_v2")
     method.adjust_model(model_config)
     model_config.height, model_config.width = 64, 32
@@ -174,7 +175,7 @@ def test_bad_clustering_and_association_values_are_one_line_errors(tmp_path, syn
     common = ["train", "--method", "pclhd", "--root", synth_root["sysu"], "--backbone", "mobilenet_v2"]
     common += ["--epochs", "1", "--batches-per-epoch", "1", "--set", "height=64", "--set", "width=32"]
     res = run_cli(*common, "--set", "association=nearest", "-o", tmp_path / "a")
-    assert res.returncode == 1 and "association 'nearest'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert res.returncode == 1 and "association = 'nearest'" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = run_cli(*common, "--set", "cluster_eps=0.001", "-o", tmp_path / "b")
     assert res.returncode == 1 and "cluster_eps 0.001" in res.stderr and "Traceback" not in res.stderr
     for bad, named in (("cluster_eps=-1", "cluster_eps = -1"), ("memory_momentum=1.0", "memory_momentum = 1.0")):

@@ -29,12 +29,12 @@ def majority_identity(labels: np.ndarray, pids: np.ndarray) -> dict[int, int]:
 
 
 def cross_modal_accuracy(
-    pid: np.ndarray, modality: np.ndarray, label: np.ndarray, space: int = VISIBLE
+    pid: np.ndarray, modality: np.ndarray, label: np.ndarray, space_modality: int = VISIBLE
 ) -> float | None:
-    """Share of the other modality's samples whose label is a class of the ``space`` modality whose
-    majority identity is theirs (unlabelled samples count as misses)."""
-    own = (modality == space) & (label >= 0)
-    other = modality == (INFRARED if space == VISIBLE else VISIBLE)
+    """Share of the other modality's samples whose label is a class of the ``space_modality`` modality
+    whose majority identity is theirs (unlabelled samples count as misses)."""
+    own = (modality == space_modality) & (label >= 0)
+    other = modality == (INFRARED if space_modality == VISIBLE else VISIBLE)
     if not own.any() or not other.any():
         return None
     owner = majority_identity(label[own], pid[own])

@@ -1,7 +1,8 @@
 """Training configuration: defaults, a TOML file, then command-line values, in that order of precedence.
 
-Every option of ``vitool train`` is a key here; the effective configuration is saved as
-``config.toml`` in the run folder, and ``--resume`` reads it back.
+The engine's keys are TrainConfig's fields; each method's own keys are the fields of its options dataclass
+(vitool.methods.registry), flat beside them in the file. The effective configuration (the engine's keys
+and the chosen method's) is saved as ``config.toml`` in the run folder, and ``--resume`` reads it back.
 """
 
 from __future__ import annotations
@@ -60,48 +61,15 @@ class TrainConfig:
     workers: int = 0
     image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
     tensorboard: bool = False  # also write each epoch's numbers as TensorBoard events (extra: tensorboard)
-    ot_lambda: float = 25.0  # otla: Sinkhorn sharpness (entropic regularisation 1 / ot_lambda)
-    ot_init: str = "prototypes"  # otla: first infrared labels from ImageNet class centres, or "random"
-    # otla: the GRL ramp ends after this share of the run's steps (0.177 = the paper's max_iter 10,000 of
-    # the released 81 x 696-step SYSU run); 0: the literal max_iter 10,000, counted in grl_step units
-    grl_ramp: float = 0.177
-    grl_step: int = 1  # otla, with grl_ramp = 0: GRL iterations per training step (reference: 1 SYSU, 5 RegDB)
-    ot_oracle: bool = False  # otla diagnostic: true infrared identities instead of the Sinkhorn bank
-    experts_stage1_epochs: int = 20  # experts: HEL epochs before CRE / CMCL / CLAE (SYSU 20, LLCM 80, RegDB 50)
-    experts_weak_start: int = 30  # experts: stage-2 epoch from which the weak (exclusion) loss runs
-    experts_sharpen: float = 3.0  # experts: CRE multiplies the expert logits by this before the softmax
-    experts_proto_new_weight: float = 0.8  # experts: prototype <- (1 - w) prototype + w batch mean
-    experts_detach_ce: bool = False  # experts: true = stage 2 trains the experts on detached features (released code)
-    experts_oracle: bool = False  # experts diagnostic: every true identity pair as a consistent match, no CRE
-    experts_triplet_weight: float = 0.25  # experts: lambda_1, each WRT term
-    experts_weak_weight: float = 0.25  # experts: lambda_2, the weak loss
-    # dcl / pclhd / mult: each modality re-clustered every epoch (k-reciprocal Jaccard + DBSCAN)
-    cluster_eps: float = 0.6  # DBSCAN radius (SYSU and LLCM 0.6, RegDB 0.3)
-    cluster_k1: int = 30
-    cluster_k2: int = 6
-    cluster_min_samples: int = 4
-    cluster_oracle: bool = False  # dcl / pclhd / mult diagnostic: each modality's true identities as its clusters
-    memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
-    memory_momentum: float = 0.1  # weight of the old prototype in each memory update
-    dcl_epochs: int = -1  # pclhd / mult: DCL epochs before their own stage; -1: the paper's (PCLHD 50, MULT 40)
-    # pclhd / mult: hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult); oracle: diagnostic
-    association: str = ""
-    pclhd_lambda: float = 0.5  # pclhd: weight of HPCL; DPCL gets 1 - lambda
-    # pclhd: the momentum encoder's half-life as a share of stage 2's steps (0.0693 = beta 0.999 over the
-    # released 50 x 200-step stage 2); 0: pclhd_momentum_encoder is the beta, literally
-    pclhd_ema_half_life: float = 0.0693
-    pclhd_momentum_encoder: float = 0.999  # pclhd, with pclhd_ema_half_life = 0: beta of the momentum encoder
-    pclhd_dynamic_samples: int = 16  # pclhd: M, dynamic samples per cluster and epoch
-    pclhd_released_dynamic: bool = False  # pclhd: true = the released DPCL (momentum-encoder queries: no gradient)
-    pclhd_cross_weight: float = 0.25  # pclhd: PGM's cross-modal term
-    mult_alpha: float = 0.2  # mult: weight of the initial labels in the label transfer
-    mult_soft_weight: float = 0.7  # mult: soft label = w one-hot + (1 - w) transfer
-    mult_sharpen: float = 0.2  # mult: OCLR target temperature on the memory logits
-    # options of methods from other packages (vitool.methods entry points): flat keys in the TOML file
+    # the method's own keys (fields of its registered options dataclass, e.g. OTLAOptions): flat in the
+    # TOML file and --set; load_config keeps the method's keys with their defaults filled in
     method_options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every key, flat (the method's own beside the engine's), as in config.toml and provenance."""
+        values = asdict(self)
+        values.update(values.pop("method_options"))
+        return values
 
     def stages(self, method_restart: int | None = None) -> list[int]:
         """The epochs that start a new schedule stage, ``[-1]`` resolved to the method's restart."""
@@ -128,15 +96,16 @@ def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tu
 KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_restart_schedule"}  # a legacy alias
 
 
-def _split_plugin_options(values: dict[str, Any], where: Path | None) -> dict[str, Any]:
-    """Move the keys that plugin methods declare into ``method_options``; any other unknown key is an error."""
+def _split_method_options(values: dict[str, Any], where: Path | None) -> dict[str, Any]:
+    """Move the keys that methods declare into ``method_options``; any other unknown key is an error. A key
+    of another method than the one trained is accepted (one file may serve several methods) and unused."""
     unknown = sorted(set(values) - KEYS)
     if not unknown:
         return values
-    from vitool.methods.registry import plugin_option_keys
+    from vitool.methods.registry import option_keys
 
-    plugin_keys = plugin_option_keys()
-    bad = [k for k in unknown if k not in plugin_keys]
+    known = option_keys()
+    bad = [k for k in unknown if k not in known]
     if bad:
         raise VitoolError(where, f"unknown keys {', '.join(bad)}", "see `vitool train --help` for the keys")
     options = {k: values.pop(k) for k in unknown}
@@ -144,6 +113,8 @@ def _split_plugin_options(values: dict[str, Any], where: Path | None) -> dict[st
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """The configuration of ``path`` (None: the defaults) with ``overrides`` on top; the chosen method's
+    options are validated and kept with their defaults (those of other methods are dropped)."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -153,8 +124,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
             raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
-        values = _split_plugin_options(values, path)
-    overrides = _split_plugin_options({k: v for k, v in overrides.items() if v is not None}, None)
+        values = _split_method_options(values, path)
+    overrides = _split_method_options({k: v for k, v in overrides.items() if v is not None}, None)
     values["method_options"] = {**values.get("method_options", {}), **overrides.pop("method_options", {})}
     values.update(overrides)
     if values.pop("experts_restart_schedule", True) is False and "schedule_stages" not in values:
@@ -163,10 +134,12 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         config = TrainConfig(**values)
     except TypeError as exc:
         raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
-    from vitool.methods.registry import methods
+    from vitool.methods.registry import method_options, methods
 
     if config.method not in methods():
         raise VitoolError(path, f"method = {config.method!r} is not a method", f"use one of {', '.join(methods())}")
+    options = method_options(config.method, config.method_options, path)
+    config.method_options = asdict(options) if options is not None else {}
     for key in ("erasing", "visible_grayscale", "visible_channel_exchange"):  # chances; -1 = the method's
         value = getattr(config, key)
         if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
@@ -182,13 +155,13 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """``--set key=value`` pairs; the value is read as TOML (a bare word is a string)."""
-    from vitool.methods.registry import plugin_option_keys
+    from vitool.methods.registry import option_keys
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or (key not in KEYS and key not in plugin_option_keys()):
+        if not sep or (key not in KEYS and key not in option_keys()):
             raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
         try:
             out[key] = tomllib.loads(f"v = {value}")["v"]
@@ -200,7 +173,6 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
 def dump_config(config: TrainConfig) -> str:
     lines = []
     values = config.to_dict()
-    values.update(values.pop("method_options"))  # flat, as they were given
     for key, value in values.items():
         if isinstance(value, str):
             lines.append(f"{key} = {json.dumps(value)}")

@@ -48,11 +48,11 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     return Assignment(label=label, intra_label=intra, attrs={"space": space})
 
 
-def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, config, pid=None):
+def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, options, pid=None):
     """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
     (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
     choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
-    says which space it is."""
+    says which space it is. ``options``: the method's CrossStageOptions (mult's alpha, soft weight, k1, k2)."""
     from vitool.assign import assign
 
     if name not in ASSOCIATIONS:
@@ -66,10 +66,10 @@ def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.n
         params["space"] = space
     if name == "mult":
         params |= {
-            "alpha": config.mult_alpha,
-            "soft_weight": config.mult_soft_weight,
-            "k1": config.cluster_k1,
-            "k2": config.cluster_k2,
+            "alpha": options.mult_alpha,
+            "soft_weight": options.mult_soft_weight,
+            "k1": options.cluster_k1,
+            "k2": options.cluster_k2,
         }
     result = assign(name, features, modality, intra, where="this epoch's clusters", **params)
     result.attrs.setdefault("space", "visible")

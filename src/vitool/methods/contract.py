@@ -62,6 +62,14 @@ class TrainingContext:
         return self.rank == 0
 
 
+def check_options(options: Any, rules: dict[str, tuple[bool, str]]) -> None:
+    """Validate a method's options dataclass: ``rules`` maps a key to (is its value valid, what is valid).
+    The ValueError names the key, its value and the fix; vitool shows it as one line."""
+    for key, (valid, rule) in rules.items():
+        if not valid:
+            raise ValueError(f"{key} = {getattr(options, key)!r}: use {rule}")
+
+
 class Method:
     """The interface the engine drives. Subclasses set the class attributes and implement ``num_classes``,
     ``epoch_labels`` and ``loss``; the other hooks are optional."""

@@ -23,6 +23,7 @@ compute.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,14 +35,65 @@ from vitool.data.datasets import Sample
 from vitool.distributed import broadcast_from_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
-from vitool.methods.contract import EpochLabels, Method, TrainingContext
+from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
 from vitool.methods.memory import MODALITIES, ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
 
+@dataclass
+class ClusteringOptions:
+    """DCL's keys, shared by PCLHD and MULT: each modality re-clustered every epoch (k-reciprocal Jaccard
+    distance + DBSCAN, as cluster-contrast-reid) and ClusterNCE memories of the clusters."""
+
+    cluster_eps: float = 0.6  # DBSCAN radius (SYSU and LLCM 0.6, RegDB 0.3)
+    cluster_k1: int = 30
+    cluster_k2: int = 6
+    cluster_min_samples: int = 4
+    cluster_oracle: bool = False  # diagnostic: each modality's true identities as its clusters
+    memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
+    memory_momentum: float = 0.1  # weight of the old prototype in each memory update
+
+    def __post_init__(self) -> None:
+        check_options(
+            self,
+            {
+                "cluster_eps": (self.cluster_eps > 0, "a value > 0"),
+                "cluster_k1": (self.cluster_k1 >= 1, "a value >= 1"),
+                "cluster_k2": (self.cluster_k2 >= 1, "a value >= 1"),
+                "cluster_min_samples": (self.cluster_min_samples >= 1, "a value >= 1"),
+                "memory_temperature": (self.memory_temperature > 0, "a value > 0"),
+                "memory_momentum": (0 <= self.memory_momentum < 1, "a value in [0, 1)"),
+            },
+        )
+
+
+@dataclass
+class CrossStageOptions(ClusteringOptions):
+    """The keys of a method that runs DCL, then a stage that associates the two modalities' clusters every
+    epoch (PCLHD, MULT). ``mult_alpha`` and ``mult_soft_weight`` belong to the mult association, which
+    either method may use."""
+
+    dcl_epochs: int = -1  # DCL epochs before the method's own stage; -1: the paper's (PCLHD 50, MULT 40)
+    # hungarian | mult | ot; "": the method's own (PCLHD hungarian, MULT mult); oracle: diagnostic
+    association: str = ""
+    mult_alpha: float = 0.2  # mult association: weight of the initial labels in the label transfer
+    mult_soft_weight: float = 0.7  # mult association: soft label = w one-hot + (1 - w) transfer
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_options(
+            self,
+            {
+                "association": (self.association in ("", *ASSOCIATIONS), f"one of {', '.join(ASSOCIATIONS)}"),
+                "mult_alpha": (0 <= self.mult_alpha <= 1, "a value in [0, 1]"),
+                "mult_soft_weight": (0 <= self.mult_soft_weight <= 1, "a value in [0, 1]"),
+            },
+        )
+
+
 class ClusterContrast(Method):
     """DCL: per-modality clustering every epoch and ClusterNCE against each modality's own memory.
-    Subclasses add a second stage from ``config.dcl_epochs`` with ``stage2_labels`` / ``stage2_loss``."""
+    Subclasses add a second stage from ``dcl_epochs`` with ``stage2_labels`` / ``stage2_loss``."""
 
     name = "dcl"
     two_stage = False  # PCLHD and MULT: their own stage from ``dcl_epochs`` on
@@ -50,8 +102,11 @@ class ClusterContrast(Method):
     batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
     visible_channel_exchange = 0.5
 
-    def __init__(self, config, samples: list[Sample]) -> None:
-        self.config = config
+    def __init__(self, config, samples: list[Sample], options: ClusteringOptions) -> None:
+        self.config, self.options = config, options
+        self.dcl_epochs = getattr(options, "dcl_epochs", -1)
+        if self.dcl_epochs < 0:
+            self.dcl_epochs = self.default_dcl_epochs
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
         self.rows_of = {m: np.flatnonzero(self.modality == m) for m in MODALITIES}
@@ -63,21 +118,6 @@ class ClusterContrast(Method):
         self._report: dict[str, Any] = {}
         self._pending: tuple[torch.Tensor, ...] | None = None  # the last batch, for after_step
         self.device = torch.device("cpu")
-        self.dcl_epochs = config.dcl_epochs if config.dcl_epochs >= 0 else self.default_dcl_epochs
-        if config.association and config.association not in ASSOCIATIONS:  # fail before any training
-            raise VitoolError(None, f"association '{config.association}'", f"use one of {', '.join(ASSOCIATIONS)}")
-        bounds = {  # key: (valid?, what is valid)
-            "cluster_eps": (config.cluster_eps > 0, "> 0"),
-            "cluster_k1": (config.cluster_k1 >= 1, ">= 1"),
-            "cluster_k2": (config.cluster_k2 >= 1, ">= 1"),
-            "cluster_min_samples": (config.cluster_min_samples >= 1, ">= 1"),
-            "memory_temperature": (config.memory_temperature > 0, "> 0"),
-            "memory_momentum": (0 <= config.memory_momentum < 1, "in [0, 1)"),
-            "pclhd_dynamic_samples": (config.pclhd_dynamic_samples >= 1, ">= 1"),
-        }
-        for key, (valid, rule) in bounds.items():
-            if not valid:
-                raise VitoolError(None, f"{key} = {getattr(config, key)}", f"use a value {rule}")
 
     def num_classes(self) -> int:
         return 0  # no classifier: the memories are the classifier
@@ -106,7 +146,7 @@ class ClusterContrast(Method):
         from vitool.cluster import ClusterConfig, cluster_labels
         from vitool.modality import l2_normalise
 
-        cfg = self.config
+        cfg = self.options
         fs = context.extract(context.samples)
         features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
         if cfg.cluster_oracle:  # diagnostic: what perfect clusters would give (reads the hidden identities)
@@ -146,7 +186,7 @@ class ClusterContrast(Method):
         return self.new_memory(torch.as_tensor(centres))
 
     def new_memory(self, prototypes: torch.Tensor) -> ClusterMemory:
-        cfg = self.config
+        cfg = self.options
         return ClusterMemory(prototypes.to(self.device), cfg.memory_temperature, cfg.memory_momentum)
 
     def local(self, labels: np.ndarray, m: int) -> np.ndarray:
@@ -166,16 +206,16 @@ class ClusterContrast(Method):
                 out[f"{name}_ari"] = round(diag["ari"], 4)
         return out
 
-    def association_report(self, label: np.ndarray, space: int) -> dict[str, Any]:
-        """How many of the other modality's images got a cluster of ``space`` (coverage) and how many of
+    def association_report(self, label: np.ndarray, space_modality: int) -> dict[str, Any]:
+        """How many of the other modality's images got a cluster of ``space_modality`` (coverage) and how many of
         those clusters' majority identity is theirs (precision): diagnostics from the hidden truth."""
         from vitool.diagnostics import cross_modal_accuracy
 
-        other = self.modality != space
-        out: dict[str, Any] = {"space": "visible" if space == VISIBLE else "infrared"}
+        other = self.modality != space_modality
+        out: dict[str, Any] = {"space": "visible" if space_modality == VISIBLE else "infrared"}
         out["cross_coverage"] = round(float((label[other] >= 0).mean()), 4)
         if (self.pid >= 0).all():
-            accuracy = cross_modal_accuracy(self.pid, self.modality, label, space)
+            accuracy = cross_modal_accuracy(self.pid, self.modality, label, space_modality)
             if accuracy is not None and out["cross_coverage"] > 0:
                 out["cross_precision"] = round(accuracy / out["cross_coverage"], 4)
         return out

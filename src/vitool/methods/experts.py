@@ -28,6 +28,7 @@ random grayscale 0.5 instead of a second channel-exchanged view (half the visibl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from torch import nn
 from vitool.data.datasets import Sample
 from vitool.distributed import broadcast_from_main
 from vitool.errors import VitoolError
-from vitool.methods.contract import EpochLabels, Method, TrainingContext
+from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
@@ -101,15 +102,40 @@ class ExpertsNet(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
 
 
+@dataclass
+class ExpertsOptions:
+    """The keys of the heterogeneous experts (paper §4-5; defaults: the released SYSU-MM01 settings)."""
+
+    experts_stage1_epochs: int = 20  # HEL epochs before CRE / CMCL / CLAE (SYSU 20, LLCM 80, RegDB 50)
+    experts_weak_start: int = 30  # stage-2 epoch from which the weak (exclusion) loss runs
+    experts_sharpen: float = 3.0  # CRE multiplies the expert logits by this before the softmax
+    experts_proto_new_weight: float = 0.8  # prototype <- (1 - w) prototype + w batch mean
+    experts_detach_ce: bool = False  # true: stage 2 trains the experts on detached features (released code)
+    experts_oracle: bool = False  # diagnostic: every true identity pair as a consistent match, no CRE
+    experts_triplet_weight: float = 0.25  # lambda_1, each WRT term
+    experts_weak_weight: float = 0.25  # lambda_2, the weak loss
+
+    def __post_init__(self) -> None:
+        check_options(
+            self,
+            {
+                "experts_stage1_epochs": (self.experts_stage1_epochs >= 0, "a value >= 0"),
+                "experts_weak_start": (self.experts_weak_start >= 0, "a value >= 0"),
+                "experts_sharpen": (self.experts_sharpen > 0, "a value > 0"),
+                "experts_proto_new_weight": (0 <= self.experts_proto_new_weight <= 1, "a value in [0, 1]"),
+            },
+        )
+
+
 class Experts(Method):
     name = "experts"
     batch_shape = (8, 4)  # 8 identities x 4 images per modality, drawn per modality
     visible_grayscale = 0.5
 
-    def __init__(self, config, samples: list[Sample]) -> None:
+    def __init__(self, config, samples: list[Sample], options: ExpertsOptions) -> None:
         from vitool.data.weak import weak_labels
 
-        self.config = config
+        self.config, self.options = config, options
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
         if config.labels:
@@ -127,7 +153,7 @@ class Experts(Method):
                 raise VitoolError(config.labels or None, f"has no labelled {name} training image", "label both")
             ids, self.intra[rows] = np.unique(intra[rows], return_inverse=True)
             self.classes[m] = len(ids)
-        self.stage1 = config.experts_stage1_epochs
+        self.stage1 = options.experts_stage1_epochs
         self.net: ExpertsNet | None = None
         self.epoch = 0
         self.relations = self._no_relations()
@@ -172,7 +198,7 @@ class Experts(Method):
         from vitool.diagnostics import match_diagnostics
 
         fs = context.extract(context.samples)
-        if self.config.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
+        if self.options.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
             result = self._true_pairs()
         else:
             experts = {
@@ -188,7 +214,7 @@ class Experts(Method):
                 self.intra,
                 where="training labels",
                 experts=experts,
-                sharpen=self.config.experts_sharpen,
+                sharpen=self.options.experts_sharpen,
             )
         rel = self._no_relations()
         for kind in ("consistent", "single"):
@@ -237,7 +263,7 @@ class Experts(Method):
     def loss(
         self, out: dict[str, torch.Tensor], labels: torch.Tensor, modality: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        cfg = self.config
+        cfg = self.options
         vis, ir = modality == VISIBLE, modality == INFRARED
         y_v, y_r = labels[vis], labels[ir]
         pre_v, pre_r = out["pre_bn"][vis].float(), out["pre_bn"][ir].float()
@@ -259,7 +285,7 @@ class Experts(Method):
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
     def _stage2_terms(self, out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr) -> dict[str, torch.Tensor]:
-        cfg, device = self.config, y_v.device
+        cfg, device = self.options, y_v.device
         rel = {k: torch.as_tensor(v, device=device) for k, v in self.relations.items()}
         zero = pre_v.sum() * 0.0
         wc_v, wc_r = out["logits"][vis].float(), out["logits"][ir].float()
@@ -298,7 +324,7 @@ class Experts(Method):
     @torch.no_grad()
     def _update_prototypes(self, feat, vis, ir, y_v, y_r) -> None:
         """P <- (1 - w) P + w mean(batch features of the identity), for each identity in the batch."""
-        w = self.config.experts_proto_new_weight
+        w = self.options.experts_proto_new_weight
         for proto, f, y in ((self.net.proto_v, feat[vis], y_v), (self.net.proto_r, feat[ir], y_r)):
             ids, inverse = torch.unique(y, return_inverse=True)
             sums = torch.zeros(len(ids), f.shape[1], device=f.device).index_add_(0, inverse, f)

@@ -32,6 +32,7 @@ transfer for the Hungarian matching or OT (then the targets are one-hot).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,8 @@ import torch
 import torch.nn.functional as F
 
 from vitool.methods.association import associate
-from vitool.methods.contract import TrainingContext
-from vitool.methods.contrast import ClusterContrast
+from vitool.methods.contract import TrainingContext, check_options
+from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory
 from vitool.modality import INFRARED, VISIBLE
 
@@ -50,6 +51,17 @@ def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, s
     return F.cross_entropy(logits, torch.softmax(target_logits / sharpen, dim=1))  # probability targets
 
 
+@dataclass
+class MULTOptions(CrossStageOptions):
+    """MULT's own key, beside DCL's and the cross stage's (``mult_alpha``, ``mult_soft_weight``)."""
+
+    mult_sharpen: float = 0.2  # OCLR's target temperature on the memory logits
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_options(self, {"mult_sharpen": (self.mult_sharpen > 0, "a value > 0")})
+
+
 class MULT(ClusterContrast):
     name = "mult"
     two_stage = True
@@ -57,9 +69,9 @@ class MULT(ClusterContrast):
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
 
-    def __init__(self, config, samples) -> None:
-        super().__init__(config, samples)
-        self.space = VISIBLE
+    def __init__(self, config, samples, options: MULTOptions) -> None:
+        super().__init__(config, samples, options)
+        self.space_modality = VISIBLE  # the modality whose clusters are this epoch's label space S
         self.refined = self.intra.copy()  # y^ of every image (global ids)
         self.target = self.intra.copy()  # the space's cluster of every image (y^_s for S, cm_o for O)
         self.soft = torch.zeros(len(samples), 1)  # y~_s / z~_o over the space's clusters
@@ -71,35 +83,40 @@ class MULT(ClusterContrast):
         config.non_local = False  # MULT's network has no non-local blocks
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
-        cfg = self.config
+        cfg = self.options
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
         result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg, pid=self.pid)
-        self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+        self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         self.refined = result.intra_label if result.intra_label is not None else self.intra
         self.target = result.label
-        width = len(self.memories[self.space])
+        width = len(self.memories[self.space_modality])
         if result.soft is not None:
-            columns = self.local(result.extra["soft_classes"], self.space)
+            columns = self.local(result.extra["soft_classes"], self.space_modality)
             soft = np.zeros((len(self.target), width), dtype=np.float32)
             soft[:, columns] = result.soft
         else:
-            soft = np.eye(width, dtype=np.float32)[np.maximum(self.local(self.target, self.space), 0)]
+            soft = np.eye(width, dtype=np.float32)[np.maximum(self.local(self.target, self.space_modality), 0)]
         self.soft = torch.as_tensor(soft, device=self.device)
-        centres = self.memories[self.space].prototypes
+        centres = self.memories[self.space_modality].prototypes
         self.aggregated, self.cross_memory = self.new_memory(centres.clone()), self.new_memory(centres.clone())
-        self._report |= self.association_report(result.label, self.space)
+        self._report |= self.association_report(result.label, self.space_modality)
         return self.target
 
     def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
-        cfg, space = self.config, self.space
-        other = INFRARED if space == VISIBLE else VISIBLE
+        cfg, space_modality = self.options, self.space_modality
+        other = INFRARED if space_modality == VISIBLE else VISIBLE
         rows = rows.to(feats.device)
-        s, o = modality == space, modality == other
+        s, o = modality == space_modality, modality == other
         f_o = feats[o]
         soft = self.soft[rows]
         soft_s, soft_o = soft[s], soft[o]
         _, _, y_o = self._targets(labels, modality, rows)
-        mem_s, mem_o, agg, cross = self.memories[space], self.memories[other], self.aggregated, self.cross_memory
+        mem_s, mem_o, agg, cross = (
+            self.memories[space_modality],
+            self.memories[other],
+            self.aggregated,
+            self.cross_memory,
+        )
         own, aggregated, crossed = mem_s.logits(feats), agg.logits(feats), cross.logits(feats)  # one pass each
         s_own, s_agg, s_cross = own[s], aggregated[s], crossed[s]
         o_own, o_agg, o_cross = own[o], aggregated[o], crossed[o]
@@ -120,19 +137,19 @@ class MULT(ClusterContrast):
     def _targets(self, labels, modality, rows):
         """Per image of a batch: S images' y^_s and O images' cm_o (both the sampler's labels, as rows
         of S's memories) and O images' y^_o (rows of O's memory), -1 where an image has none."""
-        other = INFRARED if self.space == VISIBLE else VISIBLE
-        in_space = labels - self.offset[self.space]
+        other = INFRARED if self.space_modality == VISIBLE else VISIBLE
+        in_space = labels - self.offset[self.space_modality]
         refined = torch.as_tensor(self.refined, device=labels.device)[rows][modality == other]
         y_o = torch.where(refined >= 0, refined - self.offset[other], -1)
-        return in_space[modality == self.space], in_space[modality == other], y_o
+        return in_space[modality == self.space_modality], in_space[modality == other], y_o
 
     def update_memories(self, feats, labels, modality, rows) -> None:
         if not self.stage2:
             return super().update_memories(feats, labels, modality, rows)
-        other = INFRARED if self.space == VISIBLE else VISIBLE
+        other = INFRARED if self.space_modality == VISIBLE else VISIBLE
         y_s, cm_o, y_o = self._targets(labels, modality, rows)
-        f_s, f_o = feats[modality == self.space], feats[modality == other]
-        self.memories[self.space].update_sequential(f_s, y_s)
+        f_s, f_o = feats[modality == self.space_modality], feats[modality == other]
+        self.memories[self.space_modality].update_sequential(f_s, y_s)
         self.memories[other].update_sequential(f_o, y_o)
         self.aggregated.update_sequential(f_s, y_s)
         self.aggregated.update_sequential(f_o, cm_o)
@@ -145,7 +162,7 @@ class MULT(ClusterContrast):
         return {
             **super().state_dict(),
             **extra,
-            "space": self.space,
+            "space": self.space_modality,
             "refined": self.refined,
             "target": self.target,
             "soft": self.soft.cpu(),
@@ -156,6 +173,6 @@ class MULT(ClusterContrast):
         if "aggregated" in state:
             self.aggregated = self.new_memory(state["aggregated"])
             self.cross_memory = self.new_memory(state["cross_memory"])
-        self.space, self.refined = state["space"], np.asarray(state["refined"])
+        self.space_modality, self.refined = state["space"], np.asarray(state["refined"])
         self.target = np.asarray(state["target"])
         self.soft = state["soft"].to(self.device)

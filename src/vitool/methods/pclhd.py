@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.methods.association import associate
-from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext
-from vitool.methods.contrast import ClusterContrast
+from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext, check_options
+from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
@@ -103,30 +104,56 @@ class PCLHDNet(nn.Module):
         return out
 
 
+@dataclass
+class PCLHDOptions(CrossStageOptions):
+    """PCLHD's own keys, beside DCL's and the cross stage's."""
+
+    pclhd_lambda: float = 0.5  # weight of HPCL; DPCL gets 1 - lambda
+    # the momentum encoder's half-life as a share of stage 2's steps (EMA_HALF_LIFE: beta 0.999 over the
+    # released 50 x 200-step stage 2); 0: pclhd_momentum_encoder is the beta, literally
+    pclhd_ema_half_life: float = EMA_HALF_LIFE
+    pclhd_momentum_encoder: float = EMA_BETA  # with pclhd_ema_half_life = 0: the beta of eq. 16
+    pclhd_dynamic_samples: int = 16  # M, dynamic samples per cluster and epoch
+    pclhd_released_dynamic: bool = False  # true: the released DPCL (momentum-encoder queries: no gradient)
+    pclhd_cross_weight: float = 0.25  # PGM's cross-modal term
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_options(
+            self,
+            {
+                "pclhd_lambda": (0 <= self.pclhd_lambda <= 1, "a value in [0, 1]"),
+                "pclhd_ema_half_life": (self.pclhd_ema_half_life >= 0, "a value >= 0"),
+                "pclhd_momentum_encoder": (0 <= self.pclhd_momentum_encoder < 1, "a value in [0, 1)"),
+                "pclhd_dynamic_samples": (self.pclhd_dynamic_samples >= 1, "a value >= 1"),
+            },
+        )
+
+
 class PCLHD(ClusterContrast):
     name = "pclhd"
     two_stage = True
     default_dcl_epochs = 50  # E_CPCL
 
-    def __init__(self, config, samples) -> None:
-        super().__init__(config, samples)
+    def __init__(self, config, samples, options: PCLHDOptions) -> None:
+        super().__init__(config, samples, options)
         self.net: PCLHDNet | None = None
         self.hard: dict[int, ClusterMemory] = {}
         self.dynamic: dict[int, torch.Tensor] = {}
         self.cross = np.full(len(samples), -1, dtype=np.int64)  # row -> cluster of the space modality
-        self.space = VISIBLE
-        self.beta = config.pclhd_momentum_encoder
+        self.space_modality = VISIBLE
+        self.beta = options.pclhd_momentum_encoder
 
     def train_module(self, model: nn.Module) -> nn.Module:
         super().train_module(model)
-        self.net = PCLHDNet(model, self.config.pclhd_released_dynamic)
+        self.net = PCLHDNet(model, self.options.pclhd_released_dynamic)
         return self.net
 
     def plan(self, plan: RunPlan) -> None:
         """Beta from the half-life as a share of this run's stage 2 (0: the literal beta)."""
         stage2_steps = max(plan.epochs - self.dcl_epochs, 0) * plan.steps_per_epoch
-        if self.config.pclhd_ema_half_life > 0 and stage2_steps > 0:
-            self.beta = ema_beta(self.config.pclhd_ema_half_life * stage2_steps)
+        if self.options.pclhd_ema_half_life > 0 and stage2_steps > 0:
+            self.beta = ema_beta(self.options.pclhd_ema_half_life * stage2_steps)
 
     def report(self) -> dict[str, Any]:
         if not self.stage2:
@@ -145,7 +172,7 @@ class PCLHD(ClusterContrast):
         return labels
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
-        cfg = self.config
+        cfg = self.options
         if self.epoch == self.dcl_epochs:  # the momentum encoder starts as the stage-1 model
             self.net.ema.load_state_dict(self.net.model.state_dict())
         for m in (VISIBLE, INFRARED):
@@ -158,15 +185,15 @@ class PCLHD(ClusterContrast):
         result = associate(
             cfg.association or "hungarian", features, self.modality, self.intra, space, cfg, pid=self.pid
         )
-        self.space = VISIBLE if result.attrs["space"] == "visible" else INFRARED
-        other = self.modality != self.space
-        self.cross = np.where(other, self.local(result.label, self.space), -1)
-        self._report |= self.association_report(result.label, self.space)
+        self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+        other = self.modality != self.space_modality
+        self.cross = np.where(other, self.local(result.label, self.space_modality), -1)
+        self._report |= self.association_report(result.label, self.space_modality)
         return self.intra
 
     def _dynamic_memories(self, context: TrainingContext) -> None:
         """Eq. 17-18: M members per cluster, with replacement, encoded by the momentum encoder."""
-        m_per = self.config.pclhd_dynamic_samples
+        m_per = self.options.pclhd_dynamic_samples
         rng = np.random.default_rng(self.config.seed * 100_003 + self.epoch)
         picks = {}
         for m in (VISIBLE, INFRARED):
@@ -186,7 +213,8 @@ class PCLHD(ClusterContrast):
     # --------------------------------------------------------------------------------------- loss
 
     def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
-        cfg, tau = self.config, self.config.memory_temperature
+        cfg = self.options
+        tau = cfg.memory_temperature
         queries = F.normalize(out["feat_ema"].float(), dim=1) if "feat_ema" in out else feats
         hpcl, dpcl = feats.sum() * 0.0, queries.sum() * 0.0  # released queries: no gradient at all
         for m in (VISIBLE, INFRARED):
@@ -195,8 +223,8 @@ class PCLHD(ClusterContrast):
             hpcl = hpcl + contrast_loss(feats[own], self.hard[m], local)
             dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
         target = torch.as_tensor(self.cross, device=feats.device)[rows.to(feats.device)]
-        other = (modality != self.space) & (target >= 0)
-        cross = contrast_loss(feats[other], self.hard[self.space], target[other])
+        other = (modality != self.space_modality) & (target >= 0)
+        cross = contrast_loss(feats[other], self.hard[self.space_modality], target[other])
         lam = cfg.pclhd_lambda
         return {"hpcl": lam * hpcl, "dpcl": (1 - lam) * dpcl, "cross": cfg.pclhd_cross_weight * cross}
 
@@ -230,7 +258,7 @@ class PCLHD(ClusterContrast):
             "hard": {m: mem.prototypes.cpu() for m, mem in self.hard.items()},
             "dynamic": {m: d.cpu() for m, d in self.dynamic.items()},
             "cross": self.cross,
-            "space": self.space,
+            "space": self.space_modality,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -238,4 +266,4 @@ class PCLHD(ClusterContrast):
         self.net.ema.load_state_dict(state["ema"])
         self.hard = {m: self.new_memory(p) for m, p in state["hard"].items()}
         self.dynamic = {m: d.to(self.device) for m, d in state["dynamic"].items()}
-        self.cross, self.space = np.asarray(state["cross"]), state["space"]
+        self.cross, self.space_modality = np.asarray(state["cross"]), state["space"]

@@ -2,14 +2,15 @@
 
 vitool's own methods are registered below. Another package adds one through the Python entry-point group
 ``vitool.methods``: an entry ``mine = "my_package.module:register"`` names a function that calls
-:func:`register` (docs/extending.md walks through a complete example). Options of such a method are keys
-of its ``options`` dataclass: flat in the TOML file and ``--set KEY=VALUE`` like vitool's own, and handed
-to the method's factory as that dataclass.
+:func:`register` (docs/extending.md walks through a complete example). A method's options are the fields
+of its ``options`` dataclass, which validates them: flat keys in the TOML file and ``--set KEY=VALUE``
+beside the engine's own, handed to the method's factory as that dataclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -23,22 +24,30 @@ ENTRY_POINT_GROUP = "vitool.methods"
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: ``build(config, samples) -> Method``; ``options`` is the dataclass of the
-    method's own configuration keys (None for vitool's built-in methods, whose keys are TrainConfig's)."""
+    """A registered method: ``build(config, samples[, options]) -> Method``. ``options`` is the dataclass of
+    the method's own configuration keys, or ``"module:Class"`` naming it (vitool's own methods, so that
+    the CLI starts without importing torch); a method without keys of its own has none."""
 
     name: str
     build: Callable[..., Method]
     summary: str
-    options: type | None = None
+    options: type | str | None = None
+
+    def options_class(self) -> type | None:
+        if not isinstance(self.options, str):
+            return self.options
+        module, _, cls = self.options.partition(":")
+        return getattr(importlib.import_module(module), cls)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 _loaded_plugins = False
 
 
-def register(name: str, build: Callable[..., Method], summary: str, options: type | None = None) -> None:
-    """Make ``--method name`` build ``build(config, samples)``."""
-    if options is not None and not dataclasses.is_dataclass(options):
+def register(name: str, build: Callable[..., Method], summary: str, options: type | str | None = None) -> None:
+    """Make ``--method name`` build ``build(config, samples, options)`` (``build(config, samples)`` for a
+    method without options of its own)."""
+    if options is not None and not isinstance(options, str) and not dataclasses.is_dataclass(options):
         raise TypeError(f"method {name}: options must be a dataclass")
     _REGISTRY[name] = MethodSpec(name, build, summary, options)
 
@@ -72,27 +81,36 @@ def method_spec(name: str) -> MethodSpec:
     return registered[name]
 
 
-def plugin_option_keys() -> dict[str, str]:
-    """Every plugin option key and the method it belongs to (TOML files and ``--set`` accept them)."""
-    keys = {}
+def option_keys() -> dict[str, list[str]]:
+    """Every method option key and the methods it belongs to (TOML files and ``--set`` accept them all,
+    so that one file can serve several methods; each method reads its own)."""
+    keys: dict[str, list[str]] = {}
     for spec in methods().values():
-        if spec.options is not None:
-            keys.update({f.name: spec.name for f in dataclasses.fields(spec.options)})
+        cls = spec.options_class()
+        for f in dataclasses.fields(cls) if cls is not None else ():
+            keys.setdefault(f.name, []).append(spec.name)
     return keys
 
 
-def build_method(config, samples) -> Method:
-    """The method ``config.method`` names, for these training samples."""
-    spec = method_spec(config.method)
-    if spec.options is None:
-        return spec.build(config, samples)
-    own = {f.name for f in dataclasses.fields(spec.options)}
-    values = {k: v for k, v in config.method_options.items() if k in own}
+def method_options(method: str, values: dict[str, Any], where=None) -> Any:
+    """The options dataclass of ``method`` from flat ``values`` (keys of other methods are not its own and
+    are left out), validated by the dataclass; None for a method without options."""
+    spec = method_spec(method)
+    cls = spec.options_class()
+    if cls is None:
+        return None
+    own = {f.name for f in dataclasses.fields(cls)}
     try:
-        options = spec.options(**values)
+        return cls(**{k: v for k, v in values.items() if k in own})
     except (TypeError, ValueError) as exc:
-        raise VitoolError(None, f"options of method {spec.name}: {exc}", "see the method's documentation") from None
-    return spec.build(config, samples, options)
+        raise VitoolError(where, f"method {spec.name}: {exc}") from None
+
+
+def build_method(config, samples) -> Method:
+    """The method ``config.method`` names, for these training samples, with its options."""
+    spec = method_spec(config.method)
+    options = method_options(config.method, config.method_options)
+    return spec.build(config, samples) if options is None else spec.build(config, samples, options)
 
 
 # ------------------------------------------------------------------------------------ vitool's own methods
@@ -109,22 +127,22 @@ def _supervised(config, samples) -> Method:
 
 
 def _otla(use_infrared: bool) -> Callable[..., Method]:
-    def build(config, samples) -> Method:
+    def build(config, samples, options) -> Method:
         from vitool.methods.otla import OTLA
 
-        return OTLA(config, samples, use_infrared=use_infrared)
+        return OTLA(config, samples, options, use_infrared=use_infrared)
 
     return build
 
 
-def _experts(config, samples) -> Method:
+def _experts(config, samples, options) -> Method:
     from vitool.methods.experts import Experts
 
-    return Experts(config, samples)
+    return Experts(config, samples, options)
 
 
 def _clustering(name: str) -> Callable[..., Method]:
-    def build(config, samples) -> Method:
+    def build(config, samples, options) -> Method:
         if config.labels:
             raise VitoolError(config.labels, f"--labels is not used by {name}", "it clusters every epoch")
         if name == "dcl":
@@ -133,23 +151,29 @@ def _clustering(name: str) -> Callable[..., Method]:
             from vitool.methods.pclhd import PCLHD as cls
         else:
             from vitool.methods.mult import MULT as cls
-        return cls(config, samples)
+        return cls(config, samples, options)
 
     return build
 
 
 def _register_builtin() -> None:
-    builtin: list[tuple[str, Callable[..., Method], str]] = [
-        ("supervised", _supervised, "AGW on identities linked across modalities: the upper bound"),
-        ("otla", _otla(True), "OTLA: visible labels, infrared labels by optimal transport (semi-supervised)"),
-        ("visible", _otla(False), "OTLA's baseline: the visible labels only"),
-        ("experts", _experts, "heterogeneous experts: identities inside each modality, no link (weak)"),
-        ("dcl", _clustering("dcl"), "per-modality clusters, no association: the unsupervised baseline"),
-        ("pclhd", _clustering("pclhd"), "PCLHD: hard and dynamic prototypes (unsupervised)"),
-        ("mult", _clustering("mult"), "MULT: consistent label transfer between modalities (unsupervised)"),
+    otla, experts = "vitool.methods.otla:OTLAOptions", "vitool.methods.experts:ExpertsOptions"
+    dcl, pclhd, mult = (
+        "vitool.methods.contrast:ClusteringOptions",
+        "vitool.methods.pclhd:PCLHDOptions",
+        "vitool.methods.mult:MULTOptions",
+    )
+    builtin: list[tuple[str, Callable[..., Method], str, str | None]] = [
+        ("supervised", _supervised, "AGW on identities linked across modalities: the upper bound", None),
+        ("otla", _otla(True), "OTLA: visible labels, infrared labels by optimal transport (semi-supervised)", otla),
+        ("visible", _otla(False), "OTLA's baseline: the visible labels only", otla),
+        ("experts", _experts, "heterogeneous experts: identities inside each modality, no link (weak)", experts),
+        ("dcl", _clustering("dcl"), "per-modality clusters, no association: the unsupervised baseline", dcl),
+        ("pclhd", _clustering("pclhd"), "PCLHD: hard and dynamic prototypes (unsupervised)", pclhd),
+        ("mult", _clustering("mult"), "MULT: consistent label transfer between modalities (unsupervised)", mult),
     ]
-    for name, build, summary in builtin:
-        register(name, build, summary)
+    for name, build, summary, options in builtin:
+        register(name, build, summary, options)
 
 
 _register_builtin()
