@@ -47,6 +47,31 @@ def test_sparse_jaccard_equals_the_dense_reference():
     assert coo.nnz == int((dense < 1).sum())  # exactly the pairs below 1 are stored
 
 
+def test_symmetric_knn_finds_the_exact_search_neighbours(monkeypatch):
+    """The CPU search multiplies each block of rows with the rows from its own on only; with blocks of
+    64 rows (many blocks, the last one short) it must find what faiss's full exact search finds."""
+    import faiss
+
+    import vitool.cluster as cluster
+
+    rng = np.random.default_rng(3)
+    feats = unit(rng.normal(size=(300, 16)).astype(np.float32))
+    monkeypatch.setattr(cluster, "KNN_BLOCK_ELEMENTS", 64 * 300)
+    rank, sim = knn(feats, 12, "cpu", return_similarity=True)
+    index = faiss.IndexFlatIP(16)
+    index.add(feats)
+    exact_sim, exact_rank = index.search(feats, 12)
+    np.testing.assert_array_equal(rank, exact_rank)  # no ties in random features: the same order too
+    np.testing.assert_allclose(sim, exact_sim, atol=1e-5)
+    np.testing.assert_allclose(sim, (feats[:, None, :] * feats[rank]).sum(-1), atol=1e-5)  # of these pairs
+    feats_id, _, _ = identity_features(ids=15, per_vis=20, per_ir=0, noise=0.8, seed=1)
+    feats_id = unit(feats_id)
+    rank, sim = knn(feats_id, 30, "cpu", return_similarity=True)
+    reused = jaccard_distance(feats_id, rank, k1=30, k2=6, similarity=sim)  # the search's products reused
+    computed = jaccard_distance(feats_id, rank, k1=30, k2=6)
+    assert reused.nnz == computed.nnz and abs(reused - computed).max() < 1e-5
+
+
 def test_jaccard_with_samples_outside_their_own_neighbours():
     """Ten identical features and k1 5: half of them are not among their own nearest 5, so their
     reciprocal sets are empty; the sparse computation must neither fail nor differ from the plain one."""

@@ -68,7 +68,8 @@ def _homogeneous(features: np.ndarray, k1: int, k2: int, device: str) -> sp.csr_
     from vitool.cluster import knn
     from vitool.cluster.jaccard import jaccard_distance
 
-    jaccard = jaccard_distance(features, knn(features, max(k1, k2), device), k1, k2)
+    rank, sim = knn(features, max(k1, k2), device, return_similarity=True)
+    jaccard = jaccard_distance(features, rank, k1, k2, similarity=sim)
     affinity = jaccard.copy()
     affinity.data = 1.0 - affinity.data
     row_sums = np.asarray(affinity.sum(axis=1), dtype=np.float32).ravel()

@@ -40,18 +40,53 @@ def _use_gpu(device: str) -> bool:
     return gpus > 0
 
 
-def knn(features: np.ndarray, k: int, device: str = "auto") -> np.ndarray:
-    """Indices [N, k] of each unit vector's k nearest neighbours, nearest first, itself included (faiss)."""
-    import faiss
+def knn(features: np.ndarray, k: int, device: str = "auto", return_similarity: bool = False):
+    """Indices [N, k] of each unit vector's k nearest neighbours, nearest first, itself included (with
+    ``return_similarity``, also their inner products [N, k], which the Jaccard distance reuses).
 
+    On a GPU, faiss's exact search. On the CPU, the similarity matrix is symmetric, so each block of rows
+    is multiplied only with the rows from its own on, and the block serves both sides' candidates: half
+    the products of a full search (faiss computes all N^2), the same neighbours.
+    """
     features = np.ascontiguousarray(features, dtype=np.float32)
     k = min(k, len(features))
-    index = faiss.IndexFlatIP(features.shape[1])  # inner product = L2 order on unit vectors
-    if _use_gpu(device):
+    if not _use_gpu(device):
+        rank, sim = _knn_symmetric(features, k)
+    else:
+        import faiss
+
+        index = faiss.IndexFlatIP(features.shape[1])  # inner product = L2 order on unit vectors
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-    index.add(features)
-    _, rank = index.search(features, k)
-    return rank
+        index.add(features)
+        sim, rank = index.search(features, k)
+    return (rank, sim) if return_similarity else rank
+
+
+KNN_BLOCK_ELEMENTS = 1 << 25  # similarities per block of rows (128 MiB)
+
+
+def _knn_symmetric(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch  # topk: a partial selection, several times faster than numpy's argpartition here
+
+    n = len(x)
+    best_sim = torch.full((n, k), -torch.inf)
+    best_idx = torch.zeros((n, k), dtype=torch.int64)
+
+    def merge(rows: slice, sims: torch.Tensor, first_col: int) -> None:
+        sim, idx = torch.topk(sims, min(k, sims.shape[1]), dim=1)
+        sim = torch.cat([best_sim[rows], sim], dim=1)
+        idx = torch.cat([best_idx[rows], idx + first_col], dim=1)
+        best_sim[rows], keep = torch.topk(sim, k, dim=1)
+        best_idx[rows] = torch.gather(idx, 1, keep)
+
+    block = max(64, KNN_BLOCK_ELEMENTS // max(n, 1))
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        sims = torch.from_numpy(x[lo:hi] @ x[lo:].T)  # rows lo:hi against rows lo:n
+        merge(slice(lo, hi), sims, lo)  # rows of the block: candidates lo:n
+        if hi < n:
+            merge(slice(hi, n), sims[:, hi - lo :].T, lo)  # later rows: candidates lo:hi
+    return best_idx.numpy(), best_sim.numpy()
 
 
 def dbscan_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -60,8 +95,8 @@ def dbscan_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
     from vitool.cluster.jaccard import jaccard_distance
 
     features = l2_normalise(features)
-    rank = knn(features, max(config.k1, config.k2), config.device)
-    distance = jaccard_distance(features, rank, config.k1, config.k2)
+    rank, sim = knn(features, max(config.k1, config.k2), config.device, return_similarity=True)
+    distance = jaccard_distance(features, rank, config.k1, config.k2, similarity=sim)
     model = DBSCAN(eps=config.eps, min_samples=config.min_samples, metric="precomputed", n_jobs=-1)
     return model.fit_predict(distance).astype(np.int64)
 

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 PAIR_BUDGET = 1 << 22  # (i, j, k) triples held at once while summing minima (~200 MiB)
+DENSE_BLOCK_ELEMENTS = 1 << 24  # entries of the dense [rows, N] block they are summed into (~140 MiB)
 
 
 def _neighbour_graph(initial_rank: np.ndarray, k: int) -> sp.csr_matrix:
@@ -53,32 +54,49 @@ def _row_softmax(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     return e / sums[rows]
 
 
-def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """f_rows . f_cols per pair, gathering about 64 MiB of feature rows at a time."""
+def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, known=None) -> np.ndarray:
+    """f_rows . f_cols per pair. ``known`` = (rank, similarity) of the kNN search: pairs among a row's
+    neighbours take the search's product; the rest are computed, gathering ~64 MiB of rows at a time."""
     out = np.empty(rows.size, dtype=np.float32)
+    todo = np.arange(rows.size)
+    if known is not None:
+        rank, similarity = known
+        n = len(features)
+        keys = (np.arange(n)[:, None] * n + rank).ravel()
+        order = np.argsort(keys, kind="stable")
+        pair_keys = rows.astype(np.int64) * n + cols
+        at = np.searchsorted(keys, pair_keys, sorter=order).clip(max=keys.size - 1)
+        found = keys[order[at]] == pair_keys
+        out[found] = similarity.ravel()[order[at[found]]]
+        todo = np.flatnonzero(~found)
     chunk = max(1, (1 << 24) // features.shape[1])
-    for lo in range(0, rows.size, chunk):
-        hi = lo + chunk
-        out[lo:hi] = np.einsum("ij,ij->i", features[rows[lo:hi]], features[cols[lo:hi]])
+    for lo in range(0, todo.size, chunk):
+        pick = todo[lo : lo + chunk]
+        out[pick] = np.einsum("ij,ij->i", features[rows[pick]], features[cols[pick]])
     return out
 
 
 def _min_sums(v: sp.csr_matrix) -> sp.csr_matrix:
-    """S[i, j] = sum_k min(V[i, k], V[j, k]) over pairs sharing a non-zero column (an inverted index)."""
+    """S[i, j] = sum_k min(V[i, k], V[j, k]) over pairs sharing a non-zero column (an inverted index).
+
+    The pairs are the pattern of V V^T (a sparse product). Rows are done in blocks; each block's
+    (i, k, j) triples are summed into a dense [rows, N] block by ``np.bincount`` and read at the
+    pattern's entries: no sort of the triples."""
     n = v.shape[0]
     v_csc = v.tocsc()
     col_counts = np.diff(v_csc.indptr)
-    parts = []
+    pattern = v.astype(bool).astype(np.float32)
+    pattern = (pattern @ pattern.T).tocsr()
+    pattern.sort_indices()
+    entry_rows = np.repeat(np.arange(n), np.diff(v.indptr))
+    row_load = np.bincount(entry_rows, weights=col_counts[v.indices], minlength=n)  # triples per row
+    rows_per_block = max(1, min(n, DENSE_BLOCK_ELEMENTS // max(n, 1)))
+    values = np.empty(pattern.nnz, dtype=np.float32)
     lo = 0
     while lo < n:
-        # grow the block of rows i until its (i, k, j) triples fill the budget
-        hi, load = lo, 0
-        while hi < n:
-            row_load = int(col_counts[v.indices[v.indptr[hi] : v.indptr[hi + 1]]].sum())
-            if hi > lo and load + row_load > PAIR_BUDGET:
-                break
-            load += row_load
-            hi += 1
+        # a block of at most rows_per_block rows whose triples fit the budget (at least one row)
+        cum = np.cumsum(row_load[lo : lo + rows_per_block])
+        hi = lo + max(1, int(np.searchsorted(cum, PAIR_BUDGET, side="right")))
         block = v[lo:hi].tocoo()
         reps = col_counts[block.col]
         i = np.repeat(block.row, reps)
@@ -86,16 +104,23 @@ def _min_sums(v: sp.csr_matrix) -> sp.csr_matrix:
         starts = np.repeat(v_csc.indptr[block.col], reps)
         offsets = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
         where = starts + offsets
-        j = v_csc.indices[where]
-        parts.append(sp.coo_matrix((np.minimum(vi, v_csc.data[where]), (i, j)), shape=(hi - lo, n)).tocsr())
+        dense = np.bincount(
+            i * n + v_csc.indices[where], weights=np.minimum(vi, v_csc.data[where]), minlength=(hi - lo) * n
+        )
+        a, b = pattern.indptr[lo], pattern.indptr[hi]
+        local_rows = np.repeat(np.arange(hi - lo), np.diff(pattern.indptr[lo : hi + 1]))
+        values[a:b] = dense[local_rows * n + pattern.indices[a:b]]
         lo = hi
-    return sp.vstack(parts, format="csr")
+    return sp.csr_matrix((values, pattern.indices, pattern.indptr), shape=(n, n))
 
 
-def jaccard_distance(features: np.ndarray, initial_rank: np.ndarray, k1: int = 30, k2: int = 6) -> sp.csr_matrix:
+def jaccard_distance(
+    features: np.ndarray, initial_rank: np.ndarray, k1: int = 30, k2: int = 6, similarity: np.ndarray | None = None
+) -> sp.csr_matrix:
     """Sparse k-reciprocal Jaccard distances of L2-normalised ``features``; entries exist only below 1.
 
-    ``initial_rank`` [N, >= k1] holds each sample's neighbours, nearest first, itself included.
+    ``initial_rank`` [N, >= k1] holds each sample's neighbours, nearest first, itself included;
+    ``similarity`` (optional, same shape) their inner products from the search, reused where it can be.
     """
     n = len(features)
     features = np.ascontiguousarray(features, dtype=np.float32)
@@ -110,7 +135,8 @@ def jaccard_distance(features: np.ndarray, initial_rank: np.ndarray, k1: int = 3
     expanded = ((chosen @ half.astype(np.int32)) + reciprocal.astype(np.int32)).tocsr()
     expanded.sort_indices()
     rows = np.repeat(np.arange(n), np.diff(expanded.indptr))
-    dist = 2.0 - 2.0 * _pair_dots(features, rows, expanded.indices)
+    known = (initial_rank, similarity) if similarity is not None else None
+    dist = 2.0 - 2.0 * _pair_dots(features, rows, expanded.indices, known)
     v = sp.csr_matrix(
         (_row_softmax(-dist, expanded.indptr).astype(np.float32), expanded.indices, expanded.indptr), shape=(n, n)
     )
