@@ -9,10 +9,10 @@ sample takes argmax_k alpha_k S_kn. Entropic regularisation is 1/lam (0.04 at la
 
 P comes from the features file's ``probs`` (a classifier over the visible classes, column j = the j-th
 smallest visible label) when present, else from a softmax over cosine similarity to the visible class
-centres divided by ``temperature``. Float64 as the reference, on a sparse S by default (see
-``sinkhorn_equipartition``); when S underflows (a row or column of zeros) the same iteration runs in
-the log domain. POT is not used here: its stopping rules differ
-from the reference's, which decides the labels.
+centres divided by ``temperature``. Float64 as the reference; by default the iterates are computed with
+absorbed scalings on a truncated kernel (see ``sinkhorn_equipartition``), so peaked predictions neither
+overflow nor cost a dense pass per iteration. POT is not used here: its stopping rules differ from the
+reference's, which decides the labels.
 """
 
 from __future__ import annotations
@@ -26,60 +26,88 @@ from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
 MAX_ITERATIONS = 10_000
-SPARSE_FLOOR = -87.0  # log of the smallest kept entry relative to its column's largest
 SPARSE_DENSITY = 0.25  # above this share of kept entries the dense product is faster
 
 
 def sinkhorn_equipartition(
-    log_p: np.ndarray, lam: float = 25.0, tol: float = 0.1, solver: str = "sparse"
+    log_p: np.ndarray, lam: float = 25.0, tol: float = 0.1, solver: str = "stabilized"
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(column index per sample, confidence, iterations) for log-probabilities ``log_p`` [N, K].
 
-    ``solver="dense"`` is the reference computation. ``"sparse"`` (default) first divides each column
-    of S by its maximum (absorbed by beta, so iterates and labels are unchanged) and drops entries
-    below exp(-87) of it, the range of float32; with peaked predictions most of S goes, and each
-    iteration is a sparse product. With flat predictions (more than a quarter kept), when a class or
-    sample would lose every entry, or when the dropped entries could have changed a row or column sum
-    by 1e-12 at the end, it uses the dense computation.
+    ``solver="dense"`` is the reference computation: the plain iteration on S = exp(lam log_p^T) in
+    float64, or in the log domain when S or the scalings under- or overflow. ``"stabilized"`` (default)
+    runs the same iterates with absorbed scalings on a truncated kernel (``_stabilized``): sparse when
+    the predictions are peaked, the same labels and iteration count at any sharpness.
     """
     n, k = log_p.shape
     log_s = lam * log_p.T.astype(np.float64)  # [K, N]
-    s = None
-    if solver == "sparse":
-        shifted = log_s - log_s.max(axis=0, keepdims=True)
-        kept = shifted >= SPARSE_FLOOR
-        if kept.mean() < SPARSE_DENSITY and kept.any(axis=0).all() and kept.any(axis=1).all():
-            rows, cols = np.nonzero(kept)
-            s = sp.csr_matrix((np.exp(shifted[rows, cols]), (rows, cols)), shape=(k, n))
-    if s is None:
-        dense = np.exp(log_s)
-        if (dense.sum(axis=0) > 0).all() and (dense.sum(axis=1) > 0).all():
-            s = dense
-    q = None
-    if s is not None and sp.issparse(s):
-        alpha, beta, iterations = _plain(s, tol)
-        if not np.isfinite(alpha).all() or not _dropped_entries_negligible(s, alpha, beta):
-            s = np.exp(log_s)  # the dropped entries could have mattered: redo it densely
-    if s is not None and sp.issparse(s):
-        q = (sp.diags(alpha) @ s).toarray()
-    elif s is not None:
-        alpha, _, iterations = _plain(s, tol)
-        q = alpha[:, None] * s if np.isfinite(alpha).all() else None
-    if q is None or not np.isfinite(q).all() or not (q.sum(axis=0) > 0).all():  # under- or overflow in float64
-        log_alpha, _, iterations = _log_domain(log_s, tol)
-        q = np.exp(log_alpha[:, None] + log_s - (log_alpha[:, None] + log_s).max(axis=0))
-    best = np.argmax(q, axis=0)
-    confidence = q[best, np.arange(n)] / q.sum(axis=0)
+    if solver == "stabilized":
+        log_alpha, iterations = _stabilized(log_s, tol)
+    else:
+        log_alpha, iterations = _dense(log_s, tol)
+    log_q = log_alpha[:, None] + log_s  # the plan up to a factor per column: argmax_k alpha_k S_kn
+    best = np.argmax(log_q, axis=0)
+    log_q -= log_q[best, np.arange(n)]  # each column's largest is 0: its share is 1 / sum exp
+    confidence = 1.0 / np.exp(log_q).sum(axis=0)
     return best, confidence, iterations
 
 
-def _dropped_entries_negligible(s: sp.csr_matrix, alpha: np.ndarray, beta: np.ndarray) -> bool:
-    """Every dropped entry is below exp(SPARSE_FLOOR); check that all of them together stay below 1e-12
-    of every row and column sum the iteration used, so the dense iterates would have been the same."""
-    floor = np.exp(SPARSE_FLOOR)
-    rows_ok = floor * beta.sum() <= 1e-12 * (s @ beta).min()
-    cols_ok = floor * alpha.sum() <= 1e-12 * (s.T @ alpha).min()
-    return bool(rows_ok and cols_ok)
+def _dense(log_s: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
+    """The reference: the plain iteration on the dense S, in the log domain where float64 fails."""
+    with np.errstate(under="ignore"):
+        s = np.exp(log_s)
+    if (s.sum(axis=0) > 0).all() and (s.sum(axis=1) > 0).all():
+        alpha, _, iterations = _plain(s, tol)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = alpha[:, None] * s
+        if np.isfinite(alpha).all() and (alpha > 0).all() and np.isfinite(q).all() and (q.sum(axis=0) > 0).all():
+            return np.log(alpha), iterations
+    log_alpha, _, iterations = _log_domain(log_s, tol)
+    return log_alpha, iterations
+
+
+SUPPORT_MARGIN = 100.0  # support: entries within exp(-100) of their row's or column's largest in the plan
+ABSORB_AT = 30.0  # scalings beyond exp(+-30) move into the potentials, and the support is recomputed
+
+
+def _stabilized(log_s: np.ndarray, tol: float) -> tuple[np.ndarray, int]:
+    """The reference iteration (alpha <- (1/K) / (S beta), beta <- (1/N) / (S^T alpha), the same stop
+    rule) with the scalings split as alpha = exp(f) u and beta = exp(g) v (Schmitzer, "Stabilized
+    sparse scaling algorithms for entropy regularized transport problems", SIAM J. Sci. Comput. 2019):
+    u and v stay near 1 and iterate on the kernel exp(log_s + f + g), restricted to the entries within
+    exp(-SUPPORT_MARGIN) of their row's or column's largest. When u or v leaves exp(+-ABSORB_AT) it moves
+    into f and g and the kernel and its support are recomputed, so nothing overflows at any sharpness,
+    and a dropped entry stays below exp(-SUPPORT_MARGIN + 2 ABSORB_AT) of what it is compared with.
+    When more than SPARSE_DENSITY of the kernel is kept (flat predictions), the plain dense iteration
+    is both safe and faster. Returns log alpha and the iterations."""
+    k, n = log_s.shape
+    f, g = -log_s.max(axis=1), np.full(n, -np.log(n))  # beta starts at 1/N, as the reference's
+
+    def kernel():
+        m = log_s + f[:, None] + g[None, :]
+        floor = SUPPORT_MARGIN
+        kept = (m >= m.max(axis=1, keepdims=True) - floor) | (m >= m.max(axis=0, keepdims=True) - floor)
+        if kept.mean() > SPARSE_DENSITY:
+            return np.exp(m, where=kept, out=np.zeros_like(m))
+        rows, cols = np.nonzero(kept)
+        return sp.csr_matrix((np.exp(m[rows, cols]), (rows, cols)), shape=(k, n))
+
+    kt, u, v = kernel(), np.ones(k), np.ones(n)
+    if not sp.issparse(kt):  # flat predictions: nothing to truncate, and the plain iteration is safe
+        return _dense(log_s, tol)
+    kt_t = kt.T.tocsr()
+    low, high = np.exp(-ABSORB_AT), np.exp(ABSORB_AT)
+    for it in range(1, MAX_ITERATIONS + 1):
+        u = (1.0 / k) / (kt @ v)
+        new_v = (1.0 / n) / (kt_t @ u)
+        if it % 10 == 0 and np.abs(v / new_v - 1).sum() <= tol:
+            return f + np.log(u), it
+        v = new_v
+        if not (low < u.min() and u.max() < high and low < v.min() and v.max() < high):
+            f, g = f + np.log(u), g + np.log(v)
+            kt, u, v = kernel(), np.ones(k), np.ones(n)
+            kt_t = kt.T if not sp.issparse(kt) else kt.T.tocsr()  # a kernel that grew dense stays usable
+    return f + np.log(u), MAX_ITERATIONS
 
 
 def _plain(s, tol: float) -> tuple[np.ndarray, np.ndarray, int]:
