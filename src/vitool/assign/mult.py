@@ -76,6 +76,18 @@ def _homogeneous(features: np.ndarray, k1: int, k2: int, device: str) -> sp.csr_
     return (sp.diags(1.0 / row_sums) @ affinity).astype(np.float32).tocsr()
 
 
+PRODUCT_COLUMNS = 16  # columns of the label matrix per sparse product: a slice that stays in cache
+
+
+def _sparse_times(s: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
+    """s @ y, column slice by column slice: the same sums in the same order, about twice as fast on a
+    label matrix of hundreds of columns (scipy's product reads rows of y at random)."""
+    out = np.empty((s.shape[0], y.shape[1]), dtype=np.result_type(s.dtype, y.dtype))
+    for lo in range(0, y.shape[1], PRODUCT_COLUMNS):
+        out[:, lo : lo + PRODUCT_COLUMNS] = s @ np.ascontiguousarray(y[:, lo : lo + PRODUCT_COLUMNS])
+    return out
+
+
 def _transfer(y0, z0, to_y, to_z, s_y, s_z, alpha: float, max_rounds: int, tol: float):
     """The fixed point of step 5: y lives in its own modality, z in the other; returns (y, z, rounds)."""
     y, z = y0.copy(), z0.copy()
@@ -83,8 +95,8 @@ def _transfer(y0, z0, to_y, to_z, s_y, s_z, alpha: float, max_rounds: int, tol: 
         y_old, z_old = y, z
         y = (1 - alpha) * to_y(z) + alpha * y0
         z = (1 - alpha) * to_z(y) + alpha * z0
-        y = 0.5 * (s_y @ y + y)
-        z = 0.5 * (s_z @ z + z)
+        y = 0.5 * (_sparse_times(s_y, y) + y)
+        z = 0.5 * (_sparse_times(s_z, z) + z)
         change = max(np.abs(z - z_old).sum() / np.abs(z_old).sum(), np.abs(y - y_old).sum() / np.abs(y_old).sum())
         if change < tol:
             return y, z, rounds
