@@ -143,6 +143,24 @@ def test_sinkhorn_whose_scalings_overflow_takes_the_log_domain():
     assert np.isfinite(confidence).all() and np.bincount(best, minlength=10).min() >= 15
 
 
+def test_equipartition_converges_to_pots_entropic_transport_plan():
+    """An independent check of the iteration itself: run to a tight tolerance, OTLA's equipartition is
+    the entropic OT plan between uniform samples and uniform classes with cost -log p and regularisation
+    1 / lambda, which POT solves with its own (log-domain) Sinkhorn."""
+    import ot
+
+    rng = np.random.default_rng(4)
+    log_p = np.log(rng.dirichlet(np.ones(7) * 0.5, size=350))
+    best, confidence, _ = sinkhorn_equipartition(log_p, lam=25.0, tol=1e-10)
+    n, k = log_p.shape
+    plan = ot.sinkhorn(
+        np.full(n, 1 / n), np.full(k, 1 / k), -log_p, reg=1 / 25.0, method="sinkhorn_log", numItermax=100_000,
+        stopThr=1e-13,
+    )  # fmt: skip
+    np.testing.assert_array_equal(best, plan.argmax(axis=1))
+    np.testing.assert_allclose(confidence, plan.max(axis=1) / plan.sum(axis=1), rtol=1e-6)
+
+
 def test_hungarian_gives_every_cluster_a_partner_beyond_twice_the_other_side():
     rng = np.random.default_rng(0)
     small = unit(rng.normal(size=(3, 8)))
