@@ -79,38 +79,50 @@ def _pair_dots(features: np.ndarray, rows: np.ndarray, cols: np.ndarray, known=N
 def _min_sums(v: sp.csr_matrix) -> sp.csr_matrix:
     """S[i, j] = sum_k min(V[i, k], V[j, k]) over pairs sharing a non-zero column (an inverted index).
 
-    The pairs are the pattern of V V^T (a sparse product). Rows are done in blocks; each block's
-    (i, k, j) triples are summed into a dense [rows, N] block by ``np.bincount`` and read at the
-    pattern's entries: no sort of the triples."""
+    The pairs are the pattern of V V^T (a sparse product). S is symmetric, so only j >= i is summed: rows
+    are done in blocks, each block's (i, k, j >= i) triples summed into a dense [rows, N] block by
+    ``np.bincount`` and read at the pattern's entries, and the lower triangle is copied from the upper
+    (the same sums in the same order). No sort of the triples."""
     n = v.shape[0]
     v_csc = v.tocsc()
-    col_counts = np.diff(v_csc.indptr)
+    v_csc.sort_indices()
+    col_of_entry = np.repeat(np.arange(n), np.diff(v_csc.indptr))
+    keys = col_of_entry.astype(np.int64) * n + v_csc.indices  # ascending: by column, then row
     pattern = v.astype(bool).astype(np.float32)
     pattern = (pattern @ pattern.T).tocsr()
     pattern.sort_indices()
+    col_counts = np.diff(v_csc.indptr)
     entry_rows = np.repeat(np.arange(n), np.diff(v.indptr))
-    row_load = np.bincount(entry_rows, weights=col_counts[v.indices], minlength=n)  # triples per row
+    row_load = np.bincount(entry_rows, weights=col_counts[v.indices], minlength=n)  # triples per row, at most
     rows_per_block = max(1, min(n, DENSE_BLOCK_ELEMENTS // max(n, 1)))
     values = np.empty(pattern.nnz, dtype=np.float32)
+    pattern_rows = np.repeat(np.arange(n), np.diff(pattern.indptr))
+    upper = pattern.indices >= pattern_rows
     lo = 0
     while lo < n:
         # a block of at most rows_per_block rows whose triples fit the budget (at least one row)
         cum = np.cumsum(row_load[lo : lo + rows_per_block])
         hi = lo + max(1, int(np.searchsorted(cum, PAIR_BUDGET, side="right")))
         block = v[lo:hi].tocoo()
-        reps = col_counts[block.col]
+        rows = block.row + lo
+        starts = np.searchsorted(keys, block.col.astype(np.int64) * n + rows)  # first j >= i in column k
+        reps = v_csc.indptr[block.col + 1] - starts
         i = np.repeat(block.row, reps)
         vi = np.repeat(block.data, reps)
-        starts = np.repeat(v_csc.indptr[block.col], reps)
         offsets = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)
-        where = starts + offsets
+        where = np.repeat(starts, reps) + offsets
         dense = np.bincount(
             i * n + v_csc.indices[where], weights=np.minimum(vi, v_csc.data[where]), minlength=(hi - lo) * n
         )
         a, b = pattern.indptr[lo], pattern.indptr[hi]
-        local_rows = np.repeat(np.arange(hi - lo), np.diff(pattern.indptr[lo : hi + 1]))
-        values[a:b] = dense[local_rows * n + pattern.indices[a:b]]
+        up = np.flatnonzero(upper[a:b]) + a
+        values[up] = dense[(pattern_rows[up] - lo) * n + pattern.indices[up]]
         lo = hi
+    # the lower triangle: entry (r, c) takes (c, r), located through the transposed pattern's order
+    transposed = sp.csr_matrix((np.arange(pattern.nnz), pattern.indices, pattern.indptr), shape=(n, n)).T.tocsr()
+    transposed.sort_indices()
+    lower = np.flatnonzero(~upper)
+    values[lower] = values[transposed.data[lower]]
     return sp.csr_matrix((values, pattern.indices, pattern.indptr), shape=(n, n))
 
 
