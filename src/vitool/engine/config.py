@@ -158,10 +158,11 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
     from vitool.methods.registry import option_keys
 
     out: dict[str, Any] = {}
+    known = KEYS | option_keys().keys() if items else KEYS  # every method's keys, looked up once
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or (key not in KEYS and key not in option_keys()):
+        if not sep or key not in known:
             raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
         try:
             out[key] = tomllib.loads(f"v = {value}")["v"]
