@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one GPU check (about 5-8 minutes on one GPU): for a machine with a CUDA PyTorch already installed and
 # no internet. Runs the CUDA tests, then measures ResNet-50 288x144 training images/s with AMP off, fp16
-# and bf16, and extraction images/s; writes one JSON report, $OUT/gpu_check.json (OUT defaults to .).
+# and bf16, extraction images/s, and the seconds of clustering and MULT's transfer at SYSU-MM01 size on the
+# GPU; writes one JSON report, $OUT/gpu_check.json (OUT defaults to .).
 #
 # vitool itself is used from src/ (no install). Packages the machine lacks (POT, faiss, typer, ...) can
 # come as wheel files in .whl/ beside this repository (see docs/benchmarks.md); they are installed with
@@ -37,10 +38,13 @@ timeout 300 $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py -rs 
 tests_rc=${PIPESTATUS[0]}
 timeout 240 $PY benchmarks/gpu_speed.py > "$OUT/speed.json" 2> "$OUT/speed.log"
 speed_rc=$?
-$PY - "$OUT" "$tests_rc" "$speed_rc" "$(( $(date +%s) - start ))" <<'PY'
+timeout 150 $PY benchmarks/gpu_speed.py --stages > "$OUT/stages.json" 2> "$OUT/stages.log"
+stages_rc=$?
+$PY - "$OUT" "$tests_rc" "$speed_rc" "$(( $(date +%s) - start ))" "$stages_rc" <<'PY'
 import json, sys, re
 from pathlib import Path
 out, tests_rc, speed_rc, seconds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+stages_rc = int(sys.argv[5])
 log = (out / "cuda_tests.log").read_text()
 summary = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed|skipped)", line)]
 speed = (out / "speed.json").read_text().strip()
@@ -48,6 +52,7 @@ report = {
     "environment": json.loads((out / "environment.json").read_text()),
     "cuda_tests": {"exit_code": tests_rc, "summary": summary[-1] if summary else None},
     "speed": json.loads(speed) if speed_rc == 0 and speed else {"exit_code": speed_rc},
+    "stages": json.loads((out / "stages.json").read_text()) if stages_rc == 0 else {"exit_code": stages_rc},
     "seconds": seconds,
 }
 (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")

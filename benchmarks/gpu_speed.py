@@ -1,11 +1,15 @@
 """Training and extraction throughput on a GPU: ResNet-50 (AGW, 288x144) through the vitool engine, with
-AMP off, fp16 and bf16, and extract-features throughput; one JSON object on stdout (gpu_check.sh).
+AMP off, fp16 and bf16, and extract-features throughput; with ``--stages``, instead, the seconds of the
+per-epoch stages at SYSU-MM01 size on the device (clustering of the visible modality, MULT's label
+transfer), on association_speed.py's identity-structured features. One JSON object on stdout
+(gpu_check.sh).
 
 Each setting trains on the same synthetic SYSU-layout batches (8 ids x 4 images per modality = 64 images);
 the first ``--warmup`` steps are not timed (cuDNN autotuning, allocations), the clock waits for the GPU.
 
 Usage:  python benchmarks/gpu_speed.py [--steps 30] [--warmup 5] [--device cuda]
         python benchmarks/gpu_speed.py --device cpu --backbone mobilenet_v2 --steps 2 --warmup 1  (a smoke run)
+        python benchmarks/gpu_speed.py --stages [--scale 1.0]
 """
 
 from __future__ import annotations
@@ -76,13 +80,46 @@ def extract_rate(root: Path, device: str, backbone: str) -> dict:
     return {"images_per_s": round(len(samples) / (time.perf_counter() - start), 1), "images": len(samples)}
 
 
+def stage_seconds(device: str, scale: float) -> dict:
+    """Clustering and MULT's label transfer at ``scale`` x SYSU-MM01's training size on ``device``."""
+    import numpy as np
+    from association_speed import _two_modalities
+
+    from vitool.assign import assign
+    from vitool.cluster import ClusterConfig, dbscan_labels
+    from vitool.diagnostics import label_diagnostics
+
+    feats, pid, modality = _two_modalities(scale)
+    visible = feats[modality == 0]
+    start = time.perf_counter()
+    clusters = dbscan_labels(visible, ClusterConfig(device=device))
+    cluster_s = time.perf_counter() - start
+    intra = np.where(modality == 0, pid, pid + 1000)  # per-modality clusters = identities, no link
+    start = time.perf_counter()
+    result = assign("mult", feats, modality, intra, device=device)
+    mult_s = time.perf_counter() - start
+    return {
+        "samples": {"visible": len(visible), "infrared": int((modality == 1).sum())},
+        "cluster_visible_s": round(cluster_s, 2),
+        "clusters": int(clusters.max()) + 1,
+        "mult_s": round(mult_s, 2),
+        "mult_cross_modal_accuracy": round(label_diagnostics(pid, modality, result.label)["cross_modal_accuracy"], 4),
+        "mult_sinkhorn_iterations": result.attrs["sinkhorn_iterations"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backbone", default="resnet50", help="resnet50 runs at 288x144, the others at 128x64")
+    parser.add_argument("--stages", action="store_true", help="time clustering and MULT's transfer instead")
+    parser.add_argument("--scale", type=float, default=1.0, help="--stages: fraction of SYSU-MM01's size")
     args = parser.parse_args()
+    if args.stages:
+        print(json.dumps({"device": args.device, **stage_seconds(args.device, args.scale)}))
+        return
     torch.backends.cudnn.benchmark = True
     report: dict = {"torch": torch.__version__, "device": args.device, "backbone": args.backbone}
     if torch.cuda.is_available():

@@ -275,6 +275,39 @@ def test_mult_links_modalities_and_labels_former_outliers():
         assert result.soft.shape[1] == len(result.extra["soft_classes"])
 
 
+def test_mult_transfer_in_torch_gives_the_numpy_labels():
+    """The GPU's code path (torch tensors, a torch CSR product), run here on the CPU: on overlapping
+    identities the same Sinkhorn iterations, rounds and labels as the numpy path, values within float32
+    rounding."""
+    import torch
+
+    from vitool.assign import class_means
+    from vitool.assign.mult import _cross_transfer, _homogeneous, _initial_cross
+    from vitool.modality import l2_normalise
+
+    feats, _, modality = identity_features(ids=20, noise=0.7, gap=1.0, seed=3)
+    labels = cluster_labels(feats, modality, ClusterConfig(eps=0.7))
+    f_v, f_r = l2_normalise(feats[modality == 0]), l2_normalise(feats[modality == 1])
+    _, c_v = class_means(f_v, labels[modality == 0])
+    _, c_r = class_means(f_r, labels[modality == 1])
+    rng = np.random.default_rng(0)
+    initial = (  # soft starting labels; their values matter only through the fixed point
+        rng.dirichlet(np.ones(len(c_v)), len(f_v)).astype(np.float32),
+        rng.dirichlet(np.ones(len(c_r)), len(f_r)).astype(np.float32),
+        _initial_cross(f_v, c_r),
+        _initial_cross(f_r, c_v),
+    )
+    s_v, s_r = _homogeneous(f_v, 30, 6, "cpu"), _homogeneous(f_r, 30, 6, "cpu")
+    args = (f_v, f_r, initial, s_v, s_r, 0.2, 20, 1e-2)
+    numpy_out, numpy_it, *numpy_rounds = _cross_transfer(*args)
+    torch_out, torch_it, *torch_rounds = _cross_transfer(*args, on=torch.device("cpu"))
+    assert (torch_it, torch_rounds) == (numpy_it, numpy_rounds) and numpy_it > 10
+    for ours, reference in zip(torch_out, numpy_out, strict=True):
+        assert isinstance(ours, np.ndarray)
+        np.testing.assert_array_equal(ours.argmax(1), reference.argmax(1))
+        np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
 @pytest.mark.parametrize("std", [0.3, 1.0, 5.0, 8.0, 30.0])
 def test_stabilized_sinkhorn_gives_the_reference_labels_at_any_sharpness(std):
     """From flat predictions (a dense kernel) to ones whose plain scalings overflow float64 (the reference

@@ -82,15 +82,31 @@ def test_evaluate_on_the_gpu_equals_the_cpu():
         assert gpu[key] == pytest.approx(cpu[key], abs=1e-6), key
 
 
-def test_faiss_gpu_knn_finds_the_cpu_neighbours():
-    faiss = pytest.importorskip("faiss")
-    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
-        pytest.skip("this faiss build sees no GPU")
+def test_knn_on_the_gpu_finds_the_cpu_neighbours():
     from vitool.cluster import knn
     from vitool.modality import l2_normalise
 
-    x = l2_normalise(np.random.default_rng(0).normal(size=(2000, 128)).astype(np.float32))
-    np.testing.assert_array_equal(knn(x, 20, "cuda")[:, :10], knn(x, 20, "cpu")[:, :10])
+    x = l2_normalise(np.random.default_rng(0).normal(size=(5000, 128)).astype(np.float32))
+    gpu_rank, gpu_sim = knn(x, 20, "cuda", return_similarity=True)
+    cpu_rank, cpu_sim = knn(x, 20, "cpu", return_similarity=True)
+    np.testing.assert_array_equal(gpu_rank[:, :10], cpu_rank[:, :10])
+    np.testing.assert_allclose(gpu_sim, cpu_sim, atol=1e-5)
+
+
+def test_mult_on_the_gpu_gives_the_cpu_labels():
+    from vitool.assign import assign
+    from vitool.cluster import ClusterConfig, cluster_labels
+
+    from .test_association import identity_features
+
+    feats, _, modality = identity_features(ids=20, noise=0.7, gap=1.0, seed=3)
+    labels = cluster_labels(feats, modality, ClusterConfig(eps=0.7, device="cpu"))
+    gpu = assign("mult", feats, modality, labels, device="cuda")
+    cpu = assign("mult", feats, modality, labels, device="cpu")
+    np.testing.assert_array_equal(gpu.label, cpu.label)
+    np.testing.assert_array_equal(gpu.intra_label, cpu.intra_label)
+    np.testing.assert_allclose(gpu.soft, cpu.soft, atol=1e-4)
+    assert gpu.attrs == cpu.attrs
 
 
 def test_ddp_with_nccl_in_one_process_group(tmp_path, synth_root):

@@ -518,7 +518,7 @@ def cluster(
     min_samples: Annotated[int, typer.Option(min=1, help="DBSCAN core-point size.")] = 4,
     k: Annotated[int, typer.Option(help="k-means: number of clusters (per modality unless --joint).")] = 0,
     seed: Annotated[int, typer.Option(help="k-means seed.")] = 0,
-    device: Annotated[Device, typer.Option(help="kNN and k-means on faiss's GPU index when present.")] = "auto",
+    device: Annotated[Device, typer.Option(help="kNN on the GPU; k-means there if faiss has a GPU.")] = "auto",
     as_json: JsonFlag = False,
     overwrite: Overwrite = False,
 ) -> None:
@@ -553,7 +553,7 @@ def assign_labels(
     sharpen: Annotated[float, typer.Option(help="experts: logits are multiplied by this before the softmax.")] = 3.0,
     space: Annotated[Space, typer.Option(help="mult: the label space both modalities end in.")] = "visible",
     alpha: Annotated[float, typer.Option(help="mult: weight of the initial labels in the fixed point.")] = 0.2,
-    device: Annotated[Device, typer.Option(help="mult: kNN for the Jaccard affinities on faiss's GPU.")] = "auto",
+    device: Annotated[Device, typer.Option(help="mult: kernel, Sinkhorn, transfer and kNN on the GPU.")] = "auto",
     as_json: JsonFlag = False,
     overwrite: Overwrite = False,
 ) -> None:

@@ -22,6 +22,10 @@ sum |b / b' - 1| < 0.1 checked every 10 iterations, at most 500). Its kernel is 
 (absorbed in the row scaling), so it is computed in float32 without underflow and the N_V x N_R plan
 is never formed: rownorm(P) is applied as K diag(b) products. POT's ``ot.sinkhorn`` solves the same
 problem (``reg = 0.04``) but stops differently; the released rule decides the labels, so we keep it.
+
+``device`` (auto | cpu | cuda): on CUDA the N_V x N_R kernel, its Sinkhorn and the transfer's products run
+in torch on the GPU, as the released code's do (the same functions: they use only operators that numpy
+arrays and torch tensors share); on the CPU they run in numpy, faster there than torch.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import scipy.sparse as sp
 from scipy.special import softmax
 
 from vitool.assign import Assignment, class_means
+from vitool.devices import resolve_device
 from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
@@ -38,21 +43,27 @@ LAMBDA = 25.0
 INIT_TEMPERATURE = 0.05
 
 
-def _kernel(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
-    """exp(-lam (D - min_row D)) for squared Euclidean D, float32, [len(x), len(y)]."""
-    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
-    d -= d.min(axis=1, keepdims=True)
-    return np.exp(-lam * d, dtype=np.float32)
+def _kernel(x, y, lam: float):
+    """exp(-lam (D - min_row D)) for squared Euclidean D, float32, [len(x), len(y)]; numpy or torch."""
+    if isinstance(x, np.ndarray):
+        d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
+        d -= d.min(axis=1, keepdims=True)
+        return np.exp(-lam * d, dtype=np.float32)
+    d = (x @ y.T).mul_(-2.0).add_((x * x).sum(1)[:, None]).add_((y * y).sum(1)[None, :])
+    d -= d.amin(1, keepdim=True)
+    return d.mul_(-lam).exp_()  # in place: the GPU holds one N_V x N_R matrix, not four
 
 
-def sinkhorn_scalings(kernel: np.ndarray, tol: float = 0.1, max_iter: int = 500) -> tuple[np.ndarray, np.ndarray, int]:
-    """Row and column scalings (a, b) of the uniform-marginal plan diag(a) K diag(b)."""
+def sinkhorn_scalings(kernel, tol: float = 0.1, max_iter: int = 500):
+    """Row and column scalings (a, b) of the uniform-marginal plan diag(a) K diag(b), and the
+    iterations; ``kernel`` is a numpy array or a torch tensor, and so are the scalings."""
     n, k = kernel.shape
-    a, b = np.full(n, 1.0 / n, np.float32), np.full(k, 1.0 / k, np.float32)
+    b = np.full(k, 1.0 / k, np.float32) if isinstance(kernel, np.ndarray) else kernel.new_full((k,), 1.0 / k)
+    a = None
     for it in range(1, max_iter + 1):
         a = (1.0 / n) / (kernel @ b)
         new_b = (1.0 / k) / (kernel.T @ a)
-        if it % 10 == 0 and np.abs(b / new_b - 1).sum() < tol:
+        if it % 10 == 0 and float(abs(b / new_b - 1).sum()) < tol:
             return a, new_b, it
         b = new_b
     return a, b, max_iter
@@ -88,16 +99,30 @@ def _sparse_times(s: sp.csr_matrix, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _transfer(y0, z0, to_y, to_z, s_y, s_z, alpha: float, max_rounds: int, tol: float):
-    """The fixed point of step 5: y lives in its own modality, z in the other; returns (y, z, rounds)."""
-    y, z = y0.copy(), z0.copy()
+def _smoothing(s: sp.csr_matrix, device):
+    """x -> S x for the homogeneous affinity S: scipy on the CPU, a torch sparse product elsewhere."""
+    if device is None:
+        return lambda x: _sparse_times(s, x)
+    import torch
+
+    coo = s.tocoo()
+    rows_cols = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+    values = torch.from_numpy(coo.data)
+    s_dev = torch.sparse_coo_tensor(rows_cols, values, size=s.shape, check_invariants=True).coalesce().to(device)
+    return lambda x: s_dev @ x
+
+
+def _transfer(y0, z0, to_y, to_z, smooth_y, smooth_z, alpha: float, max_rounds: int, tol: float):
+    """The fixed point of step 5: y lives in its own modality, z in the other; returns (y, z, rounds).
+    numpy arrays or torch tensors alike."""
+    y, z = y0, z0
     for rounds in range(1, max_rounds + 1):
         y_old, z_old = y, z
         y = (1 - alpha) * to_y(z) + alpha * y0
         z = (1 - alpha) * to_z(y) + alpha * z0
-        y = 0.5 * (_sparse_times(s_y, y) + y)
-        z = 0.5 * (_sparse_times(s_z, z) + z)
-        change = max(np.abs(z - z_old).sum() / np.abs(z_old).sum(), np.abs(y - y_old).sum() / np.abs(y_old).sum())
+        y = 0.5 * (smooth_y(y) + y)
+        z = 0.5 * (smooth_z(z) + z)
+        change = max(float(abs(z - z_old).sum() / abs(z_old).sum()), float(abs(y - y_old).sum() / abs(y_old).sum()))
         if change < tol:
             return y, z, rounds
     return y, z, max_rounds
@@ -126,19 +151,11 @@ def assign_mult(
     y_r0 = softmax(f_r @ c_r.T / INIT_TEMPERATURE, axis=1).astype(np.float32)
     z_v0 = _initial_cross(f_v, c_r)
     z_r0 = _initial_cross(f_r, c_v)
-    kernel = _kernel(f_v, f_r, LAMBDA)  # [N_V, N_R]
-    a, b, iterations = sinkhorn_scalings(kernel)
-    kb, ka = kernel @ b, kernel.T @ a
-
-    def v_from_r(x: np.ndarray) -> np.ndarray:  # A_VR x: visible rows read infrared rows
-        return (kernel @ (b[:, None] * x)) / kb[:, None]
-
-    def r_from_v(x: np.ndarray) -> np.ndarray:  # A_RV x
-        return (kernel.T @ (a[:, None] * x)) / ka[:, None]
-
     s_v, s_r = _homogeneous(f_v, k1, k2, device), _homogeneous(f_r, k1, k2, device)
-    y_r, z_v, rounds_r = _transfer(y_r0, z_v0, r_from_v, v_from_r, s_r, s_v, alpha, max_rounds, tol)
-    y_v, z_r, rounds_v = _transfer(y_v0, z_r0, v_from_r, r_from_v, s_v, s_r, alpha, max_rounds, tol)
+    on = resolve_device(device)
+    (y_v, y_r, z_v, z_r), iterations, rounds_r, rounds_v = _cross_transfer(
+        f_v, f_r, (y_v0, y_r0, z_v0, z_r0), s_v, s_r, alpha, max_rounds, tol, None if on.type == "cpu" else on
+    )
     intra_out = np.empty(len(intra), dtype=np.int64)
     intra_out[vis], intra_out[ir] = v_ids[y_v.argmax(1)], r_ids[y_r.argmax(1)]
     own, other, ids = (y_v, z_r, v_ids) if space == "visible" else (y_r, z_v, r_ids)
@@ -162,6 +179,36 @@ def assign_mult(
             "rounds_visible_space": rounds_v,
         },
     )
+
+
+def _cross_transfer(f_v, f_r, initial, s_v, s_r, alpha: float, max_rounds: int, tol: float, on=None):
+    """Steps 3 and 5: the heterogeneous affinities from one Sinkhorn on the N_V x N_R kernel, then the
+    fixed point in each label space. ``initial`` = (Y_V0, Y_R0, Z_V0, Z_R0); ``on``: None for numpy, else
+    the torch device. Returns (Y_V, Y_R, Z_V, Z_R) as numpy arrays, the Sinkhorn's iterations and the
+    rounds in the infrared and visible spaces."""
+    if on is not None:
+        import torch
+
+        f_v, f_r = torch.from_numpy(f_v).to(on), torch.from_numpy(f_r).to(on)
+        initial = tuple(torch.from_numpy(x).to(on) for x in initial)
+    y_v0, y_r0, z_v0, z_r0 = initial
+    kernel = _kernel(f_v, f_r, LAMBDA)  # [N_V, N_R]
+    a, b, iterations = sinkhorn_scalings(kernel)
+    kb, ka = kernel @ b, kernel.T @ a
+
+    def v_from_r(x):  # A_VR x: visible rows read infrared rows
+        return (kernel @ (b[:, None] * x)) / kb[:, None]
+
+    def r_from_v(x):  # A_RV x
+        return (kernel.T @ (a[:, None] * x)) / ka[:, None]
+
+    smooth_v, smooth_r = _smoothing(s_v, on), _smoothing(s_r, on)
+    y_r, z_v, rounds_r = _transfer(y_r0, z_v0, r_from_v, v_from_r, smooth_r, smooth_v, alpha, max_rounds, tol)
+    y_v, z_r, rounds_v = _transfer(y_v0, z_r0, v_from_r, r_from_v, smooth_v, smooth_r, alpha, max_rounds, tol)
+    out = (y_v, y_r, z_v, z_r)
+    if on is not None:
+        out = tuple(x.cpu().numpy() for x in out)
+    return out, iterations, rounds_r, rounds_v
 
 
 def _initial_cross(samples: np.ndarray, centres: np.ndarray) -> np.ndarray:

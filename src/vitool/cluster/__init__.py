@@ -29,48 +29,45 @@ class ClusterConfig:
     device: str = "auto"
 
 
-def _use_gpu(device: str) -> bool:
+def _faiss_gpu(device: str) -> bool:
+    """k-means on faiss's GPU index: when the device is not the CPU and the faiss build has a GPU (pip's
+    faiss-cpu has none; then k-means, a small share of an epoch, runs on the CPU)."""
     if device == "cpu":
         return False
     import faiss
 
-    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
-    if device == "cuda" and gpus == 0:
-        raise VitoolError(None, "--device cuda but faiss sees no GPU", "use --device cpu or auto")
-    return gpus > 0
+    return (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0) > 0
 
 
 def knn(features: np.ndarray, k: int, device: str = "auto", return_similarity: bool = False):
     """Indices [N, k] of each unit vector's k nearest neighbours, nearest first, itself included (with
     ``return_similarity``, also their inner products [N, k], which the Jaccard distance reuses).
 
-    On a GPU, faiss's exact search. On the CPU, the similarity matrix is symmetric, so each block of rows
-    is multiplied only with the rows from its own on, and the block serves both sides' candidates: half
-    the products of a full search (faiss computes all N^2), the same neighbours.
+    The similarity matrix is symmetric, so each block of rows is multiplied only with the rows from its
+    own on, and the block serves both sides' candidates: half the products of a full exact search (faiss
+    computes all N^2), the same neighbours. ``device`` (auto | cpu | cuda): on CUDA the products and the
+    selection run in torch on the GPU (no GPU build of faiss needed); on the CPU the products are numpy's,
+    which are faster there than torch's.
     """
+    from vitool.devices import resolve_device
+
     features = np.ascontiguousarray(features, dtype=np.float32)
     k = min(k, len(features))
-    if not _use_gpu(device):
-        rank, sim = _knn_symmetric(features, k)
-    else:
-        import faiss
-
-        index = faiss.IndexFlatIP(features.shape[1])  # inner product = L2 order on unit vectors
-        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
-        index.add(features)
-        sim, rank = index.search(features, k)
+    rank, sim = _knn_symmetric(features, k, resolve_device(device))
     return (rank, sim) if return_similarity else rank
 
 
 KNN_BLOCK_ELEMENTS = 1 << 25  # similarities per block of rows (128 MiB)
 
 
-def _knn_symmetric(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _knn_symmetric(x: np.ndarray, k: int, device) -> tuple[np.ndarray, np.ndarray]:
     import torch  # topk: a partial selection, several times faster than numpy's argpartition here
 
     n = len(x)
-    best_sim = torch.full((n, k), -torch.inf)
-    best_idx = torch.zeros((n, k), dtype=torch.int64)
+    on_cpu = device.type == "cpu"
+    x_dev = None if on_cpu else torch.from_numpy(x).to(device)
+    best_sim = torch.full((n, k), -torch.inf, device=device)
+    best_idx = torch.zeros((n, k), dtype=torch.int64, device=device)
 
     def merge(rows: slice, sims: torch.Tensor, first_col: int) -> None:
         sim, idx = torch.topk(sims, min(k, sims.shape[1]), dim=1)
@@ -82,11 +79,12 @@ def _knn_symmetric(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     block = max(64, KNN_BLOCK_ELEMENTS // max(n, 1))
     for lo in range(0, n, block):
         hi = min(lo + block, n)
-        sims = torch.from_numpy(x[lo:hi] @ x[lo:].T)  # rows lo:hi against rows lo:n
+        # rows lo:hi against rows lo:n
+        sims = torch.from_numpy(x[lo:hi] @ x[lo:].T) if on_cpu else x_dev[lo:hi] @ x_dev[lo:].T
         merge(slice(lo, hi), sims, lo)  # rows of the block: candidates lo:n
         if hi < n:
             merge(slice(hi, n), sims[:, hi - lo :].T, lo)  # later rows: candidates lo:hi
-    return best_idx.numpy(), best_sim.numpy()
+    return best_idx.cpu().numpy(), best_sim.cpu().numpy()
 
 
 def dbscan_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
@@ -130,7 +128,7 @@ def kmeans_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
             config.k,
             niter=25,
             seed=config.seed + attempt,
-            gpu=_use_gpu(config.device),
+            gpu=_faiss_gpu(config.device),
             min_points_per_centroid=1,  # small pseudo-label sets are normal here; keep stderr clean
         )
         km.train(features, init_centroids=_kmeans_plus_plus(features, config.k, config.seed + attempt))

@@ -48,11 +48,21 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     return Assignment(label=label, intra_label=intra, attrs={"space": space})
 
 
-def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str, options, pid=None):
+def associate(
+    name: str,
+    features: np.ndarray,
+    modality: np.ndarray,
+    intra: np.ndarray,
+    space: str,
+    options,
+    pid=None,
+    device: str = "auto",
+):
     """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
     (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
     choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
-    says which space it is. ``options``: the method's CrossStageOptions (mult's alpha, soft weight, k1, k2)."""
+    says which space it is. ``options``: the method's CrossStageOptions (mult's alpha, soft weight, k1, k2);
+    ``device``: where mult computes (the model's device in training)."""
     from vitool.assign import assign
 
     if name not in ASSOCIATIONS:
@@ -70,6 +80,7 @@ def associate(name: str, features: np.ndarray, modality: np.ndarray, intra: np.n
             "soft_weight": options.mult_soft_weight,
             "k1": options.cluster_k1,
             "k2": options.cluster_k2,
+            "device": device,
         }
     result = assign(name, features, modality, intra, where="this epoch's clusters", **params)
     result.attrs.setdefault("space", "visible")

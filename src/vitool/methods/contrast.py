@@ -153,7 +153,11 @@ class ClusterContrast(Method):
             intra = oracle_clusters(self.pid, self.modality)
         elif context.is_main:
             clusters = ClusterConfig(
-                eps=cfg.cluster_eps, k1=cfg.cluster_k1, k2=cfg.cluster_k2, min_samples=cfg.cluster_min_samples
+                eps=cfg.cluster_eps,
+                k1=cfg.cluster_k1,
+                k2=cfg.cluster_k2,
+                min_samples=cfg.cluster_min_samples,
+                device=self.device.type,  # the kNN where the model trains
             )
             intra = cluster_labels(features, self.modality, clusters)
         else:

@@ -85,7 +85,9 @@ class MULT(ClusterContrast):
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         cfg = self.options
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
-        result = associate(cfg.association or "mult", features, self.modality, self.intra, space, cfg, pid=self.pid)
+        result = associate(
+            cfg.association or "mult", features, self.modality, self.intra, space, cfg, self.pid, self.device.type
+        )
         self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         self.refined = result.intra_label if result.intra_label is not None else self.intra
         self.target = result.label
