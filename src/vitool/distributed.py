@@ -3,6 +3,7 @@ every process, and each process's share of a batch. In a single process each is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,6 +17,15 @@ def broadcast_from_main(value: Any) -> Any:
         torch.distributed.broadcast_object_list(shared, src=0)
         return shared[0]
     return value
+
+
+def computed_on_main(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` computed by process 0 alone and broadcast to every process of a distributed
+    run (sums on a GPU may differ between processes; one answer for all, and the others do not wait on
+    the same work); the plain call otherwise."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return broadcast_from_main(fn(*args, **kwargs) if torch.distributed.get_rank() == 0 else None)
+    return fn(*args, **kwargs)
 
 
 def gather_batch(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vitool.distributed import computed_on_main
 from vitool.errors import VitoolError
 from vitool.methods.memory import MODALITIES
 from vitool.modality import INFRARED, VISIBLE
@@ -82,6 +83,6 @@ def associate(
             "k2": options.cluster_k2,
             "device": device,
         }
-    result = assign(name, features, modality, intra, where="this epoch's clusters", **params)
+    result = computed_on_main(assign, name, features, modality, intra, where="this epoch's clusters", **params)
     result.attrs.setdefault("space", "visible")
     return result
