@@ -33,12 +33,12 @@ print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "gpu_v
 PY
 cat "$OUT/environment.json"
 start=$(date +%s)
-timeout 300 $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py -rs --junitxml="$OUT/cuda_tests.xml" \
+timeout 240 $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_cuda.py -rs --junitxml="$OUT/cuda_tests.xml" \
   2>&1 | tee "$OUT/cuda_tests.log"
 tests_rc=${PIPESTATUS[0]}
-timeout 240 $PY benchmarks/gpu_speed.py > "$OUT/speed.json" 2> "$OUT/speed.log"
+timeout 180 $PY benchmarks/gpu_speed.py > "$OUT/speed.json" 2> "$OUT/speed.log"
 speed_rc=$?
-timeout 150 $PY benchmarks/gpu_speed.py --stages > "$OUT/stages.json" 2> "$OUT/stages.log"
+timeout 120 $PY benchmarks/gpu_speed.py --stages > "$OUT/stages.json" 2> "$OUT/stages.log"
 stages_rc=$?
 $PY - "$OUT" "$tests_rc" "$speed_rc" "$(( $(date +%s) - start ))" "$stages_rc" <<'PY'
 import json, sys, re
