@@ -32,7 +32,9 @@ class ClusterConfig:
 def _faiss_gpu(device: str) -> bool:
     """k-means on faiss's GPU index: when the device is not the CPU and the faiss build has a GPU (pip's
     faiss-cpu has none; then k-means, a small share of an epoch, runs on the CPU)."""
-    if device == "cpu":
+    from vitool.devices import resolve_device
+
+    if resolve_device(device).type == "cpu":  # and --device cuda without a visible GPU is one clear line
         return False
     import faiss
 

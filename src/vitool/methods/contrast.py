@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
-from vitool.distributed import broadcast_from_main, gather_batch
+from vitool.distributed import broadcast_from_main, computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
 from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
@@ -150,8 +150,8 @@ class ClusterContrast(Method):
         fs = context.extract(context.samples)
         features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
         if cfg.cluster_oracle:  # diagnostic: what perfect clusters would give (reads the hidden identities)
-            intra = oracle_clusters(self.pid, self.modality)
-        elif context.is_main:
+            self.intra = oracle_clusters(self.pid, self.modality)
+        else:
             clusters = ClusterConfig(
                 eps=cfg.cluster_eps,
                 k1=cfg.cluster_k1,
@@ -159,10 +159,7 @@ class ClusterContrast(Method):
                 min_samples=cfg.cluster_min_samples,
                 device=self.device.type,  # the kNN where the model trains
             )
-            intra = cluster_labels(features, self.modality, clusters)
-        else:
-            intra = None
-        self.intra = broadcast_from_main(intra)
+            self.intra = computed_on_main(cluster_labels, features, self.modality, clusters)
         for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
             own = self.intra[self.rows_of[m]]
             if len(np.unique(own[own >= 0])) < 2:
