@@ -4,15 +4,17 @@
 # then `vitool compare` tables. Pairs run one after another, each over every seed, so a stopped script
 # leaves whole pairs; it skips finished runs and resumes interrupted ones, so rerunning it continues.
 #
-# Wall time on 2 CPU cores, per seed: otla + visible 13 min, dcl + pclhd + mult 35 min, experts + HEL only
-# (16 epochs) 27 min, supervised 8 and 16 epochs 22 min: about 8 hours for five seeds.
+# Wall time on 2 idle CPU cores, per seed: otla + visible 13 min, dcl + pclhd + mult 28 min, dcl + mult in
+# MULT's own schedule 17 min, experts + HEL only (16 epochs) 30 min, supervised 8 epochs 8 min and 16
+# epochs 14 min: about 9 hours for five seeds.
 #
-# Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]     PAIR: otla unsupervised experts supervised
+# Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]
+#         PAIR: otla unsupervised mult experts supervised supervised16
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
-PAIRS=${*:-otla unsupervised experts supervised}
+PAIRS=${*:-otla unsupervised mult experts supervised supervised16}
 SEEDS=${SEEDS:-0 1 2 3 4}
 DATA=${DATA:-data/sysu}
 VITOOL=${VITOOL:-vitool}
@@ -46,14 +48,19 @@ for pair in $PAIRS; do
         train otla "$s" --config configs/demo.toml --method otla ;;
       unsupervised)
         for m in dcl pclhd mult; do train "$m" "$s" --config configs/demo-unsupervised.toml --method "$m"; done ;;
+      mult)  # MULT's released schedule, one over the run: its cross stage at a tenth of stage one's rate
+        for m in dcl mult; do
+          train "$m-onesched" "$s" --config configs/demo-unsupervised.toml --method "$m" \
+            --set 'schedule_stages=[]' --set 'milestones=[0.5]'
+        done ;;
       experts)
         train hel16 "$s" --config configs/demo.toml --method experts --epochs 16 \
           --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
         train experts16 "$s" --config configs/demo.toml --method experts --epochs 16 ;;
-      supervised)
-        train supervised "$s" --config configs/demo.toml --method supervised
-        train supervised16 "$s" --config configs/demo.toml --method supervised --epochs 16 ;;
-      *) echo "unknown pair '$pair': use otla, unsupervised, experts or supervised" >&2; exit 2 ;;
+      supervised) train supervised "$s" --config configs/demo.toml --method supervised ;;
+      supervised16) train supervised16 "$s" --config configs/demo.toml --method supervised --epochs 16 ;;
+      *) echo "unknown pair '$pair': use otla, unsupervised, mult, experts, supervised or supervised16" >&2
+        exit 2 ;;
     esac
   done
 done
@@ -67,9 +74,12 @@ upper() {  # the supervised upper bound of that length, when its runs exist
 for pair in $PAIRS; do
   case $pair in
     otla) "$VITOOL" compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible --format markdown ;;
-    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl --format markdown ;;
+    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" $(upper supervised) \
+      --baseline dcl --format markdown ;;
+    mult) "$VITOOL" compare "$(group dcl-onesched)" "$(group mult-onesched)" $(upper supervised) \
+      --baseline dcl-onesched --format markdown ;;
     experts) "$VITOOL" compare "$(group hel16)" "$(group experts16)" $(upper supervised16) --baseline hel16 --format markdown ;;
-    supervised) ;;
+    supervised | supervised16) continue ;;
   esac
   echo
 done

@@ -28,6 +28,15 @@ def test_unsupervised_demo_methods_share_the_baselines_schedule(synth_root):
         assert multipliers("demo-unsupervised.toml", synth_root, method=method) == (expected, [4]), method
 
 
+def test_mult_in_its_own_schedule_and_its_baseline_match(synth_root):
+    """MULT's released schedule is one over the run, its cross stage at a tenth of stage one's rate: the
+    verdict's MULT pair sets it for MULT and DCL alike (benchmarks/verdict.sh)."""
+    own = {"schedule_stages": [], "milestones": [0.5]}
+    expected = ([0.5, 1, 1, 1, 0.1, 0.1, 0.1, 0.1], [])
+    for method in ("dcl", "mult"):
+        assert multipliers("demo-unsupervised.toml", synth_root, method=method, **own) == expected, method
+
+
 def test_experts_and_hel_only_share_the_stages(synth_root):
     experts = multipliers("demo.toml", synth_root, method="experts", epochs=16)
     hel_only = multipliers(
