@@ -1,5 +1,5 @@
 """Clustering and association quality of a features file against its hidden identities: what
-docs/results.md's unsupervised findings 3 and 4 were measured with.
+the diagnostic runs at the end of docs/results.md were measured with.
 
 For each k1 x eps, each modality is clustered on its own (k-reciprocal Jaccard + DBSCAN, the function
 the unsupervised methods call every epoch) and scored with the ARI against the identities (outliers as

@@ -1,4 +1,4 @@
-"""How well a trained model's classifier labels the infrared training images (docs/results.md, "why").
+"""How well a trained model's classifier labels the infrared training images (docs/results.md, the diagnostic runs).
 
 For a `vitool train` checkpoint (otla or visible), on the training images of its own run: the
 classifier's argmax accuracy per modality, and the accuracy of the Sinkhorn labels (lambda 25) from its
