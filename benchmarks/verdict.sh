@@ -5,8 +5,8 @@
 # leaves whole pairs; it skips finished runs and resumes interrupted ones, so rerunning it continues.
 #
 # Wall time on 2 idle CPU cores, per seed: otla + visible 13 min, dcl + pclhd + mult 28 min, dcl + mult in
-# MULT's own schedule 17 min, experts + HEL only (16 epochs) 30 min, supervised 8 epochs 8 min and 16
-# epochs 14 min: about 9 hours for five seeds.
+# MULT's own schedule 17 min, experts + HEL only (16 epochs) 30 min, supervised 8 epochs 6 min and 16
+# epochs 13 min: about 9 hours for five seeds.
 #
 # Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]
 #         PAIR: otla unsupervised mult experts supervised supervised16
