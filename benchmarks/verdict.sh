@@ -65,7 +65,7 @@ for pair in $PAIRS; do
   done
 done
 
-upper() {  # the supervised upper bound of that length, when its runs exist
+upper() {  # the supervised upper bound, when its runs exist: paired only with visible-only, its same schedule
   local s
   for s in $SEEDS; do [ -f "$RUNS/$1-s$s/results.json" ] || return 0; done
   group "$1"
@@ -74,11 +74,9 @@ upper() {  # the supervised upper bound of that length, when its runs exist
 for pair in $PAIRS; do
   case $pair in
     otla) "$VITOOL" compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible --format markdown ;;
-    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" $(upper supervised) \
-      --baseline dcl --format markdown ;;
-    mult) "$VITOOL" compare "$(group dcl-onesched)" "$(group mult-onesched)" $(upper supervised) \
-      --baseline dcl-onesched --format markdown ;;
-    experts) "$VITOOL" compare "$(group hel16)" "$(group experts16)" $(upper supervised16) --baseline hel16 --format markdown ;;
+    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl --format markdown ;;
+    mult) "$VITOOL" compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched --format markdown ;;
+    experts) "$VITOOL" compare "$(group hel16)" "$(group experts16)" --baseline hel16 --format markdown ;;
     supervised | supervised16) continue ;;
   esac
   echo
