@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
-from vitool.distributed import broadcast_from_main
+from vitool.distributed import computed_on_main
 from vitool.errors import VitoolError
 from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
@@ -207,7 +207,8 @@ class Experts(Method):
                 "expert_infrared": self.net.expert_infrared.weight.detach().float().cpu().numpy(),
                 "expert_infrared_classes": np.arange(self.classes[INFRARED]),
             }
-            result = assign(
+            result = computed_on_main(  # one CRE for every process, computed once
+                assign,
                 "experts",
                 fs.features,
                 self.modality,
@@ -229,7 +230,6 @@ class Experts(Method):
             rows = self.modality == m
             ids, means = class_means(fs.features[rows], self.intra[rows])
             proto[torch.as_tensor(ids)] = torch.as_tensor(means, device=proto.device, dtype=proto.dtype)
-        self.relations = broadcast_from_main(self.relations)  # every process takes process 0's
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             for proto in (self.net.proto_v, self.net.proto_r):
                 torch.distributed.broadcast(proto, src=0)
@@ -253,7 +253,7 @@ class Experts(Method):
         return Assignment(self.intra, self.intra, extra=extra | {"pairs_single": empty, "pairs_contradictory": empty})
 
     def adopt_labels(self, labels: np.ndarray) -> None:
-        """Labels never change; the relations and prototypes are broadcast from process 0 in ``_relate``."""
+        """Labels never change; the relations and prototypes come from process 0 in ``_relate``."""
 
     def report(self) -> dict[str, Any]:
         return self._report
