@@ -49,10 +49,7 @@ for pair in $PAIRS; do
       unsupervised)
         for m in dcl pclhd mult; do train "$m" "$s" --config configs/demo-unsupervised.toml --method "$m"; done ;;
       mult)  # MULT's released schedule, one over the run: its cross stage at a tenth of stage one's rate
-        for m in dcl mult; do
-          train "$m-onesched" "$s" --config configs/demo-unsupervised.toml --method "$m" \
-            --set 'schedule_stages=[]' --set 'milestones=[0.5]'
-        done ;;
+        for m in dcl mult; do train "$m-onesched" "$s" --config configs/demo-mult.toml --method "$m"; done ;;
       experts)
         train hel16 "$s" --config configs/demo.toml --method experts --epochs 16 \
           --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'

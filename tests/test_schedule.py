@@ -29,12 +29,12 @@ def test_unsupervised_demo_methods_share_the_baselines_schedule(synth_root):
 
 
 def test_mult_in_its_own_schedule_and_its_baseline_match(synth_root):
-    """MULT's released schedule is one over the run, its cross stage at a tenth of stage one's rate: the
-    verdict's MULT pair sets it for MULT and DCL alike (benchmarks/verdict.sh)."""
-    own = {"schedule_stages": [], "milestones": [0.5]}
+    """MULT's released schedule is one over the run, its cross stage at a tenth of stage one's rate:
+    configs/demo-mult.toml sets it for MULT and DCL alike, on top of its base demo-unsupervised.toml."""
     expected = ([0.5, 1, 1, 1, 0.1, 0.1, 0.1, 0.1], [])
     for method in ("dcl", "mult"):
-        assert multipliers("demo-unsupervised.toml", synth_root, method=method, **own) == expected, method
+        assert multipliers("demo-mult.toml", synth_root, method=method) == expected, method
+    assert multipliers("demo-mult.toml", synth_root)[0] == expected[0]  # the file's own method, mult
 
 
 def test_experts_and_hel_only_share_the_stages(synth_root):

@@ -131,6 +131,23 @@ def test_config_errors_name_the_problem(tmp_path):
     assert load_config(None, {"visible_channel_exchange": -1.0}).visible_channel_exchange == -1.0
 
 
+def test_a_config_states_only_what_it_changes_from_its_base(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.toml").write_text('method = "pclhd"\nlr = 0.5\nepochs = 8\npclhd_dynamic_samples = 4\n')
+    (tmp_path / "sub" / "variant.toml").write_text('base = "../base.toml"\nlr = 0.25\n')
+    config = load_config(tmp_path / "sub" / "variant.toml", {"epochs": 3})
+    assert (config.method, config.lr, config.epochs) == ("pclhd", 0.25, 3)  # base < variant < command line
+    assert config.method_options["pclhd_dynamic_samples"] == 4
+    (tmp_path / "loop.toml").write_text('base = "loop2.toml"\n')
+    (tmp_path / "loop2.toml").write_text('base = "loop.toml"\n')
+    with pytest.raises(VitoolError, match="leads back to this file"):
+        load_config(tmp_path / "loop.toml", {})
+    (tmp_path / "orphan.toml").write_text('base = "gone.toml"\n')
+    res = run_cli("train", "--config", tmp_path / "orphan.toml", "-o", tmp_path / "run")
+    assert res.returncode == 1 and "orphan.toml" in res.stderr and "base = 'gone.toml'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_method_options_live_with_their_method_and_old_run_folders_still_load(tmp_path):
     from vitool.engine.config import dump_config
     from vitool.methods.pclhd import PCLHDOptions

@@ -682,7 +682,10 @@ def cache(
 @app.command()
 def train(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Run folder (new, or empty).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="A TOML file of any options below.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="A TOML file of any options below; in it, base = 'FILE' starts from FILE."),
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
     dataset: Annotated[Dataset | None, typer.Option(help="Dataset layout of --root.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset root (or manifest CSV).")] = None,

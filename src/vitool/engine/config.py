@@ -112,19 +112,34 @@ def _split_method_options(values: dict[str, Any], where: Path | None) -> dict[st
     return {**values, "method_options": options}
 
 
+def read_config_file(path: Path, _inside: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A TOML config's keys on top of those of the file its ``base`` key names (a path relative to it),
+    as fast-reid's ``_BASE_``: a variant states only what it changes (configs/demo-mult.toml)."""
+    if not path.is_file():
+        raise VitoolError(path, "config file does not exist", "check the path")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    inside = (*_inside, path.resolve())
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in inside:
+        raise VitoolError(path, f"base = {base!r} leads back to this file", "remove the cycle of base keys")
+    if not base_path.is_file():
+        raise VitoolError(path, f"base = {base!r}: {base_path} does not exist", "name a file relative to this one")
+    return read_config_file(base_path, inside) | values
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
     """The configuration of ``path`` (None: the defaults) with ``overrides`` on top; the chosen method's
     options are validated and kept with their defaults (those of other methods are dropped)."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise VitoolError(path, "config file does not exist", "check the path")
-        try:
-            values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
-        values = _split_method_options(values, path)
+        values = _split_method_options(read_config_file(path), path)
     overrides = _split_method_options({k: v for k, v in overrides.items() if v is not None}, None)
     values["method_options"] = {**values.get("method_options", {}), **overrides.pop("method_options", {})}
     values.update(overrides)
