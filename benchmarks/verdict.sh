@@ -68,14 +68,18 @@ upper() {  # the supervised upper bound, when its runs exist: paired only with v
   group "$1"
 }
 
+compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR.png (docs/img/ holds copies)
+  "$VITOOL" compare "$@" --format markdown --plot "$RUNS/verdict-$pair.png" --overwrite
+}
+
 for pair in $PAIRS; do
   case $pair in
-    otla) "$VITOOL" compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible --format markdown ;;
-    unsupervised) "$VITOOL" compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl --format markdown ;;
-    mult) "$VITOOL" compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched --format markdown ;;
-    experts) "$VITOOL" compare "$(group hel16)" "$(group experts16)" --baseline hel16 --format markdown ;;
+    otla) compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible ;;
+    unsupervised) compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl ;;
+    mult) compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched ;;
+    experts) compare "$(group hel16)" "$(group experts16)" --baseline hel16 ;;
     supervised) continue ;;  # in the otla table
-    supervised16) "$VITOOL" compare "$(group supervised16)" --format markdown ;;  # no baseline runs its schedule
+    supervised16) compare "$(group supervised16)" ;;  # no baseline runs its schedule
   esac
   echo
 done

@@ -72,3 +72,22 @@ def test_compare_refuses_what_cannot_be_compared(tmp_path):
     _one_line_error(run_cli("compare", f"x={b}"), "log.jsonl", "not JSON")
     assert run_cli("compare", f"x={a}", f"y={scored}").returncode == 0  # without pairing a seedless run is fine
     assert run_cli("compare", "nonsense").returncode == 2
+
+
+def test_plot_draws_the_comparison_with_its_provenance_and_never_overwrites(tmp_path):
+    from PIL import Image
+
+    base = [make_run(tmp_path / f"b{s}", s, 10 + s, 20) for s in range(3)]
+    mine = [make_run(tmp_path / f"m{s}", s, 12 + s, 21) for s in range(3)]
+    groups = ("base=" + ",".join(map(str, base)), "method=" + ",".join(map(str, mine)), "--baseline", "base")
+    plot = tmp_path / "verdict.png"
+    res = run_cli("compare", *groups, "--plot", plot, "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["plot"] == str(plot)
+    meta = json.loads(Image.open(plot).text["Description"])
+    assert meta["config"]["baseline"] == "base" and str(base[0] / "results.json") in meta["inputs"]
+    _one_line_error(run_cli("compare", *groups, "--plot", plot), "verdict.png", "already exists")
+    assert run_cli("compare", *groups, "--plot", plot, "--overwrite").returncode == 0
+    bad = tmp_path / "never.png"  # an error after the output check leaves no file behind
+    _one_line_error(run_cli("compare", f"x={base[0]}", "--baseline", "z", "--plot", bad), "--baseline z")
+    assert not bad.exists() and not list(tmp_path.glob(".never.png*"))

@@ -800,13 +800,21 @@ def compare(
         str | None, typer.Option(help="Group to pair the others with, by seed: differences and 95% intervals.")
     ] = None,
     table_format: Annotated[TableFormat, typer.Option("--format", help="Table style.")] = TableFormat.table,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also draw Rank-1 and mAP per group (paired differences with --baseline) here.")
+    ] = None,
     as_json: JsonFlag = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Compare groups of training runs: mean ± sd over seeds of every metric and label-quality figure,
     and with --baseline the paired difference per seed, its mean and 95% confidence interval."""
     from vitool.compare import compare as compare_runs
     from vitool.compare import load_run, render
+    from vitool.io import atomic_output, check_output, make_provenance, sha256_file
+    from vitool.show import plot_comparison
 
+    if plot is not None:
+        check_output(plot, overwrite)
     parsed: dict[str, list] = {}
     for item in groups:
         name, sep, paths = item.partition("=")
@@ -814,6 +822,12 @@ def compare(
             raise typer.BadParameter(f"'{item}': give each group once as NAME=RUN[,RUN...]")
         parsed[name] = [load_run(p) for p in paths.split(",") if p]
     result = compare_runs(parsed, baseline)
+    if plot is not None:
+        files = [r.path / "results.json" for runs in parsed.values() for r in runs]
+        meta = make_provenance({"groups": groups, "baseline": baseline}, inputs={str(f): sha256_file(f) for f in files})
+        with atomic_output(plot, overwrite) as tmp:
+            plot_comparison(result, tmp, meta)
+        result["plot"] = str(plot)
     if as_json:
         _emit_json(result)
     else:

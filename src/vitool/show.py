@@ -1,4 +1,5 @@
-"""Pictures of a features file: cross-modal rank lists and a 2-D embedding map.
+"""Pictures: of a features file, cross-modal rank lists and a 2-D embedding map; of a `vitool compare`
+result, the paired differences per seed with their intervals.
 
 Rank lists follow the protocol's first trial exactly (its query set, its sampled gallery, its
 exclusion rule), so what a picture shows is what `vitool evaluate` scored. The embedding map is t-SNE
@@ -156,6 +157,46 @@ def plot_embedding(
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, meta)
+
+
+def plot_comparison(result: dict[str, Any], out: Path, meta: dict[str, Any]) -> None:
+    """Rank-1 and mAP of the first setting, a row per group: with a baseline, each other group's
+    difference per seed (dots) and its mean with the 95% interval (bar), against a line at zero, so
+    an interval that crosses it is seen at once; without one, each group's mean ± sd."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = result["groups"]
+    setting = next(iter(next(iter(groups.values()))["scores"]))
+    baseline = result.get("baseline")
+    names = [n for n in groups if n != baseline] if baseline and len(groups) > 1 else list(groups)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 1.2 + 0.45 * len(names)), dpi=110, sharey=True)
+    for ax, metric, label in zip(axes, ("rank1", "mAP"), ("Rank-1", "mAP"), strict=True):
+        for y, name in enumerate(reversed(names)):
+            if baseline and name != baseline:
+                stat = groups[name]["paired"][setting][metric]
+                ax.plot(stat["per_seed"], [y] * len(stat["per_seed"]), "o", color="0.5", markersize=4, zorder=3)
+                low, high = stat["ci95"] if stat["ci95"] is not None else (stat["mean"], stat["mean"])
+            else:
+                stat = groups[name]["scores"][setting][metric]
+                low, high = stat["mean"] - (stat["sd"] or 0.0), stat["mean"] + (stat["sd"] or 0.0)
+            ax.plot([low, high], [y, y], color="C0", linewidth=2.5)
+            ax.plot([stat["mean"]], [y], "D", color="C0")
+        if baseline and len(groups) > 1:
+            ax.axvline(0, color="black", linewidth=0.8)
+            ax.set_xlabel(f"{label} - {baseline} ({setting}, points)")
+        else:
+            ax.set_xlabel(f"{label} ({setting}, %): mean ± sd")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(names)), list(reversed(names)))
+    axes[0].set_ylim(-0.6, len(names) - 0.4)
+    n = len(next(iter(groups.values()))["runs"])
+    what = "paired difference per seed (dots), mean and 95% interval" if baseline else "mean ± sd over runs"
+    fig.suptitle(f"{result.get('dataset') or result['protocol']}, {n} runs per group: {what}", fontsize=9)
     fig.tight_layout()
     _save(fig, out, meta)
 
