@@ -14,6 +14,7 @@ from vitool.engine.config import load_config
 from vitool.engine.report import epoch_line
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
+from vitool.io import read_features
 
 from .conftest import run_cli
 
@@ -80,6 +81,13 @@ def test_run_folder_is_self_describing(tmp_path, synth_root):
     assert load_config(tmp_path / "run" / "config.toml", {}) == tiny(synth_root["sysu"], epochs=1, tensorboard=True)
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text())
     assert lines == [epoch_line(record, 1)]  # the person sees a line, the JSON stays in the log
+    made = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]
+    assert (
+        made["seed"] == made["config"]["seed"]
+        and made["config"]["epochs"] == 1
+        and len(made["inputs"]["train_listing"]) == 64
+    )
+    assert read_features(tmp_path / "run" / "test_features.h5").attrs["provenance"] == made  # one record of both
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))

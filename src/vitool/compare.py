@@ -42,6 +42,7 @@ def load_run(path: str | Path) -> Run:
     try:
         results = json.loads(results_file.read_text())
         protocol = results.pop("protocol")
+        results.pop("provenance", None)  # what made the run (vitool 0.1's results.json had none)
         scores = {name: {m: float(v[m]) for m in METRICS if m in v} for name, v in results.items()}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise VitoolError(results_file, "is not a vitool results.json", "re-run the training's test") from None

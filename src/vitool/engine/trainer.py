@@ -333,23 +333,31 @@ class Engine:
 
     def test(self) -> dict[str, Any]:
         """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
+        from vitool.data.datasets import listing_sha256
         from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
         from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
-        from vitool.io import make_provenance, write_features
+        from vitool.io import atomic_output, make_provenance, sha256_file, write_features
 
         cfg = self.config
         samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
         fs = self.features(
             samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
         )
-        write_features(
-            self.run_dir / "test_features.h5", fs, make_provenance(cfg.to_dict(), seed=cfg.seed), overwrite=True
-        )
+        inputs = {  # fingerprints of the image copies trained and scored on, and the labels file's hash
+            "dataset_listing": listing_sha256(samples, self.root),
+            "train_listing": listing_sha256([*self.train_samples, *self.val_samples], self.root),
+        }
+        if cfg.labels:
+            inputs[cfg.labels] = sha256_file(cfg.labels)
+        provenance = make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
+        write_features(self.run_dir / "test_features.h5", fs, provenance, overwrite=True)
         protocol = PROTOCOL_OF_DATASET[cfg.dataset]
         specs = reported_specs(protocol)
         results = {
             name: {k: r[k] for k in SUMMARY_KEYS}
             for name, r in zip(specs, evaluate_protocols(fs, list(specs.values())), strict=True)
         }
-        (self.run_dir / "results.json").write_text(json.dumps({"protocol": protocol, **results}, indent=2) + "\n")
+        summary = {"protocol": protocol, **results, "provenance": provenance}
+        with atomic_output(self.run_dir / "results.json", overwrite=True) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
         return results
