@@ -88,6 +88,9 @@ def test_run_folder_is_self_describing(tmp_path, synth_root):
         and len(made["inputs"]["train_listing"]) == 64
     )
     assert read_features(tmp_path / "run" / "test_features.h5").attrs["provenance"] == made  # one record of both
+    from PIL import Image
+
+    assert json.loads(Image.open(tmp_path / "run" / "curves.png").text["Description"])["config"] == made["config"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
@@ -206,6 +209,9 @@ def test_image_cache_gives_the_same_features(tmp_path, synth_root):
         tmp_path / "test_cache.h5",
     )
     assert res.returncode == 0, res.stderr
+    with h5py.File(tmp_path / "test_cache.h5") as handle:  # what made it: the command and the images' fingerprint
+        made = json.loads(handle.attrs["provenance"])
+    assert made["config"]["split"] == "test" and len(made["inputs"]["dataset_listing"]) == 64
     common = ["extract-features", "--dataset", "sysu", "--root", synth_root["sysu"], "--backbone", "mobilenet_v2"]
     assert run_cli(*common, "-o", tmp_path / "plain.h5").returncode == 0
     assert run_cli(*common, "--image-cache", tmp_path / "test_cache.h5", "-o", tmp_path / "cached.h5").returncode == 0

@@ -665,14 +665,17 @@ def cache(
 ) -> None:
     """Pre-resize a split's images into one uint8 HDF5 file (train/extract-features --image-cache)."""
     from vitool.data.cache import build_cache
-    from vitool.data.datasets import image_root, load_split
-    from vitool.io import check_output
+    from vitool.data.datasets import image_root, listing_sha256, load_split
+    from vitool.io import check_output, make_provenance
 
     check_output(output, overwrite)
     samples = load_split(dataset.value, root, split.value, trial)
+    base = image_root(dataset.value, root)
+    config = _effective_config(dataset=dataset, split=split, trial=trial, height=height, width=width)
+    made = make_provenance(config, inputs={"dataset_listing": listing_sha256(samples, base)})
     progress, advance = _progress(len(samples), f"cache {dataset.value}/{split.value}")
     with progress:
-        build_cache(samples, image_root(dataset.value, root), height, width, output, overwrite, on_image=advance)
+        build_cache(samples, base, height, width, output, overwrite, on_image=advance, provenance=made)
     typer.echo(f"wrote {len(samples)} images at {height}x{width} to {output}", err=True)
 
 

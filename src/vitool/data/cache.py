@@ -8,8 +8,10 @@ given a cached image at its own size leaves the size alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -31,10 +33,12 @@ def build_cache(
     output: Path,
     overwrite: bool = False,
     on_image: Callable[[], None] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> None:
     with atomic_output(output, overwrite) as tmp, h5py.File(tmp, "w") as handle:
         handle.attrs["vitool_format"] = CACHE_FORMAT
         handle.attrs["vitool_version"] = np.int64(1)
+        handle.attrs["provenance"] = json.dumps(provenance or {})
         handle.attrs["height"], handle.attrs["width"] = height, width
         handle.create_dataset("path", data=[s.path for s in samples], dtype=h5py.string_dtype("utf-8"))
         images = handle.create_dataset(

@@ -83,8 +83,9 @@ def board_writer() -> type:
     return SummaryWriter
 
 
-def plot_curves(log_file: Path, out: Path) -> None:
-    """Three panels per epoch from log.jsonl: loss terms, held-out Rank-1 / mAP, label quality."""
+def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -> None:
+    """Three panels per epoch from log.jsonl: loss terms, held-out Rank-1 / mAP, label quality; ``meta``
+    (provenance) goes into the PNG's text chunks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,5 +121,5 @@ def plot_curves(log_file: Path, out: Path) -> None:
     for ax in (ax_loss, ax_val, ax_quality):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, format="png")
+    fig.savefig(out, format="png", metadata={"Software": "vitool", "Description": json.dumps(meta or {})})
     plt.close(fig)

@@ -31,6 +31,7 @@ from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_curves
 from vitool.errors import VitoolError
+from vitool.io import make_provenance
 from vitool.methods.contract import Method, RunPlan, TrainingContext
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
@@ -259,7 +260,8 @@ class Engine:
             board.close()
         results = None
         if main:
-            plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png")
+            made = make_provenance(self.config.to_dict(), seed=self.config.seed)
+            plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png", made)
             results = self.test()
         self._barrier()
         return results
@@ -336,7 +338,7 @@ class Engine:
         from vitool.data.datasets import listing_sha256
         from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
         from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
-        from vitool.io import atomic_output, make_provenance, sha256_file, write_features
+        from vitool.io import atomic_output, sha256_file, write_features
 
         cfg = self.config
         samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
