@@ -4,6 +4,7 @@ forward written from those layouts gives."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -362,6 +363,8 @@ def test_export_runs_in_onnxruntime_with_the_extracted_features(four_images, tmp
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     got = session.run(["embedding"], {"images": images, "modality": modality})[0]
     np.testing.assert_allclose(got, expected, atol=1e-4)
+    made = json.loads(session.get_modelmeta().custom_metadata_map["vitool_provenance"])
+    assert made["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest() and made["config"]["opset"] == 17
     assert "already exists" in run_cli("export", ckpt, "-o", onnx_file).stderr
 
 

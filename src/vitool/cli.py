@@ -436,13 +436,14 @@ def export(
     networks). Output: `embedding` float32 [batch, dim], the test recipe (flip, L2) included. The export is
     checked by running it in onnxruntime against torch.
     """
-    from vitool.io import atomic_output
+    from vitool.io import atomic_output, make_provenance, sha256_file
     from vitool.models import build_model
     from vitool.models.export import export_onnx
 
     model = build_model(checkpoint)
+    made = make_provenance({"opset": opset, "model": model.config.to_dict()}, checkpoint=sha256_file(checkpoint))
     with atomic_output(output, overwrite) as tmp:
-        report = export_onnx(model, tmp, opset)
+        report = export_onnx(model, tmp, opset, made)
     report = {"output": str(output), **report}
     if as_json:
         _emit_json(report)

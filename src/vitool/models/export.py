@@ -9,6 +9,7 @@ network (a converted OTLA checkpoint) never reads the modality, and its graph ha
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,12 @@ def _require(module: str) -> Any:
         ) from None
 
 
-def export_onnx(net: VIReIDNet, path: Path, opset: int = 17) -> dict[str, Any]:
-    """Write the ONNX graph to ``path``, check it, and run it in onnxruntime against torch on a batch of both
-    modalities: returns the input size and the largest absolute difference."""
+def export_onnx(
+    net: VIReIDNet, path: Path, opset: int = 17, provenance: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the ONNX graph to ``path`` (``provenance`` as its metadata ``vitool_provenance``), check it, and
+    run it in onnxruntime against torch on a batch of both modalities: returns the input size and the
+    largest absolute difference."""
     onnx, ort = _require("onnx"), _require("onnxruntime")
     model = Embedding(net)
     config = net.config
@@ -76,6 +80,9 @@ def export_onnx(net: VIReIDNet, path: Path, opset: int = 17) -> dict[str, Any]:
             dynamic_axes={name: {0: "batch"} for name in (*INPUTS, OUTPUT)},
             opset_version=opset,
         )
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, {"vitool_provenance": json.dumps(provenance or {})})
+    onnx.save(graph, str(path))
     onnx.checker.check_model(str(path))
     with torch.no_grad():
         expected = model(images, modality).numpy()
