@@ -91,3 +91,27 @@ def test_plot_draws_the_comparison_with_its_provenance_and_never_overwrites(tmp_
     bad = tmp_path / "never.png"  # an error after the output check leaves no file behind
     _one_line_error(run_cli("compare", f"x={base[0]}", "--baseline", "z", "--plot", bad), "--baseline z")
     assert not bad.exists() and not list(tmp_path.glob(".never.png*"))
+
+
+def test_a_pair_that_ran_different_schedules_is_flagged(tmp_path):
+    """The confound matched schedules remove: a baseline whose rate decays where the method's does not."""
+
+    def with_lr(folder, seed, rates):
+        run = make_run(folder, seed, 10.0 + seed, 20.0)
+        records = [{"epoch": e, "lr": lr, "loss": 1.0} for e, lr in enumerate(rates)]
+        (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        return run
+
+    base = [with_lr(tmp_path / f"b{s}", s, [0.5, 1.0, 0.1, 0.1]) for s in range(2)]
+    same = [with_lr(tmp_path / f"s{s}", s, [0.5, 1.0, 0.1, 0.1]) for s in range(2)]
+    other = [with_lr(tmp_path / f"o{s}", s, [0.5, 1.0, 1.0, 0.1]) for s in range(2)]
+    group = lambda name, runs: f"{name}=" + ",".join(map(str, runs))  # noqa: E731
+    res = run_cli("compare", group("base", base), group("same", same), "--baseline", "base", "--json")
+    assert res.returncode == 0 and "warning" not in res.stderr and "warnings" not in json.loads(res.stdout)
+    res = run_cli("compare", group("base", base), group("other", other), "--baseline", "base", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["warnings"] == [
+        "other and the baseline base ran different learning-rate schedules (seed 0, first at epoch 3: lr 1 "
+        "against 0.1): their difference mixes the method with the schedule"
+    ]
+    assert res.stderr.startswith("vitool: warning: other and the baseline base") and len(res.stderr.splitlines()) == 1

@@ -832,6 +832,8 @@ def compare(
         with atomic_output(plot, overwrite) as tmp:
             plot_comparison(result, tmp, meta)
         result["plot"] = str(plot)
+    for warning in result.get("warnings", []):
+        typer.echo(f"vitool: warning: {warning}", err=True)
     if as_json:
         _emit_json(result)
     else:

@@ -32,6 +32,7 @@ class Run:
     seed: int | None = None
     dataset: str | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
+    lr: list[float] = field(default_factory=list)  # per epoch (log.jsonl): the schedule the run ran
 
 
 def load_run(path: str | Path) -> Run:
@@ -56,9 +57,11 @@ def load_run(path: str | Path) -> Run:
     if (path / "log.jsonl").is_file():
         lines = [line for line in (path / "log.jsonl").read_text().splitlines() if line.strip()]
         try:
-            last = json.loads(lines[-1]) if lines else {}
+            records = [json.loads(line) for line in lines]
         except json.JSONDecodeError:
-            raise VitoolError(path / "log.jsonl", "last line is not JSON", "restore the run's log") from None
+            raise VitoolError(path / "log.jsonl", "has a line that is not JSON", "restore the run's log") from None
+        last = records[-1] if records else {}
+        run.lr = [float(r["lr"]) for r in records if isinstance(r.get("lr"), int | float)]
         run.diagnostics = {
             k: float(v)
             for k, v in last.items()
@@ -119,6 +122,12 @@ def compare(groups: dict[str, list[Run]], baseline: str | None = None) -> dict[s
                     "pair every run with a baseline run of the same seed",
                 )
             seeds = sorted(mine)
+            mismatch = _schedule_mismatch(mine, base, seeds)
+            if mismatch:
+                out.setdefault("warnings", []).append(
+                    f"{name} and the baseline {baseline} ran different learning-rate schedules ({mismatch}): "
+                    "their difference mixes the method with the schedule"
+                )
             out["groups"][name]["paired"] = {
                 s: {
                     m: paired([mine[k].scores[s][m] - base[k].scores[s][m] for k in seeds])
@@ -127,6 +136,18 @@ def compare(groups: dict[str, list[Run]], baseline: str | None = None) -> dict[s
                 for s in settings
             }
     return out
+
+
+def _schedule_mismatch(mine: dict[int, Run], base: dict[int, Run], seeds: list[int]) -> str | None:
+    """Where a pair's learning rates per epoch first differ (runs without a log are not checked)."""
+    for seed in seeds:
+        a, b = mine[seed].lr, base[seed].lr
+        if a and b and (len(a) != len(b) or not np.allclose(a, b, rtol=1e-6, atol=0)):
+            if len(a) != len(b):
+                return f"seed {seed}: {len(a)} epochs against {len(b)}"
+            epoch = int(np.flatnonzero(~np.isclose(a, b, rtol=1e-6, atol=0))[0])
+            return f"seed {seed}, first at epoch {epoch + 1}: lr {a[epoch]:.3g} against {b[epoch]:.3g}"
+    return None
 
 
 def _by_seed(name: str, group: list[Run]) -> dict[int, Run]:
