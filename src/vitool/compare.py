@@ -142,10 +142,13 @@ def _schedule_mismatch(mine: dict[int, Run], base: dict[int, Run], seeds: list[i
     """Where a pair's learning rates per epoch first differ (runs without a log are not checked)."""
     for seed in seeds:
         a, b = mine[seed].lr, base[seed].lr
-        if a and b and (len(a) != len(b) or not np.allclose(a, b, rtol=1e-6, atol=0)):
-            if len(a) != len(b):
-                return f"seed {seed}: {len(a)} epochs against {len(b)}"
-            epoch = int(np.flatnonzero(~np.isclose(a, b, rtol=1e-6, atol=0))[0])
+        if not (a and b):
+            continue
+        if len(a) != len(b):
+            return f"seed {seed}: {len(a)} epochs against {len(b)}"
+        differ = np.flatnonzero(~np.isclose(a, b, rtol=1e-6, atol=0))
+        if len(differ):
+            epoch = int(differ[0])
             return f"seed {seed}, first at epoch {epoch + 1}: lr {a[epoch]:.3g} against {b[epoch]:.3g}"
     return None
 

@@ -106,7 +106,7 @@ def plot_rank_lists(lists: list[RankList], fs: FeatureSet, root: Path, out: Path
             row[j].set_title(f"{j}: id {fs.pid[g]}", fontsize=6)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, out, meta)
+    save_png(fig, out, meta)
 
 
 def _image(ax, img, colour: str) -> None:
@@ -158,7 +158,7 @@ def plot_embedding(
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, out, meta)
+    save_png(fig, out, meta)
 
 
 def plot_comparison(result: dict[str, Any], out: Path, meta: dict[str, Any]) -> None:
@@ -173,11 +173,12 @@ def plot_comparison(result: dict[str, Any], out: Path, meta: dict[str, Any]) -> 
     groups = result["groups"]
     setting = next(iter(next(iter(groups.values()))["scores"]))
     baseline = result.get("baseline")
-    names = [n for n in groups if n != baseline] if baseline and len(groups) > 1 else list(groups)
+    paired = baseline is not None and len(groups) > 1  # else there is nothing to pair: means ± sd
+    names = [n for n in groups if n != baseline] if paired else list(groups)
     fig, axes = plt.subplots(1, 2, figsize=(9, 1.2 + 0.45 * len(names)), dpi=110, sharey=True)
     for ax, metric, label in zip(axes, ("rank1", "mAP"), ("Rank-1", "mAP"), strict=True):
         for y, name in enumerate(reversed(names)):
-            if baseline and name != baseline:
+            if paired:
                 stat = groups[name]["paired"][setting][metric]
                 ax.plot(stat["per_seed"], [y] * len(stat["per_seed"]), "o", color="0.5", markersize=4, zorder=3)
                 low, high = stat["ci95"] if stat["ci95"] is not None else (stat["mean"], stat["mean"])
@@ -186,7 +187,7 @@ def plot_comparison(result: dict[str, Any], out: Path, meta: dict[str, Any]) -> 
                 low, high = stat["mean"] - (stat["sd"] or 0.0), stat["mean"] + (stat["sd"] or 0.0)
             ax.plot([low, high], [y, y], color="C0", linewidth=2.5)
             ax.plot([stat["mean"]], [y], "D", color="C0")
-        if baseline and len(groups) > 1:
+        if paired:
             ax.axvline(0, color="black", linewidth=0.8)
             ax.set_xlabel(f"{label} - {baseline} ({setting}, points)")
         else:
@@ -195,13 +196,13 @@ def plot_comparison(result: dict[str, Any], out: Path, meta: dict[str, Any]) -> 
     axes[0].set_yticks(range(len(names)), list(reversed(names)))
     axes[0].set_ylim(-0.6, len(names) - 0.4)
     n = len(next(iter(groups.values()))["runs"])
-    what = "paired difference per seed (dots), mean and 95% interval" if baseline else "mean ± sd over runs"
+    what = "paired difference per seed (dots), mean and 95% interval" if paired else "mean ± sd over runs"
     fig.suptitle(f"{result.get('dataset') or result['protocol']}, {n} runs per group: {what}", fontsize=9)
     fig.tight_layout()
-    _save(fig, out, meta)
+    save_png(fig, out, meta)
 
 
-def _save(fig, out: Path, meta: dict[str, Any]) -> None:
+def save_png(fig, out: Path, meta: dict[str, Any]) -> None:
     """PNG with the provenance in its text chunks (readable with PIL's Image.open(...).text)."""
     import matplotlib.pyplot as plt
 

@@ -91,6 +91,8 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from vitool.show import save_png
+
     records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
     fig, (ax_loss, ax_val, ax_quality) = plt.subplots(1, 3, figsize=(13, 3.6), dpi=110)
 
@@ -121,5 +123,4 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
     for ax in (ax_loss, ax_val, ax_quality):
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out, format="png", metadata={"Software": "vitool", "Description": json.dumps(meta or {})})
-    plt.close(fig)
+    save_png(fig, out, meta or {})

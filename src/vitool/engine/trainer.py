@@ -259,10 +259,11 @@ class Engine:
         if board is not None:
             board.close()
         results = None
-        if main:
-            made = make_provenance(self.config.to_dict(), seed=self.config.seed)
+        if main:  # curves.png, test_features.h5 and results.json share one provenance record
+            test_samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
+            made = self._provenance(test_samples)
             plot_curves(self.run_dir / "log.jsonl", self.run_dir / "curves.png", made)
-            results = self.test()
+            results = self.test(test_samples, made)
         self._barrier()
         return results
 
@@ -333,25 +334,31 @@ class Engine:
         result = evaluate_features(fs, ProtocolSpec("generic"), where="validation identities")
         return {k: result[k] for k in ("rank1", "mAP", "mINP")}
 
-    def test(self) -> dict[str, Any]:
-        """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
+    def _provenance(self, test_samples: list[Sample]) -> dict[str, Any]:
+        """What made the run's outputs: the config, seed, and fingerprints of the image copies trained and
+        scored on and of the labels file."""
         from vitool.data.datasets import listing_sha256
-        from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
-        from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
-        from vitool.io import atomic_output, sha256_file, write_features
+        from vitool.io import sha256_file
 
         cfg = self.config
-        samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
-        fs = self.features(
-            samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
-        )
-        inputs = {  # fingerprints of the image copies trained and scored on, and the labels file's hash
-            "dataset_listing": listing_sha256(samples, self.root),
+        inputs = {
+            "dataset_listing": listing_sha256(test_samples, self.root),
             "train_listing": listing_sha256([*self.train_samples, *self.val_samples], self.root),
         }
         if cfg.labels:
             inputs[cfg.labels] = sha256_file(cfg.labels)
-        provenance = make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
+        return make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
+
+    def test(self, samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
+        """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
+        from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
+        from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
+        from vitool.io import atomic_output, write_features
+
+        cfg = self.config
+        fs = self.features(
+            samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
+        )
         write_features(self.run_dir / "test_features.h5", fs, provenance, overwrite=True)
         protocol = PROTOCOL_OF_DATASET[cfg.dataset]
         specs = reported_specs(protocol)
