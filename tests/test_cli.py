@@ -234,3 +234,21 @@ def test_synth_features_through_cluster_and_every_association(features_file, tmp
         assert 0.0 <= out["diagnostics"]["cross_modal_accuracy"] <= 1.0
         info = json.loads(run_cli("info", tmp_path / f"{method}.h5", "--json").stdout)
         assert info["kind"] == "labels" and info["method"] == method
+
+
+def test_a_protocol_of_another_dataset_is_refused_unless_asked_for(features_file, tmp_path):
+    for protocol in ("regdb", "llcm"):
+        _one_line_error(
+            run_cli("evaluate", features_file, "--protocol", protocol), "dataset 'sysu'", "--protocol sysu or generic"
+        )
+    assert run_cli("evaluate", features_file, "--protocol", "generic").returncode == 0
+    res = run_cli("evaluate", features_file, "--protocol", "regdb", "--cross-dataset", "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["cross_dataset"] == {"features_dataset": "sysu", "protocol": "regdb"}
+    assert out["provenance"]["config"]["cross_dataset"] is True
+    _one_line_error(
+        run_cli("show", "ranks", features_file, "--root", tmp_path, "-o", tmp_path / "r.png", "--protocol", "llcm"),
+        "dataset 'sysu'",
+    )
+    assert not (tmp_path / "r.png").exists()

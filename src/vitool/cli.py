@@ -284,6 +284,14 @@ def evaluate(
         bool, typer.Option("--deen-swap", help="LLCM v2i as DEEN's test.py: sampled NIR probes.")
     ] = False,
     feature: Annotated[str, typer.Option(help="Dataset to score: features or features_pre_bn.")] = "features",
+    cross_dataset: Annotated[
+        bool,
+        typer.Option(
+            "--cross-dataset",
+            help="Allow a protocol of another dataset than the file's (recorded in the results); "
+            "without it such a protocol is refused.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the results JSON here.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a CMC curve PNG here.")] = None,
@@ -308,7 +316,7 @@ def evaluate(
 ) -> None:
     """Score features with a literature protocol: Rank-1/5/10/20, mAP, mINP, averaged over trials."""
     from vitool.evaluation.evaluate import evaluate_features, plot_cmc
-    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec
+    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec, check_protocol_fits
     from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
 
     for target in (output, plot):
@@ -337,6 +345,7 @@ def evaluate(
         fs = read_features(features)
         source, digest = str(features), sha256_file(features)
     proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(str(fs.attrs.get("dataset")), "generic")
+    check_protocol_fits(fs.attrs.get("dataset"), proto, source, cross_dataset)
     spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
     eval_device = "cpu"
     if device == Device.cuda:
@@ -349,7 +358,10 @@ def evaluate(
 
         reranking = Rerank(k1, k2, lambda_)
     results = evaluate_features(fs, spec, feature, eval_device, where=source, rerank=reranking)
+    if cross_dataset:
+        results["cross_dataset"] = {"features_dataset": fs.attrs.get("dataset"), "protocol": proto}
     config = dict(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials)
+    config["cross_dataset"] = cross_dataset
     results["provenance"] = make_provenance(
         _effective_config(**config, rerank=results["reranked"]), inputs={source: digest}
     )
@@ -680,6 +692,53 @@ def cache(
     typer.echo(f"wrote {len(samples)} images at {height}x{width} to {output}", err=True)
 
 
+CheckedDataset = _choices("CheckedDataset", "sysu", "regdb", "llcm")
+
+
+@app.command("check-dataset")
+def check_dataset_command(
+    dataset: Annotated[CheckedDataset, typer.Option(help="The official dataset --root should be a copy of.")],
+    root: Annotated[Path, typer.Option(help="The dataset root folder.")],
+    decode: Annotated[
+        bool, typer.Option("--decode/--no-decode", help="Decode every image (--no-decode: read headers only).")
+    ] = True,
+    as_json: JsonFlag = False,
+) -> None:
+    """Compare a dataset copy with the official release before training: folders, id files, idx files,
+    counts, identities in two splits, empty identities, swapped modalities, images that do not decode.
+
+    One line per difference; exit code 0 when the copy matches, 1 otherwise. On `vitool synth` data the
+    counts are synthetic, so only the structure is checked.
+    """
+    from vitool.data.check import check_dataset, image_count
+
+    progress, advance = _progress(image_count(dataset.value, root), f"check {dataset.value}")
+    with progress:
+        report = check_dataset(dataset.value, root, decode, progress=advance)
+    result = report.as_dict()
+    if as_json:
+        _emit_json(result)
+    else:
+        kind = (
+            "synthetic data (vitool synth): structure checked, counts are its own"
+            if report.synthetic
+            else "official counts"
+        )
+        counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.counts.items())
+        typer.echo(f"{dataset.value} at {root}: {kind}; {counts}")
+        for line in report.problems:
+            typer.echo(f"  differs: {line}")
+        typer.echo(
+            f"{len(report.problems)} differences"
+            if report.problems
+            else "matches the official release"
+            if not report.synthetic
+            else "matches the official structure"
+        )
+    if report.problems:
+        raise typer.Exit(1)
+
+
 # --------------------------------------------------------------------------------------------------- train
 
 
@@ -790,6 +849,37 @@ def train(
         _emit_json({"run_dir": str(run_dir), **results})
 
 
+@app.command()
+def recipes(
+    name: Annotated[str | None, typer.Argument(help="Print this recipe (to copy and edit); omit to list them.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The training recipes that ship with vitool: each paper's released settings and the CPU demos.
+
+    `vitool train --config NAME` uses one by name (a file of that name in the current folder wins), and a
+    config file may start from one with base = "NAME".
+    """
+    from vitool.engine.recipes import describe, describe_all, recipe_path
+
+    if name is None:
+        rows = describe_all()
+        if as_json:
+            _emit_json(rows)
+            return
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            typer.echo(
+                f"{r['name']:<{width}}  {r['dataset']:<5} {r['method']:<10} {r['backbone']:<12} GPUs: {r['gpus']}"
+            )
+            typer.echo(f"{'':<{width}}  {r['summary']}")
+        return
+    summary = describe(name)
+    if as_json:
+        _emit_json({**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()})
+    else:
+        typer.echo(recipe_path(name).read_text(), nl=False)
+
+
 # ------------------------------------------------------------------------------------------------- compare
 
 TableFormat = _choices("TableFormat", "table", "markdown", "csv")
@@ -867,7 +957,7 @@ def show_ranks(
     """Query images of one modality with their top-k gallery images of the other (trial 0 of the
     protocol, its exclusion rule applied); true matches framed green, others red."""
     from vitool.data.datasets import image_root
-    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec
+    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec, check_protocol_fits
     from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
     from vitool.show import plot_rank_lists, rank_lists
 
@@ -875,6 +965,7 @@ def show_ranks(
     fs = read_features(features)
     dataset = str(fs.attrs.get("dataset", "manifest"))
     proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(dataset, "generic")
+    check_protocol_fits(fs.attrs.get("dataset"), proto, str(features))
     spec = ProtocolSpec(proto, mode.value, "single", direction.value if direction else None, trials=1)
     lists = rank_lists(fs, spec, top, random_queries, best, worst, query, seed, where=str(features))
     base = image_root(dataset, root)

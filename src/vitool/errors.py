@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class VitoolError(Exception):
-    """Bad input from the user: a file, a path or a value, with the fix.
+class VitoolError(ValueError):
+    """Bad input from the user: a file, a path or a value, with the fix. A ``ValueError``, so that code
+    calling the Python API (vitool.api) catches bad arguments and bad files alike.
 
     The message is rendered as one physical line: ``vitool: error: FILE: problem; fix``.
     """

@@ -12,7 +12,8 @@ streams keyed by (seed, identity) and (seed, camera, identity, image), so output
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ from vitool.modality import INFRARED, VISIBLE
 
 H, W = 128, 64
 LAYOUTS = ("sysu", "regdb", "llcm")
+# Every dataset folder made here names its generator and options in this file (deterministic: the same
+# options give the same folder); `vitool check-dataset` reads it to know the counts are not the official ones.
+SYNTH_MARKER = "vitool-synth.json"
+GENERATOR = "vitool synth 1"  # bump when the same options would draw different images
 
 # part ids of the geometry render
 BG, SKIN, HAIR, TOP, SLEEVE, BOTTOM, LEGSKIN, SHOES, BACKPACK, BAG, HAT, SCARF = range(12)
@@ -367,6 +372,7 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
         raise VitoolError(tmp, "left over from an interrupted run", "remove it")
     writer = {"sysu": _write_sysu, "regdb": _write_regdb, "llcm": _write_llcm}[config.layout]
     counts = writer(tmp, people, cameras, config, progress)
+    (tmp / SYNTH_MARKER).write_text(json.dumps({"generator": GENERATOR, "options": asdict(config)}, indent=1) + "\n")
     if out.exists():
         out.rmdir()  # verified empty above
     tmp.rename(out)

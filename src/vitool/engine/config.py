@@ -114,9 +114,12 @@ def _split_method_options(values: dict[str, Any], where: Path | None) -> dict[st
 
 def read_config_file(path: Path, _inside: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A TOML config's keys on top of those of the file its ``base`` key names (a path relative to it),
-    as fast-reid's ``_BASE_``: a variant states only what it changes (configs/demo-mult.toml)."""
+    as fast-reid's ``_BASE_``: a variant states only what it changes (recipes/demo-mult.toml). A base that is
+    no file there may name a packaged recipe (``base = "pclhd"``)."""
     if not path.is_file():
-        raise VitoolError(path, "config file does not exist", "check the path")
+        raise VitoolError(
+            path, "config file does not exist", "check the path, or name a packaged recipe (vitool recipes)"
+        )
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -124,12 +127,17 @@ def read_config_file(path: Path, _inside: tuple[Path, ...] = ()) -> dict[str, An
     base = values.pop("base", None)
     if base is None:
         return values
+    from vitool.engine.recipes import recipe_path
+
     inside = (*_inside, path.resolve())
     base_path = (path.parent / str(base)).resolve()
+    if not base_path.is_file() and recipe_path(str(base)) is not None:  # a packaged recipe by name
+        base_path = recipe_path(str(base)).resolve()
     if base_path in inside:
         raise VitoolError(path, f"base = {base!r} leads back to this file", "remove the cycle of base keys")
     if not base_path.is_file():
-        raise VitoolError(path, f"base = {base!r}: {base_path} does not exist", "name a file relative to this one")
+        fix = "name a file relative to this one or a packaged recipe (vitool recipes)"
+        raise VitoolError(path, f"base = {base!r}: {base_path} does not exist", fix)
     return read_config_file(base_path, inside) | values
 
 
@@ -138,7 +146,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     options are validated and kept with their defaults (those of other methods are dropped)."""
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        from vitool.engine.recipes import resolve_config
+
+        path = resolve_config(path)
         values = _split_method_options(read_config_file(path), path)
     overrides = _split_method_options({k: v for k, v in overrides.items() if v is not None}, None)
     values["method_options"] = {**values.get("method_options", {}), **overrides.pop("method_options", {})}

@@ -63,6 +63,21 @@ class ProtocolSpec:
         return self.direction or DEFAULT_DIRECTION[self.protocol]
 
 
+def check_protocol_fits(dataset: str | None, protocol: str, where: str, cross_dataset: bool = False) -> None:
+    """Refuse a dataset's protocol on features of another dataset: its queries, gallery cameras and
+    exclusions would be drawn from the wrong cameras and still print a normal-looking score. ``generic``
+    fits any file; a file without a recorded dataset is taken as it is; ``cross_dataset`` is the
+    deliberate exception (the results then record it)."""
+    fits = PROTOCOL_OF_DATASET.get(str(dataset)) if dataset else None
+    if cross_dataset or fits is None or protocol in (fits, "generic"):
+        return
+    raise VitoolError(
+        where,
+        f"its features are of dataset '{dataset}', which the {protocol} protocol does not fit",
+        f"use --protocol {fits} or generic (or --cross-dataset for a deliberate cross-dataset evaluation)",
+    )
+
+
 def reported_specs(protocol: str) -> dict[str, ProtocolSpec]:
     """The protocol settings papers report, by name (e.g. {"all": ..., "indoor": ...} for SYSU)."""
     field, names = REPORTED[protocol]
