@@ -19,7 +19,8 @@ def multipliers(config_file, synth_root, **overrides):
     cfg = load_config(CONFIGS / config_file, {"root": str(synth_root["sysu"]), **overrides})
     method = build_method(cfg, load_split("sysu", cfg.root, "train", 1))
     stages = cfg.stages(method.schedule_restart())
-    return [round(cfg.lr_at(e, stages) / cfg.lr, 6) for e in range(cfg.epochs)], stages
+    factor = cfg.warmup_from(method.warmup_factor)
+    return [round(cfg.lr_at(e, stages, factor) / cfg.lr, 6) for e in range(cfg.epochs)], stages
 
 
 def test_unsupervised_demo_methods_share_the_baselines_schedule(synth_root):
@@ -42,8 +43,9 @@ def test_experts_and_hel_only_share_the_stages(synth_root):
     hel_only = multipliers(
         "demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16, schedule_stages=[4]
     )
-    stage2 = [0.5, 1, 1, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1]  # 12 epochs: the step at 9
-    assert experts == hel_only == ([0.5, 1, 1, 0.1, *stage2], [4])
+    # the released warm-up climbs linearly from 0.01 in each stage: 0.01 + 0.99 e / 2 over 2 warm-up epochs
+    stage2 = [0.01, 0.505, 1, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1]  # 12 epochs: the step at 9
+    assert experts == hel_only == ([0.01, 0.505, 1, 0.1, *stage2], [4])
     # without the explicit stages HEL only would run one schedule: the confound this key removes
     assert multipliers("demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16)[1] == []
 
@@ -158,3 +160,17 @@ def test_config_defaults_are_the_shares_derived_from_the_released_runs():
     from vitool.methods.pclhd import EMA_HALF_LIFE, PCLHDOptions
 
     assert (OTLAOptions().grl_ramp, PCLHDOptions().pclhd_ema_half_life) == (GRL_RAMP, EMA_HALF_LIFE) == (0.177, 0.0693)
+
+
+def test_the_experts_warm_up_is_the_released_one_and_others_keep_agws(synth_root):
+    """The released experts' warm-up multipliers over 10 epochs are 0.01, 0.109, ..., 0.901 (linear from 0.01),
+    in each stage; AGW's (and every other method's) are 0.1, 0.2, ..., 1.0."""
+    experts, stages = multipliers("experts.toml", synth_root)
+    released = [round(0.01 + 0.99 * e / 10, 6) for e in range(10)]
+    assert released[:3] == [0.01, 0.109, 0.208] and released[-1] == 0.901
+    assert stages == [20] and experts[:10] == released and experts[20:30] == released and experts[10] == 1
+    agw, _ = multipliers("agw.toml", synth_root)
+    assert agw[:10] == [round(0.1 * (e + 1), 6) for e in range(10)]
+    assert multipliers("experts.toml", synth_root, warmup_factor=0)[0][:2] == [0.1, 0.2]  # AGW's, asked for
+    with pytest.raises(VitoolError, match="warmup_factor = 2"):
+        load_config(None, {"warmup_factor": 2})

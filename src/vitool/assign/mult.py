@@ -141,8 +141,28 @@ def assign_mult(
     tol: float = 1e-2,
     device: str = "auto",
 ) -> Assignment:
+    """Both modalities in the label space ``space`` (visible | infrared); see :func:`mult_transfer`."""
     if space not in ("visible", "infrared"):
         raise VitoolError(None, f"--space {space}", "use visible or infrared")
+    return mult_transfer(features, modality, intra, alpha, soft_weight, k1, k2, max_rounds, tol, device)[space]
+
+
+def mult_transfer(
+    features: np.ndarray,
+    modality: np.ndarray,
+    intra: np.ndarray,
+    alpha: float = 0.2,
+    soft_weight: float = 0.7,
+    k1: int = 30,
+    k2: int = 6,
+    max_rounds: int = 20,
+    tol: float = 1e-2,
+    device: str = "auto",
+) -> dict[str, Assignment]:
+    """The transfer in both label spaces from one Sinkhorn, by space name, as the released code computes
+    every cross epoch: in each, ``label`` and ``soft`` give every image of both modalities that space's
+    cluster (its own refined label, or the other modality's cross label) and ``intra_label`` the refined
+    per-modality labels."""
     vis, ir = np.flatnonzero(modality == VISIBLE), np.flatnonzero(modality == INFRARED)
     f_v, f_r = l2_normalise(features[vis]), l2_normalise(features[ir])
     v_ids, c_v = class_means(f_v, intra[vis])  # un-normalised centres, as the released code
@@ -158,27 +178,27 @@ def assign_mult(
     )
     intra_out = np.empty(len(intra), dtype=np.int64)
     intra_out[vis], intra_out[ir] = v_ids[y_v.argmax(1)], r_ids[y_r.argmax(1)]
-    own, other, ids = (y_v, z_r, v_ids) if space == "visible" else (y_r, z_v, r_ids)
-    own_rows, other_rows = (vis, ir) if space == "visible" else (ir, vis)
-    label = np.empty(len(intra), dtype=np.int64)
-    soft = np.empty((len(intra), len(ids)), dtype=np.float32)
-    for rows, y in ((own_rows, own), (other_rows, other)):
-        best = y.argmax(1)
-        label[rows] = ids[best]
-        soft[rows] = soft_weight * _onehot(best, len(ids)) + (1 - soft_weight) * y
-    return Assignment(
-        label=label,
-        intra_label=intra_out,
-        soft=soft,
-        confidence=soft.max(axis=1),
-        extra={"soft_classes": ids.astype(np.int64)},
-        attrs={
-            "space": space,
-            "sinkhorn_iterations": iterations,
-            "rounds_infrared_space": rounds_r,
-            "rounds_visible_space": rounds_v,
-        },
-    )
+    attrs = {"sinkhorn_iterations": iterations, "rounds_infrared_space": rounds_r, "rounds_visible_space": rounds_v}
+    out = {}
+    for space, own, other, ids, own_rows, other_rows in (
+        ("visible", y_v, z_r, v_ids, vis, ir),
+        ("infrared", y_r, z_v, r_ids, ir, vis),
+    ):
+        label = np.empty(len(intra), dtype=np.int64)
+        soft = np.empty((len(intra), len(ids)), dtype=np.float32)
+        for rows, y in ((own_rows, own), (other_rows, other)):
+            best = y.argmax(1)
+            label[rows] = ids[best]
+            soft[rows] = soft_weight * _onehot(best, len(ids)) + (1 - soft_weight) * y
+        out[space] = Assignment(
+            label=label,
+            intra_label=intra_out,
+            soft=soft,
+            confidence=soft.max(axis=1),
+            extra={"soft_classes": ids.astype(np.int64)},
+            attrs={"space": space, **attrs},
+        )
+    return out
 
 
 def _cross_transfer(f_v, f_r, initial, s_v, s_r, alpha: float, max_rounds: int, tol: float, on=None):

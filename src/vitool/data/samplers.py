@@ -6,7 +6,8 @@ replacement; an epoch has max(#visible, #infrared) // (ids * per_id) + 1 batches
 infrared half drawn by pseudo label) is the same sampler fed pseudo labels for the infrared half. With
 ``independent=True`` (weak supervision: each modality has its own identity labels and no link, Zhang et al.,
 ICCV 2025) the identities of the two halves are drawn separately, so the modalities may hold different
-identity sets."""
+identity sets. With a ``second`` label space (MULT's released ``StageThreeSampler``: 6 clusters of the
+visible space and 6 of the infrared one per batch), half the identities of every batch come from each."""
 
 from __future__ import annotations
 
@@ -35,8 +36,14 @@ class CrossModalIdentitySampler:
         seed: int,
         batches: int | None = None,
         independent: bool = False,
+        second: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.ids, self.per_id, self.seed = ids, per_id, seed
+        self.second = None
+        if second is not None:  # half the identities from each space, each half aligned across modalities
+            first_ids = ids // 2
+            self.second = CrossModalIdentitySampler(*second, ir_offset, ids - first_ids, per_id, seed, batches)
+            ids = self.ids = first_ids
         self.visible_only = not (ir_labels >= 0).any()  # e.g. a baseline trained on visible labels alone
         vis_ids, ir_ids = np.unique(vis_labels[vis_labels >= 0]), np.unique(ir_labels[ir_labels >= 0])
         if self.visible_only:
@@ -66,9 +73,17 @@ class CrossModalIdentitySampler:
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng(self.seed)
         for _ in range(self.batches):
-            chosen = rng.choice(self.vis_ids, self.ids, replace=False)
-            vis = [rng.choice(self.vis_rows[int(k)], self.per_id) for k in chosen]
-            if self.independent:
-                chosen = rng.choice(self.ir_ids, self.ids, replace=False)
-            ir = [] if self.visible_only else [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
+            vis, ir = self._draw(rng)
+            if self.second is not None:  # the second space's identities, from the same stream
+                vis_2, ir_2 = self.second._draw(rng)
+                vis, ir = vis + vis_2, ir + ir_2
             yield np.concatenate(vis + ir).tolist()
+
+    def _draw(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """One batch's visible and infrared rows, ``per_id`` of each chosen identity."""
+        chosen = rng.choice(self.vis_ids, self.ids, replace=False)
+        vis = [rng.choice(self.vis_rows[int(k)], self.per_id) for k in chosen]
+        if self.independent:
+            chosen = rng.choice(self.ir_ids, self.ids, replace=False)
+        ir = [] if self.visible_only else [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
+        return vis, ir

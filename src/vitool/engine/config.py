@@ -42,6 +42,10 @@ class TrainConfig:
     # milestone, counted from the stage's start. A milestone >= 1 is an epoch of the stage; one in (0, 1)
     # is a fraction of the stage's length (rounded), so stages of different lengths decay at the same places.
     warmup_epochs: int = 10
+    # the warm-up's multipliers: 0 AGW's (e + 1) / warmup_epochs (0.1, 0.2, ..., 1.0 over 10 epochs); f > 0
+    # linear from f: f + (1 - f) e / warmup_epochs (the experts' released 0.01, 0.109, ..., 0.901); -1: the
+    # method's (experts 0.01, others 0)
+    warmup_factor: float = -1.0
     milestones: list[float] = field(default_factory=lambda: [20, 50])
     gamma: float = 0.1
     # epochs at which a new schedule stage starts; [-1]: the method's stage switch where its released code
@@ -78,11 +82,18 @@ class TrainConfig:
             stages = [method_restart] if method_restart is not None else []
         return sorted(s for s in stages if 0 < s < self.epochs)
 
-    def lr_at(self, epoch: int, stages: list[int] | tuple[int, ...] = ()) -> float:
-        """AGW's schedule (linear warm-up, then steps at the milestones), restarted at each of ``stages``."""
+    def warmup_from(self, method_factor: float) -> float:
+        """The warm-up's first multiplier: the config's ``warmup_factor``, or with -1 the method's."""
+        return method_factor if self.warmup_factor < 0 else self.warmup_factor
+
+    def lr_at(self, epoch: int, stages: list[int] | tuple[int, ...] = (), warmup_factor: float = 0.0) -> float:
+        """AGW's schedule (linear warm-up, then steps at the milestones), restarted at each of ``stages``;
+        ``warmup_factor`` > 0: the warm-up climbs linearly from that multiplier instead (``warmup_factor``)."""
         begin, end = stage_of(epoch, stages, self.epochs)
         e = epoch - begin
         if e < self.warmup_epochs:
+            if warmup_factor > 0:
+                return self.lr * (warmup_factor + (1 - warmup_factor) * e / self.warmup_epochs)
             return self.lr * (e + 1) / self.warmup_epochs
         steps = [m if m >= 1 else int(m * (end - begin) + 0.5) for m in self.milestones]  # half up
         return self.lr * self.gamma ** sum(e >= s for s in steps)
@@ -170,6 +181,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
             fix = "use a probability in [0, 1]" + ("" if key == "erasing" else " or -1 (the method's)")
             raise VitoolError(path, f"{key} = {value}", fix)
+    if not (0 <= config.warmup_factor <= 1 or config.warmup_factor == -1):
+        raise VitoolError(path, f"warmup_factor = {config.warmup_factor}", "use a value in [0, 1] or -1 (the method's)")
     if any(m <= 0 for m in config.milestones):
         fix = "use epochs >= 1 or fractions in (0, 1) of a stage"
         raise VitoolError(path, f"milestones = {config.milestones}", fix)

@@ -101,6 +101,7 @@ class Engine:
         self.train_samples, self.val_samples = split_validation(samples, config.val_ids, config.seed)
         self.method: Method = build_method(config, self.train_samples)
         self.stages = config.stages(self.method.schedule_restart())  # epochs that start a new lr schedule
+        self.warmup_factor = config.warmup_from(self.method.warmup_factor)
         model_config = ModelConfig.cpu_default(config.backbone)
         self.method.adjust_model(model_config)
         model_config.num_classes = self.method.num_classes()
@@ -231,6 +232,9 @@ class Engine:
                 seed=cfg.seed * 100_003 + epoch,
                 batches=cfg.batches_per_epoch or None,
                 independent=plan.independent,
+                second=None
+                if plan.second is None
+                else (plan.second[modality == VISIBLE], plan.second[modality == INFRARED]),
             )
             loader = torch.utils.data.DataLoader(
                 dataset,
@@ -272,7 +276,7 @@ class Engine:
             torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
-        lr = self.config.lr_at(epoch, self.stages)
+        lr = self.config.lr_at(epoch, self.stages, self.warmup_factor)
         if epoch in self.stages and self.config.stage_optimizer_restart:
             self.optimizer.state.clear()
         for group in self.optimizer.param_groups:

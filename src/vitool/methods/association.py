@@ -86,3 +86,20 @@ def associate(
     result = computed_on_main(assign, name, features, modality, intra, where="this epoch's clusters", **params)
     result.attrs.setdefault("space", "visible")
     return result
+
+
+def associate_spaces(
+    name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, options, pid=None, device: str = "auto"
+) -> dict[str, Any]:
+    """The association in both label spaces, by space name (MULT's released cross stage uses both every
+    epoch). MULT's transfer computes them together; hungarian and oracle run once per space; ot ends in
+    the visible space only, so it gives that one alone."""
+    if name != "mult":
+        spaces = ("visible",) if name == "ot" else ("visible", "infrared")
+        return {space: associate(name, features, modality, intra, space, options, pid, device) for space in spaces}
+    from vitool.assign import check_modalities
+    from vitool.assign.mult import mult_transfer
+
+    check_modalities(modality, intra, "this epoch's clusters")
+    params = dict(alpha=options.mult_alpha, soft_weight=options.mult_soft_weight, k1=options.cluster_k1)
+    return computed_on_main(mult_transfer, features, modality, intra, **params, k2=options.cluster_k2, device=device)

@@ -35,10 +35,13 @@ class RunPlan:
 class EpochLabels:
     """What an epoch's batches are drawn from: a label per training row (-1 = not used this epoch), and
     whether each modality's labels are a space of its own (weak supervision, per-modality clusters), in
-    which case the sampler draws the identities of the two halves of a batch separately."""
+    which case the sampler draws the identities of the two halves of a batch separately. With ``second``,
+    a second label per row (another label space, e.g. MULT's infrared one), each batch draws half its
+    identities from ``labels`` and half from ``second``; the loss then reads its targets by row."""
 
     labels: np.ndarray
     independent: bool = False
+    second: np.ndarray | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Method:
     batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
     visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
     visible_channel_exchange = 0.0  # chance it becomes one random colour channel, thrice (ADCA)
+    warmup_factor = 0.0  # the warm-up's first multiplier when linear (experts 0.01); 0: AGW's (e + 1) / warm-up
 
     def num_classes(self) -> int:
         raise NotImplementedError

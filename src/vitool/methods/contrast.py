@@ -138,7 +138,8 @@ class ClusterContrast(Method):
         self._report = {"stage": 2 if self.stage2 else 1, **self._cluster_report()}
         if not self.stage2:  # each modality samples its own clusters
             return EpochLabels(self.intra, independent=True)
-        return EpochLabels(self.stage2_labels(context, features), independent=self.stage2_independent)
+        labels = self.stage2_labels(context, features)
+        return EpochLabels(labels, independent=self.stage2_independent, second=self.stage2_second_space())
 
     def _cluster(self, context: TrainingContext) -> np.ndarray:
         """Cluster each modality; set ``intra``, the offsets and the centroid memories. Returns the
@@ -223,6 +224,10 @@ class ClusterContrast(Method):
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def stage2_second_space(self) -> np.ndarray | None:
+        """Labels of a second label space that half of every stage-2 batch is drawn from (MULT), or None."""
+        return None
 
     def report(self) -> dict[str, Any]:
         return self._report

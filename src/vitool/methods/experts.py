@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
-from vitool.distributed import computed_on_main
+from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
@@ -90,12 +90,10 @@ class ExpertsNet(nn.Module):
         out = self.model(images, modality)
         feat = out["feat"]
         out["logits_v"], out["logits_r"] = self.expert_visible(feat), self.expert_infrared(feat)
-        if self.stage2:  # the homogeneity loss trains the experts only; clones: the prototypes change in place
+        if self.stage2:  # the homogeneity loss trains the experts only
             detached = feat.detach()
             out["logits_v_detached"] = self.expert_visible(detached)
             out["logits_r_detached"] = self.expert_infrared(detached)
-            out["proto_r_by_v"] = self.expert_visible(self.proto_r.clone())  # W^v(P^r): C_r x C_v
-            out["proto_v_by_r"] = self.expert_infrared(self.proto_v.clone())  # W^r(P^v): C_v x C_r
         return out
 
     def heads_state(self) -> dict[str, Any]:
@@ -131,6 +129,7 @@ class Experts(Method):
     name = "experts"
     batch_shape = (8, 4)  # 8 identities x 4 images per modality, drawn per modality
     visible_grayscale = 0.5
+    warmup_factor = 0.01  # the released warm-up: 0.01, 0.109, ..., 0.901 over 10 epochs of each stage
 
     def __init__(self, config, samples: list[Sample], options: ExpertsOptions) -> None:
         from vitool.data.weak import weak_labels
@@ -158,13 +157,15 @@ class Experts(Method):
         self.epoch = 0
         self.relations = self._no_relations()
         self._report: dict[str, Any] = {}
-        self._pending: tuple[torch.Tensor, ...] | None = None  # the last batch's features, for after_step
 
     def num_classes(self) -> int:
         return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
 
     def adjust_model(self, config) -> None:
+        """The released network (WSL-VIReID ``models/agw.py``): stems without a ReLU, a trained GeM exponent
+        (from 3, input clamped at 1e-6), a trainable BNNeck bias, no non-local blocks."""
         config.two_stream, config.non_local, config.gem_p = True, False, 3.0
+        config.stem_relu, config.gem_learned, config.gem_clamp, config.bnneck_bias = False, True, 1e-6, True
 
     def train_module(self, model: nn.Module) -> nn.Module:
         self.net = ExpertsNet(model, self.classes[VISIBLE], self.classes[INFRARED])
@@ -277,8 +278,9 @@ class Experts(Method):
             )
         else:
             lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
+            # as released, the prototypes take this batch (every process's) before the homogeneity term reads them
+            self._update_prototypes(*gather_batch(out["feat"].detach().float(), modality, labels))
             terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr)
-            self._pending = (out["feat"].detach().float(), vis, ir, y_v, y_r)  # the prototypes move in after_step
         total = sum(terms.values())
         # every output joins the graph, so DistributedDataParallel sees each parameter every step
         total = total + sum(0.0 * v.float().sum() for v in out.values() if v.requires_grad)
@@ -309,23 +311,21 @@ class Experts(Method):
             terms["weak"] = cfg.experts_weak_weight * weak_loss(wc_v[has], candidates[has]) if has.any() else zero
         w_v, w_r = entropy_weights(lr[vis], lv[ir])
         homo = zero
-        if cv.any():  # W^v: a visible sample and its infrared partner's prototype alike
-            homo = homo + w_v * F.mse_loss(lv[vis][cv], out["proto_r_by_v"].float()[cons_v[cv]])
-        if cr.any():
-            homo = homo + w_r * F.mse_loss(lr[ir][cr], out["proto_v_by_r"].float()[cons_r[cr]])
+        if cv.any():  # W^v: a visible sample and its infrared partner's prototype alike; W^v(P^r): C_r x C_v
+            proto_r_by_v = self.net.expert_visible(self.net.proto_r.clone()).float()
+            homo = homo + w_v * F.mse_loss(lv[vis][cv], proto_r_by_v[cons_v[cv]])
+        if cr.any():  # W^r(P^v): C_v x C_r
+            proto_v_by_r = self.net.expert_infrared(self.net.proto_v.clone()).float()
+            homo = homo + w_r * F.mse_loss(lr[ir][cr], proto_v_by_r[cons_r[cr]])
         terms["homogeneity"] = homo
         return terms
 
-    def after_step(self) -> None:
-        if self._pending is not None:
-            self._update_prototypes(*self._pending)
-            self._pending = None
-
     @torch.no_grad()
-    def _update_prototypes(self, feat, vis, ir, y_v, y_r) -> None:
+    def _update_prototypes(self, feat: torch.Tensor, modality: torch.Tensor, labels: torch.Tensor) -> None:
         """P <- (1 - w) P + w mean(batch features of the identity), for each identity in the batch."""
         w = self.options.experts_proto_new_weight
-        for proto, f, y in ((self.net.proto_v, feat[vis], y_v), (self.net.proto_r, feat[ir], y_r)):
+        vis, ir = modality == VISIBLE, modality == INFRARED
+        for proto, f, y in ((self.net.proto_v, feat[vis], labels[vis]), (self.net.proto_r, feat[ir], labels[ir])):
             ids, inverse = torch.unique(y, return_inverse=True)
             sums = torch.zeros(len(ids), f.shape[1], device=f.device).index_add_(0, inverse, f)
             means = sums / torch.bincount(inverse, minlength=len(ids))[:, None]

@@ -12,22 +12,26 @@ y~_s, the soft label of each S image among S's clusters (0.7 one-hot + 0.3 trans
 label of each O image among S's clusters (its cross label cm_o = argmax), and the refined hard labels
 y^ of both modalities, for every image: outliers get a label too.
 
+The transfer runs in both label spaces every epoch, as released; the batch takes 6 clusters of each
+space (``StageThreeSampler``): S clusters with S images by y^_s and O images by cm_o, O clusters with O
+images by y^_o and S images by their cross label into O's space (``mult_batch = "epoch_space"``: all 12
+from S). Every image of a batch keeps all its labels, whichever half drew it.
+
 Memories (ClusterNCE, temperature 0.05, momentum 0.1, re-initialised each epoch from the DBSCAN
 centroids): M_S and M_O, one per modality (updated with y^); M_A, the aggregated memory of space S
-(updated with S images by y^_s and O images by cm_o); M_cm, S's cross memory (updated with O images
-by cm_o). The batch takes the same S clusters in both modalities (identity-aligned by cross labels).
+(updated with the infrared images' labels first, then the visible ones', as the released backward
+runs); M_cm, S's cross memory (updated with O images by cm_o).
 
-Losses, all weights 1:
-- L_ms = CE(s M_S, y~_s) + CE(o M_O, y^_o) + CE(o M_cm, z~_o)
+Losses, all weights 1, on soft targets (0.7 one-hot + 0.3 transfer) as released:
+- L_ms = CE(s M_S, y~_s) + CE(o M_O, y~_o) + CE(o M_cm, z~_o)
 - L_ma = CE(s M_A, y~_s) + CE(o M_A, z~_o)
 - L_oclr (§5.4) = SCE(s M_A, s M_S) + SCE(s M_A, s M_cm) + SCE(o M_A, o M_cm) + SCE(o M_A, o M_S), with
   SCE(p, q) = CE(p, softmax(q / 0.2)); the target is not detached, as in the released code.
 
 Our decisions (docs/training.md): one view per visible image, so the released code's two-view terms
-(view a against view v) become one term each; the modality-specific term of O reads its hard refined
-label (the released code's soft y~_o comes from the other space's transfer, which we run only in that
-space's epoch); the alternation counts from the first cross epoch. ``association`` swaps MULT's
-transfer for the Hungarian matching or OT (then the targets are one-hot).
+(view a against view v) become one term each; the alternation counts from the first cross epoch.
+``association`` swaps MULT's transfer for the Hungarian matching or OT (then the targets are one-hot;
+OT ends in the visible space only, so its batches hold visible-space clusters only).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitool.methods.association import associate
+from vitool.methods.association import associate_spaces
 from vitool.methods.contract import TrainingContext, check_options
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory
@@ -53,19 +57,28 @@ def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, s
 
 @dataclass
 class MULTOptions(CrossStageOptions):
-    """MULT's own key, beside DCL's and the cross stage's (``mult_alpha``, ``mult_soft_weight``)."""
+    """MULT's own keys, beside DCL's and the cross stage's (``mult_alpha``, ``mult_soft_weight``)."""
 
     mult_sharpen: float = 0.2  # OCLR's target temperature on the memory logits
+    # the cross stage's batches: half the clusters from each label space (both, released) | all from the
+    # epoch's space (epoch_space)
+    mult_batch: str = "both"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_options(self, {"mult_sharpen": (self.mult_sharpen > 0, "a value > 0")})
+        check_options(
+            self,
+            {
+                "mult_sharpen": (self.mult_sharpen > 0, "a value > 0"),
+                "mult_batch": (self.mult_batch in ("both", "epoch_space"), "both or epoch_space"),
+            },
+        )
 
 
 class MULT(ClusterContrast):
     name = "mult"
     two_stage = True
-    stage2_independent = False  # identity-aligned batches in the space's clusters
+    stage2_independent = False  # identity-aligned batches in the spaces' clusters
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
 
@@ -73,8 +86,10 @@ class MULT(ClusterContrast):
         super().__init__(config, samples, options)
         self.space_modality = VISIBLE  # the modality whose clusters are this epoch's label space S
         self.refined = self.intra.copy()  # y^ of every image (global ids)
-        self.target = self.intra.copy()  # the space's cluster of every image (y^_s for S, cm_o for O)
-        self.soft = torch.zeros(len(samples), 1)  # y~_s / z~_o over the space's clusters
+        # per label space (keyed by the modality whose clusters it is): every image's cluster in it (its
+        # refined label, or the other modality's cross label; -1: none) and soft label over its clusters
+        self.space_labels: dict[int, np.ndarray] = {}
+        self.space_soft: dict[int, torch.Tensor] = {}
         self.aggregated: ClusterMemory | None = None
         self.cross_memory: ClusterMemory | None = None
 
@@ -85,34 +100,55 @@ class MULT(ClusterContrast):
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         cfg = self.options
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
-        result = associate(
-            cfg.association or "mult", features, self.modality, self.intra, space, cfg, self.pid, self.device.type
+        results = associate_spaces(
+            cfg.association or "mult", features, self.modality, self.intra, cfg, self.pid, self.device.type
         )
-        self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
-        self.refined = result.intra_label if result.intra_label is not None else self.intra
-        self.target = result.label
-        width = len(self.memories[self.space_modality])
-        if result.soft is not None:
-            columns = self.local(result.extra["soft_classes"], self.space_modality)
-            soft = np.zeros((len(self.target), width), dtype=np.float32)
-            soft[:, columns] = result.soft
-        else:
-            soft = np.eye(width, dtype=np.float32)[np.maximum(self.local(self.target, self.space_modality), 0)]
-        self.soft = torch.as_tensor(soft, device=self.device)
+        first = results.get(space, results["visible"])  # ot ends in the visible space only
+        self.space_modality = VISIBLE if first.attrs["space"] == "visible" else INFRARED
+        self.refined = first.intra_label if first.intra_label is not None else self.intra
+        self.space_labels, self.space_soft = {}, {}
+        for result in results.values():
+            m = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+            self.space_labels[m] = result.label
+            self.space_soft[m] = torch.as_tensor(self._soft(result, m), device=self.device)
         centres = self.memories[self.space_modality].prototypes
         self.aggregated, self.cross_memory = self.new_memory(centres.clone()), self.new_memory(centres.clone())
-        self._report |= self.association_report(result.label, self.space_modality)
-        return self.target
+        self._report |= self.association_report(first.label, self.space_modality)
+        return self.space_labels[self.space_modality]
+
+    def stage2_second_space(self) -> np.ndarray | None:
+        other = INFRARED if self.space_modality == VISIBLE else VISIBLE
+        return self.space_labels.get(other) if self.options.mult_batch == "both" else None
+
+    def _soft(self, result, m: int) -> np.ndarray:
+        """Every image's soft label over modality ``m``'s clusters (one-hot without soft labels; 0 for -1)."""
+        width = len(self.memories[m])
+        soft = np.zeros((len(result.label), width), dtype=np.float32)
+        if result.soft is not None:
+            soft[:, self.local(result.extra["soft_classes"], m)] = result.soft
+        else:
+            local = self.local(result.label, m)
+            has = local >= 0
+            soft[np.flatnonzero(has), local[has]] = 1.0
+        return soft
+
+    def _space_targets(self, m: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch rows' cluster in space ``m`` as rows of its memories (-1: none) and their soft labels."""
+        labels = self.space_labels.get(m, np.where(self.modality == m, self.refined, -1))
+        local = torch.as_tensor(self.local(labels, m), device=rows.device)[rows]
+        if m in self.space_soft:
+            return local, self.space_soft[m][rows]
+        return local, F.one_hot(local.clamp_min(0), len(self.memories[m])).float() * (local >= 0)[:, None]
 
     def stage2_loss(self, out, feats, labels, modality, rows) -> dict[str, torch.Tensor]:
         cfg, space_modality = self.options, self.space_modality
         other = INFRARED if space_modality == VISIBLE else VISIBLE
         rows = rows.to(feats.device)
         s, o = modality == space_modality, modality == other
-        f_o = feats[o]
-        soft = self.soft[rows]
-        soft_s, soft_o = soft[s], soft[o]
-        _, _, y_o = self._targets(labels, modality, rows)
+        in_s, soft_in_s = self._space_targets(space_modality, rows)  # y^_s / cm_o and y~_s / z~_o
+        in_o, soft_in_o = self._space_targets(other, rows)  # y^_o and y~_o for O's images
+        s, o = s & (in_s >= 0), o & (in_s >= 0)
+        o_own = (modality == other) & (in_o >= 0)
         mem_s, mem_o, agg, cross = (
             self.memories[space_modality],
             self.memories[other],
@@ -120,42 +156,33 @@ class MULT(ClusterContrast):
             self.cross_memory,
         )
         own, aggregated, crossed = mem_s.logits(feats), agg.logits(feats), cross.logits(feats)  # one pass each
-        s_own, s_agg, s_cross = own[s], aggregated[s], crossed[s]
-        o_own, o_agg, o_cross = own[o], aggregated[o], crossed[o]
-        keep = y_o >= 0
-        ms = F.cross_entropy(s_own, soft_s) + F.cross_entropy(o_cross, soft_o)  # soft targets, as released
-        if keep.any():
-            ms = ms + F.cross_entropy(mem_o.logits(f_o[keep]), y_o[keep])
-        ma = F.cross_entropy(s_agg, soft_s) + F.cross_entropy(o_agg, soft_o)
-        sharpen = cfg.mult_sharpen
-        oclr = (
-            sharpened_cross_entropy(s_agg, s_own, sharpen)
-            + sharpened_cross_entropy(s_agg, s_cross, sharpen)
-            + sharpened_cross_entropy(o_agg, o_cross, sharpen)
-            + sharpened_cross_entropy(o_agg, o_own, sharpen)
-        )
-        return {"modality_specific": ms, "modality_aggregated": ma, "oclr": oclr}
+        zero = feats.sum() * 0.0
 
-    def _targets(self, labels, modality, rows):
-        """Per image of a batch: S images' y^_s and O images' cm_o (both the sampler's labels, as rows
-        of S's memories) and O images' y^_o (rows of O's memory), -1 where an image has none."""
-        other = INFRARED if self.space_modality == VISIBLE else VISIBLE
-        in_space = labels - self.offset[self.space_modality]
-        refined = torch.as_tensor(self.refined, device=labels.device)[rows][modality == other]
-        y_o = torch.where(refined >= 0, refined - self.offset[other], -1)
-        return in_space[modality == self.space_modality], in_space[modality == other], y_o
+        def ce(logits, target, keep):
+            return F.cross_entropy(logits[keep], target[keep]) if keep.any() else zero
+
+        ms = ce(own, soft_in_s, s) + ce(crossed, soft_in_s, o) + ce(mem_o.logits(feats), soft_in_o, o_own)
+        ma = ce(aggregated, soft_in_s, s) + ce(aggregated, soft_in_s, o)
+        sharpen = cfg.mult_sharpen
+        oclr = zero
+        for keep, target in ((s, own), (s, crossed), (o, crossed), (o, own)):
+            if keep.any():
+                oclr = oclr + sharpened_cross_entropy(aggregated[keep], target[keep], sharpen)
+        return {"modality_specific": ms, "modality_aggregated": ma, "oclr": oclr}
 
     def update_memories(self, feats, labels, modality, rows) -> None:
         if not self.stage2:
             return super().update_memories(feats, labels, modality, rows)
         other = INFRARED if self.space_modality == VISIBLE else VISIBLE
-        y_s, cm_o, y_o = self._targets(labels, modality, rows)
-        f_s, f_o = feats[modality == self.space_modality], feats[modality == other]
-        self.memories[self.space_modality].update_sequential(f_s, y_s)
-        self.memories[other].update_sequential(f_o, y_o)
-        self.aggregated.update_sequential(f_s, y_s)
-        self.aggregated.update_sequential(f_o, cm_o)
-        self.cross_memory.update_sequential(f_o, cm_o)
+        in_s, _ = self._space_targets(self.space_modality, rows)
+        for m in (VISIBLE, INFRARED):  # M_V and M_R with each modality's refined labels
+            own = modality == m
+            self.memories[m].update_sequential(feats[own], self._space_targets(m, rows)[0][own])
+        o = modality == other
+        self.cross_memory.update_sequential(feats[o], in_s[o])
+        for m in (INFRARED, VISIBLE):  # M_A: the infrared images first, as the released backward runs
+            own = modality == m
+            self.aggregated.update_sequential(feats[own], in_s[own])
 
     def state_dict(self) -> dict[str, Any]:
         extra = {}
@@ -166,8 +193,8 @@ class MULT(ClusterContrast):
             **extra,
             "space": self.space_modality,
             "refined": self.refined,
-            "target": self.target,
-            "soft": self.soft.cpu(),
+            "space_labels": self.space_labels,
+            "space_soft": {m: t.cpu() for m, t in self.space_soft.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -176,5 +203,5 @@ class MULT(ClusterContrast):
             self.aggregated = self.new_memory(state["aggregated"])
             self.cross_memory = self.new_memory(state["cross_memory"])
         self.space_modality, self.refined = state["space"], np.asarray(state["refined"])
-        self.target = np.asarray(state["target"])
-        self.soft = state["soft"].to(self.device)
+        self.space_labels = {m: np.asarray(v) for m, v in state.get("space_labels", {}).items()}
+        self.space_soft = {m: t.to(self.device) for m, t in state.get("space_soft", {}).items()}

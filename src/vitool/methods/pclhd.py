@@ -6,10 +6,13 @@ Stage 1 (epochs before E_CPCL = ``dcl_epochs``, 50): CPCL, eq. 3-5, the centroid
 of each modality, which is the DCL baseline (vitool.methods.contrast).
 
 Stage 2, every epoch after re-clustering:
-- HPCL (eq. 6-15): a hard memory per modality, initialised with each cluster's member farthest from
-  its centroid (eq. 6), updated with momentum 0.1 by the batch member farthest from the centroid
-  prototype (eq. 14; the released ``CMhard``); the centroid memory keeps its batch-mean updates so
-  "farthest" stays defined.
+- HPCL (eq. 6-15): a hard memory per modality, updated with momentum 0.1 by the batch member farthest
+  from the centroid prototype (eq. 14; the released ``CMhard``); the centroid memory keeps its batch-mean
+  updates. It starts each epoch at the centroids, as released (``pclhd_hard_init = "centroid"``: a hard
+  prototype becomes a hard member once its cluster has been in a batch); ``"farthest"`` starts it at each
+  cluster's member farthest from its centroid, as eq. 6 writes. The memory loss is the released one:
+  0.5 CE(hard) + 0.5 max(0, CE(centroid) - 0.2) per modality, which eq. 15 writes without the centroid
+  hinge (``pclhd_centroid_hinge = false``: CE(hard) alone, weighted by lambda).
 - DPCL (eq. 16-22): a momentum encoder (eq. 16) copied from the online one at the stage switch and moved
   after every step. The paper's beta 0.999 is a half-life of 693 steps, 6.93% of the released 50 x 200-step
   stage 2; vitool keeps that share (``pclhd_ema_half_life``) in a stage of any length, so a 120-step CPU
@@ -20,12 +23,13 @@ Stage 2, every epoch after re-clustering:
   its cluster's dynamic sample least similar to it and each negative the most similar sample of that
   cluster (eq. 19).
 - Loss (eq. 23): lambda HPCL + (1 - lambda) DPCL, lambda 0.5, plus PGM's cross-modal term (the paper
-  "uses PGM to aggregate cross-modality memory"): 0.25 x ClusterNCE of one modality's features
-  against the other's hard memory, with Hungarian partners of its clusters, the direction alternating
-  by epoch (stage-2 epochs 0, 2, ...: visible -> infrared memory). ``association`` swaps the Hungarian
-  matching for MULT's transfer or OT.
+  "uses PGM to aggregate cross-modality memory"): 0.25 x the same memory loss of one modality's features
+  against the other's memories, with Hungarian partners of its clusters (released: 0.125 CE(hard) +
+  0.125 hinge), the direction alternating by epoch (stage-2 epochs 0, 2, ...: visible -> infrared
+  memory). ``association`` swaps the Hungarian matching for MULT's transfer or OT.
 
-Our decisions where the paper and the released code disagree (docs/training.md): the DPCL query is the
+Our decisions where the paper and the released code disagree (docs/training.md; the memory loss and the
+hard memory's start above follow the released code): the DPCL query is the
 *online* feature, so the term trains the encoder (eq. 20 writes phi_m(v), and the released code feeds
 momentum-encoder features computed without gradient, so its term has no effect, §4.3);
 ``pclhd_released_dynamic = true`` reproduces that. Stage 1 is the paper's centroid-only CPCL (the
@@ -75,6 +79,15 @@ def farthest_members(features: np.ndarray, local: np.ndarray, centres: np.ndarra
     return out
 
 
+def hard_memory_start(init: str, features: np.ndarray, local: np.ndarray, centroids: torch.Tensor) -> torch.Tensor:
+    """The hard memory at the start of an epoch: the centroids themselves (``centroid``, the released
+    ``CMhard``, whose memory is the centroids twice), or each cluster's member farthest from its centroid
+    (``farthest``, eq. 6)."""
+    if init == "farthest":
+        return torch.as_tensor(farthest_members(features, local, centroids.cpu().numpy()), device=centroids.device)
+    return centroids.clone()
+
+
 EMA_BETA = 0.999  # eq. 16, released code
 EMA_REFERENCE_STEPS = 50 * 200  # the released SYSU-MM01 stage 2: 50 epochs of 200 steps
 EMA_HALF_LIFE = round(math.log(0.5) / math.log(EMA_BETA) / EMA_REFERENCE_STEPS, 4)  # 0.0693 of stage 2
@@ -116,6 +129,10 @@ class PCLHDOptions(CrossStageOptions):
     pclhd_dynamic_samples: int = 16  # M, dynamic samples per cluster and epoch
     pclhd_released_dynamic: bool = False  # true: the released DPCL (momentum-encoder queries: no gradient)
     pclhd_cross_weight: float = 0.25  # PGM's cross-modal term
+    # the memory loss: CE(hard) + max(0, CE(centroid) - margin), as released; false: CE(hard) alone (eq. 15)
+    pclhd_centroid_hinge: bool = True
+    pclhd_centroid_margin: float = 0.2
+    pclhd_hard_init: str = "centroid"  # the hard memory's start each epoch: centroid (released) | farthest (eq. 6)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +143,8 @@ class PCLHDOptions(CrossStageOptions):
                 "pclhd_ema_half_life": (self.pclhd_ema_half_life >= 0, "a value >= 0"),
                 "pclhd_momentum_encoder": (0 <= self.pclhd_momentum_encoder < 1, "a value in [0, 1)"),
                 "pclhd_dynamic_samples": (self.pclhd_dynamic_samples >= 1, "a value >= 1"),
+                "pclhd_centroid_margin": (self.pclhd_centroid_margin >= 0, "a value >= 0"),
+                "pclhd_hard_init": (self.pclhd_hard_init in ("centroid", "farthest"), "centroid or farthest"),
             },
         )
 
@@ -177,9 +196,10 @@ class PCLHD(ClusterContrast):
             self.net.ema.load_state_dict(self.net.model.state_dict())
         for m in (VISIBLE, INFRARED):
             rows = self.rows_of[m]
-            centres = self.memories[m].prototypes.cpu().numpy()
-            hard = farthest_members(features[rows], self.local(self.intra[rows], m), centres)
-            self.hard[m] = self.new_memory(torch.as_tensor(hard))
+            start = hard_memory_start(
+                cfg.pclhd_hard_init, features[rows], self.local(self.intra[rows], m), self.memories[m].prototypes
+            )
+            self.hard[m] = self.new_memory(start)
         self._dynamic_memories(context)
         space = "infrared" if (self.epoch - self.dcl_epochs) % 2 == 0 else "visible"  # PGM's alternation
         result = associate(
@@ -220,13 +240,23 @@ class PCLHD(ClusterContrast):
         for m in (VISIBLE, INFRARED):
             own = modality == m
             local = labels[own] - self.offset[m]
-            hpcl = hpcl + contrast_loss(feats[own], self.hard[m], local)
+            hpcl = hpcl + self.memory_loss(feats[own], m, local)
             dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
         target = torch.as_tensor(self.cross, device=feats.device)[rows.to(feats.device)]
         other = (modality != self.space_modality) & (target >= 0)
-        cross = contrast_loss(feats[other], self.hard[self.space_modality], target[other])
+        cross = self.memory_loss(feats[other], self.space_modality, target[other])
+        if cfg.pclhd_centroid_hinge:  # the released cross term is the memory's own 0.5 (CE + hinge)
+            cross = 0.5 * cross
         lam = cfg.pclhd_lambda
         return {"hpcl": lam * hpcl, "dpcl": (1 - lam) * dpcl, "cross": cfg.pclhd_cross_weight * cross}
+
+    def memory_loss(self, feats: torch.Tensor, m: int, labels: torch.Tensor) -> torch.Tensor:
+        """CE against modality ``m``'s hard memory, plus the released centroid hinge max(0, CE(centroid) - r)
+        (the released ``CMhard`` loss is half their sum; the callers weigh it)."""
+        hard = contrast_loss(feats, self.hard[m], labels)
+        if not self.options.pclhd_centroid_hinge:
+            return hard
+        return hard + torch.relu(contrast_loss(feats, self.memories[m], labels) - self.options.pclhd_centroid_margin)
 
     def update_memories(self, feats, labels, modality, rows) -> None:
         """Stage 2: the hard prototype first (against the centroid before its update), then the centroid."""

@@ -38,6 +38,8 @@ class ModelConfig:
     width: int = 144
     stem_relu: bool = True  # False: conv1, bn1, maxpool with no ReLU between (the experts' released stems)
     gem_clamp: float = 0.0  # > 0: GeM clamps its input to this floor instead of adding 1e-12 to the mean
+    gem_learned: bool = False  # the GeM exponent is a trained parameter starting at gem_p (the experts' code)
+    bnneck_bias: bool = False  # the BNNeck's bias trains (the experts' code); AGW freezes it at 0
     # The test-time recipe, so that a converted released checkpoint reproduces its repository's features:
     # "none", "mean" (features of the image and its mirror averaged) or "mean_of_l2" (each L2-normalised
     # first), then, with test_l2, the result L2-normalised.
@@ -82,18 +84,23 @@ class NonLocal(nn.Module):
 
 class GeM(nn.Module):
     """Generalised-mean pooling with a fixed exponent (AGW uses p = 3, not learnable; p = 1 is average
-    pooling). With ``clamp`` > 0 it is the learned-GeM form, clamp(x, clamp)^p averaged, to the 1/p."""
+    pooling), or a trained one (``learned``, the experts' released code). With ``clamp`` > 0 it is the
+    learned-GeM form, clamp(x, clamp)^p averaged, to the 1/p. Computed in float32 whatever the autocast
+    policy: in float16 the cube of small activations underflows and the 1/p root of 0 has no gradient."""
 
-    def __init__(self, p: float = 3.0, clamp: float = 0.0) -> None:
+    def __init__(self, p: float = 3.0, clamp: float = 0.0, learned: bool = False) -> None:
         super().__init__()
-        self.p, self.clamp = p, clamp
+        self.clamp = clamp
+        self.p = nn.Parameter(torch.tensor([float(p)])) if learned else p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p == 1:
-            return x.mean(dim=(2, 3))
-        if self.clamp > 0:
-            return x.clamp(min=self.clamp).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
-        return (x.clamp(min=0).pow(self.p).mean(dim=(2, 3)) + 1e-12).pow(1.0 / self.p)
+        with torch.autocast(x.device.type, enabled=False):
+            x = x.float()
+            if isinstance(self.p, float | int) and self.p == 1:
+                return x.mean(dim=(2, 3))
+            if self.clamp > 0:
+                return x.clamp(min=self.clamp).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+            return (x.clamp(min=0).pow(self.p).mean(dim=(2, 3)) + 1e-12).pow(1.0 / self.p)
 
 
 def _with_non_local(layer: nn.Sequential, count: int) -> nn.Sequential:
@@ -157,10 +164,10 @@ class VIReIDNet(nn.Module):
         self.stems = nn.ModuleList([stem, copy.deepcopy(stem)] if config.two_stream else [stem])
         if config.test_flip not in TEST_FLIPS:
             raise ValueError(f"test_flip {config.test_flip!r} is not one of {', '.join(TEST_FLIPS)}")
-        self.pool = GeM(config.gem_p, config.gem_clamp)
+        self.pool = GeM(config.gem_p, config.gem_clamp, config.gem_learned)
         dim = FEATURE_DIM[config.backbone]
         self.bnneck = nn.BatchNorm1d(dim)
-        self.bnneck.bias.requires_grad_(False)
+        self.bnneck.bias.requires_grad_(config.bnneck_bias)
         nn.init.constant_(self.bnneck.weight, 1.0)
         nn.init.zeros_(self.bnneck.bias)
         self.classifier = None

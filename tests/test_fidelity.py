@@ -1,0 +1,189 @@
+"""Where the released training code and vitool differed without saying so, vitool now does what the code
+does: each behaviour against values computed here by hand on tiny tensors (PCLHD's stage-2 memory loss and
+hard-memory start, MULT's two-space batches, its M_A update order and O's soft own-memory target)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vitool.data.datasets import Sample
+from vitool.data.samplers import CrossModalIdentitySampler
+from vitool.methods.memory import ClusterMemory
+from vitool.methods.pclhd import hard_memory_start
+from vitool.methods.registry import build_method
+from vitool.modality import INFRARED, VISIBLE
+
+from .test_train import tiny
+
+
+def unit(*rows):
+    return F.normalize(torch.tensor(rows, dtype=torch.float32), dim=1)
+
+
+def _ce(feats, prototypes, labels, temperature=0.05):
+    return float(F.cross_entropy(F.normalize(feats, dim=1) @ prototypes.t() / temperature, labels))
+
+
+def _pclhd(**options):
+    samples = [Sample(f"{i}.jpg", i // 4, 0, i % 2) for i in range(16)]
+    method = build_method(tiny("unused", method="pclhd", **options), samples)
+    method.stage2, method.offset = True, {VISIBLE: 0, INFRARED: 2}
+    return method
+
+
+def _pclhd_batch(method):
+    """Two clusters per modality with fixed memories; one visible and one infrared sample per cluster."""
+    method.memories = {VISIBLE: ClusterMemory(unit([1, 0], [0, 1])), INFRARED: ClusterMemory(unit([1, 1], [1, -1]))}
+    method.hard = {VISIBLE: ClusterMemory(unit([1, 0.3], [0.2, 1])), INFRARED: ClusterMemory(unit([1, 0.5], [0.4, -1]))}
+    method.dynamic = {m: unit([1, 0], [0, 1], [1, 1], [1, -1]).reshape(2, 2, 2) for m in (VISIBLE, INFRARED)}
+    method.space_modality = INFRARED  # visible images take infrared clusters through the cross term
+    method.cross = np.array([1, -1, 0, -1])  # rows 0 and 2 are visible, with partners 3 and 2 (local 1, 0)
+    feats = unit([0.7, 0.72], [1, -0.02], [0.75, 0.7], [1, 0.03])  # near the boundaries: the hinge is active
+    modality = torch.tensor([VISIBLE, INFRARED, VISIBLE, INFRARED])
+    labels = torch.tensor([0, 2, 1, 3])
+    return feats, labels, modality, torch.arange(4)
+
+
+def test_pclhd_stage2_memory_loss_is_the_released_hard_ce_plus_centroid_hinge():
+    method = _pclhd()
+    feats, labels, modality, rows = _pclhd_batch(method)
+    terms = method.stage2_loss({}, feats, labels, modality, rows)
+    hpcl, cross = 0.0, 0.0
+    for m, own in ((VISIBLE, [0, 2]), (INFRARED, [1, 3])):
+        local = labels[own] - method.offset[m]
+        hard = _ce(feats[own], method.hard[m].prototypes, local)
+        centroid = _ce(feats[own], method.memories[m].prototypes, local)
+        hpcl += 0.5 * hard + 0.5 * max(0.0, centroid - 0.2)  # the released CMhard loss, per modality
+    target = torch.tensor([1, 0])  # the visible rows' infrared partners, as rows of the infrared memories
+    hard = _ce(feats[[0, 2]], method.hard[INFRARED].prototypes, target)
+    centroid = _ce(feats[[0, 2]], method.memories[INFRARED].prototypes, target)
+    cross = 0.25 * (0.5 * hard + 0.5 * max(0.0, centroid - 0.2))  # 0.125 CE(hard) + 0.125 hinge
+    assert float(terms["hpcl"]) == pytest.approx(hpcl, rel=1e-5)  # lambda 0.5 x (CE(hard) + hinge)
+    assert float(terms["cross"]) == pytest.approx(cross, rel=1e-5)
+    assert hpcl > 0.5 * sum(  # the hinge is active here, so the old HPCL (CE(hard) alone) differs
+        _ce(feats[own], method.hard[m].prototypes, labels[own] - method.offset[m])
+        for m, own in ((VISIBLE, [0, 2]), (INFRARED, [1, 3]))
+    )
+
+
+def test_pclhd_paper_form_is_one_option_away():
+    method = _pclhd(pclhd_centroid_hinge=False)
+    feats, labels, modality, rows = _pclhd_batch(method)
+    terms = method.stage2_loss({}, feats, labels, modality, rows)
+    hard = sum(
+        _ce(feats[own], method.hard[m].prototypes, labels[own] - method.offset[m])
+        for m, own in ((VISIBLE, [0, 2]), (INFRARED, [1, 3]))
+    )
+    assert float(terms["hpcl"]) == pytest.approx(0.5 * hard, rel=1e-5)  # eq. 15: CE(hard), lambda 0.5
+    cross = _ce(feats[[0, 2]], method.hard[INFRARED].prototypes, torch.tensor([1, 0]))
+    assert float(terms["cross"]) == pytest.approx(0.25 * cross, rel=1e-5)
+
+
+def test_pclhd_hard_memory_starts_at_the_centroids_as_released_or_at_the_farthest_member():
+    features = unit([1, 0], [0.6, 0.8], [0, 1], [0.8, 0.6]).numpy()
+    local = np.array([0, 0, 1, 1])
+    centroids = unit([1, 0], [0, 1])
+    torch.testing.assert_close(hard_memory_start("centroid", features, local, centroids), centroids)
+    farthest = hard_memory_start("farthest", features, local, centroids)
+    torch.testing.assert_close(farthest, torch.as_tensor(features[[1, 3]]))  # eq. 6
+    assert _pclhd().options.pclhd_hard_init == "centroid"
+    with pytest.raises(ValueError, match="pclhd_hard_init = 'far'"):
+        _pclhd(pclhd_hard_init="far")
+
+
+# ------------------------------------------------------------------------------------------------ MULT
+
+
+def test_a_two_space_batch_takes_half_its_clusters_from_each_space():
+    """MULT's released StageThreeSampler: 6 clusters of the visible space (visible images by their label,
+    infrared ones by their cross label) and 6 of the infrared space (the reverse), in every batch."""
+    rng = np.random.default_rng(0)
+    n_v, n_r = 120, 96
+    visible_space = np.r_[rng.integers(0, 10, n_v), rng.integers(0, 10, n_r)]  # clusters 0-9
+    infrared_space = np.r_[rng.integers(10, 18, n_v), rng.integers(10, 18, n_r)]  # clusters 10-17
+    sampler = CrossModalIdentitySampler(
+        visible_space[:n_v], visible_space[n_v:], n_v, 12, 3, seed=1, batches=5,
+        second=(infrared_space[:n_v], infrared_space[n_v:]),
+    )  # fmt: skip
+    for batch in sampler:
+        batch = np.asarray(batch)
+        vis, ir = batch[: 12 * 3], batch[12 * 3 :]
+        assert len(ir) == 36 and (vis < n_v).all() and (ir >= n_v).all()
+        for half, space in ((slice(0, 18), visible_space), (slice(18, 36), infrared_space)):
+            v_ids, r_ids = space[vis[half]].reshape(6, 3), space[ir[half]].reshape(6, 3)
+            assert (v_ids == v_ids[:, :1]).all() and (r_ids == r_ids[:, :1]).all()  # 3 images per cluster
+            assert np.array_equal(v_ids[:, 0], r_ids[:, 0]) and len(set(v_ids[:, 0])) == 6  # aligned, distinct
+        assert set(visible_space[vis[:18]]) <= set(range(10)) and set(infrared_space[vis[18:]]) <= set(range(10, 18))
+
+
+def _mult(**options):
+    """MULT after a stage-2 relabelling of 4 visible and 4 infrared images: 2 clusters per modality."""
+    samples = [Sample(f"v{i}", i // 2, 1, VISIBLE) for i in range(4)] + [
+        Sample(f"r{i}", i // 2, 3, INFRARED) for i in range(4)
+    ]
+    method = build_method(tiny("unused", method="mult", **options), samples)
+    method.stage2, method.epoch, method.dcl_epochs = True, 0, 0
+    method.intra = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    method.offset = {VISIBLE: 0, INFRARED: 2}
+    method.memories = {VISIBLE: ClusterMemory(unit([1, 0], [0, 1])), INFRARED: ClusterMemory(unit([1, 0.2], [0.1, 1]))}
+    features = unit([1, 0.1], [0.9, 0.2], [0.1, 1], [0.2, 0.9], [1, 0.3], [0.8, 0.1], [0.2, 1], [0.1, 0.7]).numpy()
+    return method, features
+
+
+def test_mult_relabels_in_both_spaces_and_draws_half_of_each_batch_from_the_other():
+    method, features = _mult(cluster_k1=2, cluster_k2=1)
+    labels = method.stage2_labels(None, features)  # the visible space: the first cross epoch
+    assert method.space_modality == VISIBLE
+    np.testing.assert_array_equal(labels, method.space_labels[VISIBLE])
+    second = method.stage2_second_space()
+    np.testing.assert_array_equal(second, method.space_labels[INFRARED])
+    assert set(labels[:4]) <= {0, 1} and set(labels[4:]) <= {0, 1}  # everyone in visible clusters
+    assert set(second[:4]) <= {2, 3} and set(second[4:]) <= {2, 3}  # and in infrared ones
+    assert method.space_soft[VISIBLE].shape == (8, 2) and method.space_soft[INFRARED].shape == (8, 2)
+    torch.testing.assert_close(method.space_soft[INFRARED].sum(1), torch.ones(8))
+    method.options.mult_batch = "epoch_space"
+    assert method.stage2_second_space() is None
+
+
+def test_mult_aggregated_memory_takes_the_infrared_images_first():
+    """The released backward updates M_A with the infrared features, then the visible views (momentum 0.1:
+    the last update nearly replaces a prototype, so the order shows)."""
+    method, features = _mult(cluster_k1=2, cluster_k2=1)
+    method.stage2_labels(None, features)
+    a0 = method.aggregated.prototypes.clone()
+    feats = unit([0.3, 1], [1, 0.4])  # one visible, one infrared image of visible-space cluster 0
+    rows = torch.tensor([0, 4])
+    modality = torch.tensor([VISIBLE, INFRARED])
+    method.space_labels[VISIBLE] = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    method.update_memories(feats, torch.tensor([0, 0]), modality, rows)
+    p = F.normalize(0.1 * a0[0] + 0.9 * feats[1], dim=0)  # infrared first
+    p = F.normalize(0.1 * p + 0.9 * feats[0], dim=0)  # then visible
+    torch.testing.assert_close(method.aggregated.prototypes[0], p)
+    torch.testing.assert_close(method.aggregated.prototypes[1], a0[1])
+
+
+def test_mult_other_modality_own_memory_term_reads_its_soft_label():
+    method, features = _mult(cluster_k1=2, cluster_k2=1)
+    method.stage2_labels(None, features)
+    # a soft label far from one-hot (the transfer's are nearly one-hot on this toy), so hard and soft differ
+    method.space_soft[INFRARED] = torch.tensor(
+        [[0.7, 0.3]] * 2 + [[0.2, 0.8]] * 2 + [[0.6, 0.4]] * 2 + [[0.3, 0.7]] * 2
+    )
+    feats = torch.as_tensor(features)
+    rows, modality = torch.arange(8), torch.as_tensor(method.modality)
+    terms = method.stage2_loss({}, feats, torch.as_tensor(method.space_labels[VISIBLE]), modality, rows)
+    s, o = modality == VISIBLE, modality == INFRARED
+    logits = lambda memory: feats @ memory.prototypes.t() / 0.05  # noqa: E731
+    soft_s, soft_o = method.space_soft[VISIBLE], method.space_soft[INFRARED]
+    expected = (
+        F.cross_entropy(logits(method.memories[VISIBLE])[s], soft_s[s])
+        + F.cross_entropy(logits(method.cross_memory)[o], soft_s[o])
+        + F.cross_entropy(logits(method.memories[INFRARED])[o], soft_o[o])  # O's soft label y~_o, not y^_o
+    )
+    assert float(terms["modality_specific"]) == pytest.approx(float(expected), rel=1e-5)
+    hard = expected - F.cross_entropy(logits(method.memories[INFRARED])[o], soft_o[o])
+    hard = hard + F.cross_entropy(logits(method.memories[INFRARED])[o], soft_o[o].argmax(1))  # the old target
+    assert abs(float(terms["modality_specific"]) - float(hard)) > 0.5
