@@ -10,7 +10,7 @@ DEMO := demo
 # constraints.txt pins our own runs; pyproject.toml has only lower bounds (a user's torch stays theirs).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[weights,dev,export,tensorboard]'
+	$(VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[weights,dev,export,tensorboard,faiss]'
 	touch $(STAMP)
 
 # Synthetic SYSU-layout data -> OTLA trained on its visible labels (about 8 minutes on 2 CPU cores)

@@ -749,7 +749,13 @@ def train(
         Path | None,
         typer.Option("--config", help="A TOML file of any options below; in it, base = 'FILE' starts from FILE."),
     ] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder from its last.pt.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue the run in this folder from its last.pt, on this machine's device (--device auto "
+            "unless given); --epochs, --amp and --workers may be given anew too."
+        ),
+    ] = None,
     dataset: Annotated[Dataset | None, typer.Option(help="Dataset layout of --root.")] = None,
     root: Annotated[str | None, typer.Option(help="Dataset root (or manifest CSV).")] = None,
     trial: Annotated[int | None, typer.Option(help="RegDB trial 1..10.")] = None,
@@ -820,7 +826,12 @@ def train(
         run_dir = resume
         if not (run_dir / "last.pt").is_file():
             raise VitoolError(run_dir, "has no last.pt to resume from", "pass the folder of an earlier vitool train")
-        cfg = load_config(run_dir / "config.toml", {k: v for k, v in overrides.items() if k == "epochs"})
+        from vitool.engine.trainer import RUN_PLACE
+
+        # what the run is stays the saved config; its length and where it computes are this command's
+        kept = {k: v for k, v in overrides.items() if k in ("epochs", *RUN_PLACE) and v is not None}
+        kept.setdefault("device", "auto")  # the machine it resumes on, unless --device says otherwise
+        cfg = load_config(run_dir / "config.toml", kept)
     else:
         run_dir = output
         first_process = os.environ.get("RANK", "0") == "0"  # under torchrun, process 0 creates the folder

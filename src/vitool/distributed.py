@@ -62,3 +62,19 @@ class RankSlice:
     def __iter__(self):
         for batch in self.sampler:
             yield batch[self.rank :: self.world]
+
+
+def gather_rows(rows: torch.Tensor, total: int) -> torch.Tensor:
+    """All ``total`` rows from the processes of a distributed run that each hold every world-th one (rank r
+    rows r, r + world, ...), back in their order; the rows themselves otherwise."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return rows
+    world = torch.distributed.get_world_size()
+    (every,) = gather_batch(rows)  # rank 0's rows, then rank 1's, ...
+    out = torch.empty((total, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
+    start = 0
+    for rank in range(world):
+        count = len(range(rank, total, world))
+        out[rank::world] = every[start : start + count]
+        start += count
+    return out

@@ -25,28 +25,31 @@ def extract(
     batch_size: int = 64,
     flip: str | None = None,
     num_workers: int = 0,
-    amp: bool = True,
+    amp: torch.dtype | None | str = "auto",
     on_batch: Callable[[int], None] | None = None,
     cache=None,
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> dict[str, np.ndarray]:
     """Post-BN ``features``, ``features_pre_bn`` and, with a classifier, softmax ``probs``, in sample order.
 
     ``flip`` ("none", "mean", "mean_of_l2"; default: the model's ``test_flip``) averages each image's
     features with its horizontal mirror's (as DEEN and CAJ test), "mean_of_l2" after L2-normalising each
     (as the Cluster-Contrast-derived repositories test); with the model's ``test_l2`` the features are
-    then L2-normalised. AMP (fp16 autocast) is used on CUDA only; outputs are stored as float32.
+    then L2-normalised. ``amp``: the autocast dtype (a training run's own), None for none, or "auto" (fp16
+    on CUDA, none elsewhere); outputs are stored as float32.
     """
     model = model.to(device).eval()
     dataset = ImageDataset(samples, root, test_transform(model.config.height, model.config.width), cache)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=device.type == "cuda"
     )
-    use_amp = amp and device.type == "cuda"
+    if amp == "auto":
+        amp = torch.float16 if device.type == "cuda" else None
     outputs: dict[str, list[np.ndarray]] = {"features": [], "features_pre_bn": [], "probs": []}
     flip = model.config.test_flip if flip is None else flip
     for images, modality, _ in loader:
-        images, modality = images.to(device, non_blocking=True), modality.to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+        images = images.to(device, non_blocking=True, memory_format=memory_format)  # modality stays on the host
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             out = recipe_outputs(model, images, modality, flip, model.config.test_l2)
         outputs["features"].append(out["feat"].float().cpu().numpy())
         outputs["features_pre_bn"].append(out["pre_bn"].float().cpu().numpy())
@@ -92,9 +95,11 @@ def extract_featureset(
     num_workers: int = 0,
     on_batch: Callable[[int], None] | None = None,
     cache=None,
+    amp: torch.dtype | None | str = "auto",
+    memory_format: torch.memory_format = torch.contiguous_format,
 ) -> FeatureSet:
     """A features file's content (without provenance) for ``samples``, in their order."""
-    out = extract(model, samples, root, device, batch_size, flip, num_workers, on_batch=on_batch, cache=cache)
+    out = extract(model, samples, root, device, batch_size, flip, num_workers, amp, on_batch, cache, memory_format)
     return FeatureSet(
         features=out["features"],
         path=np.array([s.path for s in samples], dtype=object),

@@ -30,15 +30,29 @@ class ClusterConfig:
 
 
 def _faiss_gpu(device: str) -> bool:
-    """k-means on faiss's GPU index: when the device is not the CPU and the faiss build has a GPU (pip's
-    faiss-cpu has none; then k-means, a small share of an epoch, runs on the CPU)."""
+    """k-means on faiss's GPU index: when the device is not the CPU. faiss is an optional extra, and a
+    build with a GPU must match the CUDA of the user's torch, so asking for the GPU without one is a
+    one-line error naming what to install; on the CPU (and ``auto`` without a GPU faiss) scikit-learn runs."""
     from vitool.devices import resolve_device
 
     if resolve_device(device).type == "cpu":  # and --device cuda without a visible GPU is one clear line
         return False
-    import faiss
+    return _faiss_has_gpu(required=device == "cuda")
 
-    return (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0) > 0
+
+def _faiss_has_gpu(required: bool) -> bool:
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    has_gpu = faiss is not None and (faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0) > 0
+    if not has_gpu and required:
+        raise VitoolError(
+            None,
+            "k-means on the GPU needs faiss built with GPU support",
+            "install the faiss GPU build that matches your CUDA (docs/association.md), or use --device cpu",
+        )
+    return has_gpu
 
 
 def knn(features: np.ndarray, k: int, device: str = "auto", return_similarity: bool = False):
@@ -116,28 +130,38 @@ def _kmeans_plus_plus(x: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def kmeans_labels(features: np.ndarray, config: ClusterConfig) -> np.ndarray:
-    import faiss
-
+    """k-means of the L2-normalised features: the best of KMEANS_RESTARTS k-means++ starts (25 Lloyd
+    iterations each), by scikit-learn on the CPU or faiss's GPU index when asked for and installed."""
     if config.k < 1:
         raise VitoolError(None, "--method kmeans needs --k K >= 1", "pass the number of clusters")
     if config.k > len(features):
         raise VitoolError(None, f"--k {config.k} exceeds the {len(features)} samples", "lower --k")
     features = l2_normalise(features)
+    starts = [_kmeans_plus_plus(features, config.k, config.seed + attempt) for attempt in range(KMEANS_RESTARTS)]
+    if _faiss_gpu(config.device):
+        return _faiss_kmeans(features, config, starts)
+    from sklearn.cluster import KMeans
+
     best = None
-    for attempt in range(KMEANS_RESTARTS):  # best of several k-means++ starts, as scikit-learn's n_init
+    for start in starts:  # best of several k-means++ starts, as scikit-learn's n_init
+        km = KMeans(config.k, init=start, n_init=1, max_iter=25, tol=0.0, algorithm="lloyd").fit(features)
+        if best is None or km.inertia_ < best.inertia_:
+            best = km
+    return best.predict(features).astype(np.int64)
+
+
+def _faiss_kmeans(features: np.ndarray, config: ClusterConfig, starts: list[np.ndarray]) -> np.ndarray:
+    import faiss
+
+    best = None
+    for attempt, start in enumerate(starts):
         km = faiss.Kmeans(
-            features.shape[1],
-            config.k,
-            niter=25,
-            seed=config.seed + attempt,
-            gpu=_faiss_gpu(config.device),
-            min_points_per_centroid=1,  # small pseudo-label sets are normal here; keep stderr clean
+            features.shape[1], config.k, niter=25, seed=config.seed + attempt, gpu=True, min_points_per_centroid=1
         )
-        km.train(features, init_centroids=_kmeans_plus_plus(features, config.k, config.seed + attempt))
+        km.train(features, init_centroids=start)
         if best is None or km.obj[-1] < best.obj[-1]:  # the objective is the sum of squared distances
             best = km
-    km = best
-    _, assigned = km.index.search(features, 1)
+    _, assigned = best.index.search(features, 1)
     return assigned[:, 0].astype(np.int64)
 
 

@@ -9,6 +9,7 @@ given a cached image at its own size leaves the size alone.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,15 +69,15 @@ class ImageCache:
                     "make a cache at the model's size",
                 )
             self.index = {p: i for i, p in enumerate(handle["path"].asstr()[()])}
-        self._images = None
+        self._images, self._pid = None, None
 
     def __contains__(self, rel: str) -> bool:
         return rel in self.index
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_images": None}  # h5py handles do not cross process boundaries
+        return {**self.__dict__, "_images": None, "_pid": None}  # h5py handles do not cross process boundaries
 
     def load(self, rel: str) -> Image.Image:
-        if self._images is None:
-            self._images = h5py.File(self.path, "r")["images"]
+        if self._images is None or self._pid != os.getpid():  # HDF5 is not fork-safe: a forked worker reopens
+            self._images, self._pid = h5py.File(self.path, "r")["images"], os.getpid()
         return Image.fromarray(self._images[self.index[rel]])

@@ -62,7 +62,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
-    workers: int = 0
+    workers: int = -1  # DataLoader worker processes; -1: 0 on the CPU, min(8, CPU cores) with a GPU
+    channels_last: bool = False  # NHWC activations on the GPU: usually faster convolutions under AMP
     image_cache: str = ""  # an HDF5 image cache at the model's size (vitool cache)
     tensorboard: bool = False  # also write each epoch's numbers as TensorBoard events (extra: tensorboard)
     # the method's own keys (fields of its registered options dataclass, e.g. OTLAOptions): flat in the
@@ -181,6 +182,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
         if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
             fix = "use a probability in [0, 1]" + ("" if key == "erasing" else " or -1 (the method's)")
             raise VitoolError(path, f"{key} = {value}", fix)
+    if config.workers < -1:
+        raise VitoolError(
+            path, f"workers = {config.workers}", "use a count >= 0, or -1 (0 on a CPU, up to 8 with a GPU)"
+        )
     if not (0 <= config.warmup_factor <= 1 or config.warmup_factor == -1):
         raise VitoolError(path, f"warmup_factor = {config.warmup_factor}", "use a value in [0, 1] or -1 (the method's)")
     if any(m <= 0 for m in config.milestones):

@@ -16,7 +16,8 @@ from typing import Any
 # and their counts; `vitool compare` summarises the same keys.
 DIAGNOSTIC_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage", "_pairs", "_clusters", "_outliers")
 QUALITY_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage")  # the ones plotted: rates, not counts
-_NOT_LOSSES = {"epoch", "lr", "seconds", "images_per_s", "val", "stage", "loss_terms"}
+_NOT_LOSSES = {"epoch", "lr", "seconds", "images_per_s", "data_wait_share", "labels_seconds", "val", "stage"}
+_NOT_LOSSES |= {"loss_terms"}
 
 
 def _number(value: Any) -> bool:

@@ -12,11 +12,13 @@ the end of every epoch) draws exactly the batches an uninterrupted run would.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,12 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # process 0 clusters and associates while the others wait: SYSU-size DBSCAN takes minutes, beyond
+        # NCCL's default 10-minute timeout
+        kwargs: dict[str, Any] = {"timeout": datetime.timedelta(minutes=DISTRIBUTED_TIMEOUT_MINUTES)}
+        if device.type == "cuda":
+            kwargs["device_id"] = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", **kwargs)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -81,6 +88,11 @@ def split_validation(samples: list[Sample], val_ids: int, seed: int) -> tuple[li
     return [s for s in samples if s.pid not in held], [s for s in samples if s.pid in held]
 
 
+DISTRIBUTED_TIMEOUT_MINUTES = 60
+RANK_SEED = 7_919  # process r of a distributed run draws its augmentation from seed + r x this (r = 0: the seed)
+RUN_PLACE = ("device", "amp", "workers")  # where a run computes: a resume takes them from where it runs now
+
+
 class Engine:
     def __init__(self, config: TrainConfig, run_dir: Path, log: Callable[[str], None] = print) -> None:
         from vitool.devices import resolve_device
@@ -94,6 +106,11 @@ class Engine:
         if self.device.type == "cuda" and self.distributed:
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
+        self.workers = config.workers
+        if self.workers < 0:  # the GPU should not wait on decoding; the CPU demo stays single-process
+            self.workers = min(8, os.cpu_count() or 1) if self.device.type == "cuda" else 0
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick its fastest kernels
         self.root = image_root(config.dataset, config.root)
         samples = load_split(config.dataset, config.root, "train", config.trial)
         # visible rows first, then infrared, as the sampler expects
@@ -109,7 +126,9 @@ class Engine:
         model_config.width = config.width or model_config.width
         torch.manual_seed(config.seed)
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
+        self.module = self.module.to(memory_format=self.memory_format)
         heads = {id(p) for m in (self.model.bnneck, self.model.classifier) if m is not None for p in m.parameters()}
         backbone = [p for p in self.model.parameters() if id(p) not in heads]
         backbone_ids = {id(p) for p in backbone}
@@ -132,8 +151,8 @@ class Engine:
         if self.distributed:  # gradients are averaged over the processes; BN statistics stay per process
             from torch.nn.parallel import DistributedDataParallel
 
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.module, device_ids=ids)
+            # device_ids None: DDP leaves the inputs where they are, so the modality stays on the host (below)
+            self.train_model = DistributedDataParallel(self.module, device_ids=None)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.cache = None
@@ -144,7 +163,7 @@ class Engine:
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
         self.context = TrainingContext(
-            self.train_samples, self.root, self.run_dir, config.seed, self.rank, self.features
+            self.train_samples, self.root, self.run_dir, config.seed, self.rank, partial(self.features, shard=True)
         )
 
     def _amp_dtype(self) -> torch.dtype | None:
@@ -173,7 +192,8 @@ class Engine:
         try:
             self.model.load_state_dict(state["model_state"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"] and self.scaler.is_enabled():  # a run saved without fp16 scaling starts its scale
+                self.scaler.load_state_dict(state["scaler"])
             self.method.load_state_dict(state["method"])
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise VitoolError(
@@ -183,6 +203,14 @@ class Engine:
             ) from None
         self.start_epoch = int(state["epoch"]) + 1
         self.best_rank1 = state.get("best_rank1", -1.0)
+        saved = state.get("config", {})
+        where = {k: getattr(self.config, k) for k in RUN_PLACE}
+        moved = {k: (saved[k], v) for k, v in where.items() if k in saved and saved[k] != v}
+        note = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in moved.items())
+        self.log(
+            f"resuming at epoch {self.start_epoch} on {self.device} (amp {self.amp_dtype or 'none'}, "
+            f"workers {self.workers})" + (f"; changed since it was saved: {note}" if note else "")
+        )
 
     # ----------------------------------------------------------------------------------------- loop
 
@@ -218,10 +246,14 @@ class Engine:
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
             seed_everything(cfg.seed * 100_003 + epoch)
+            labelled = time.perf_counter()
             plan = self.method.epoch_labels(self.context, epoch)
+            labels_seconds = time.perf_counter() - labelled  # clustering, association, relabelling
             if self.world > 1:  # every process samples from process 0's labels
                 plan = broadcast_from_main(plan)
                 self.method.adopt_labels(plan)
+            if self.world > 1:  # the same labels everywhere, but each process its own augmentation and dropout
+                seed_everything(cfg.seed * 100_003 + epoch + RANK_SEED * self.rank)
             labels = dataset.labels = plan.labels
             sampler = CrossModalIdentitySampler(
                 labels[modality == VISIBLE],
@@ -239,11 +271,12 @@ class Engine:
             loader = torch.utils.data.DataLoader(
                 dataset,
                 batch_sampler=RankSlice(sampler, self.rank, self.world),
-                num_workers=cfg.workers,
+                num_workers=self.workers,
                 pin_memory=self.device.type == "cuda",
-                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch),
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + RANK_SEED * self.rank),
             )
             record = self._train_epoch(epoch, loader, progress if main else None)
+            record["labels_seconds"] = round(labels_seconds, 2)
             record.update(self.method.report())
             if main:  # one process validates, logs and writes; the others wait at the barrier
                 if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
@@ -283,13 +316,19 @@ class Engine:
             group["lr"] = lr * group["lr_factor"]
         self.module.train()
         sums: dict[str, float] = {}
-        images, start = 0, time.perf_counter()
-        for step, (x, modality, labels, rows) in enumerate(loader):
-            x, modality, labels = x.to(self.device), modality.to(self.device), labels.to(self.device)
+        images, start, waited = 0, time.perf_counter(), 0.0
+        batches = iter(loader)
+        for step in range(len(loader)):
+            asked = time.perf_counter()
+            x, modality, labels, rows = next(batches)
+            waited += time.perf_counter() - asked  # the loop (and so the GPU's queue) waits on decoding here
+            x = x.to(self.device, non_blocking=True, memory_format=self.memory_format)
+            # the network routes images by a host copy of the modality (no device sync); the loss reads this one
+            host_modality, modality, labels = modality, modality.to(self.device), labels.to(self.device)
             with torch.autocast(
                 self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
             ):
-                out = self.train_model(x, modality)
+                out = self.train_model(x, host_modality)
             loss, parts = self.method.loss(out, labels, modality, rows)
             if not torch.isfinite(loss):
                 raise VitoolError(
@@ -316,19 +355,48 @@ class Engine:
             "loss_terms": list(sums),
             "seconds": round(elapsed, 2),
             "images_per_s": round(images / max(elapsed, 1e-9), 1),
+            "data_wait_share": round(waited / max(elapsed, 1e-9), 3),
         }
 
     # ----------------------------------------------------------------------------------- evaluation
 
     def features(
-        self, samples: list[Sample], attrs: dict[str, Any] | None = None, model: torch.nn.Module | None = None
+        self,
+        samples: list[Sample],
+        attrs: dict[str, Any] | None = None,
+        model: torch.nn.Module | None = None,
+        shard: bool = False,
     ):
-        """Eval-mode features of ``samples`` by the trained model (or ``model``): TrainingContext.extract."""
+        """Eval-mode features of ``samples`` by the trained model (or ``model``), with the run's workers and
+        autocast dtype. ``shard`` (TrainingContext.extract, which every process calls): in a distributed run
+        each process extracts every world-th image and all share the whole result."""
+        from vitool.distributed import gather_rows
         from vitool.features import extract_featureset
 
         attrs = {"dataset": "manifest", "split": "train"} if attrs is None else attrs
         net = self.model if model is None else model
-        return extract_featureset(net, samples, self.root, attrs, self.device, batch_size=128, cache=self.cache)
+        mine = samples[self.rank :: self.world] if shard and self.world > 1 else samples
+        if mine is not samples:  # one network for every shard: process 0's BN statistics (its buffers)
+            for buffer in net.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        fs = extract_featureset(
+            net, mine, self.root, attrs, self.device, 128, None, self.workers, cache=self.cache,
+            amp=self.amp_dtype, memory_format=self.memory_format,
+        )  # fmt: skip
+        if mine is not samples:
+            for name in ("features", "features_pre_bn", "probs"):
+                local = getattr(fs, name)
+                if local is not None:
+                    whole = gather_rows(torch.as_tensor(local, device=self._collective_device), len(samples))
+                    setattr(fs, name, whole.cpu().numpy())
+            for name in ("path", "pid", "cam", "modality"):
+                setattr(fs, name, np.asarray([getattr(s, name) for s in samples], dtype=getattr(fs, name).dtype))
+        return fs
+
+    @property
+    def _collective_device(self) -> torch.device:
+        """Where collectives' tensors live: the GPU under NCCL, the CPU under gloo."""
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def _validate(self) -> dict[str, float]:
         from vitool.evaluation.evaluate import evaluate_features

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
-from vitool.distributed import broadcast_from_main, computed_on_main, gather_batch
+from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
 from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
@@ -148,8 +148,8 @@ class ClusterContrast(Method):
         from vitool.modality import l2_normalise
 
         cfg = self.options
-        fs = context.extract(context.samples)
-        features = broadcast_from_main(l2_normalise(fs.features))  # one set of features for every process
+        fs = context.extract(context.samples)  # sharded over the processes and shared: the same on every one
+        features = l2_normalise(fs.features)
         if cfg.cluster_oracle:  # diagnostic: what perfect clusters would give (reads the hidden identities)
             self.intra = oracle_clusters(self.pid, self.modality)
         else:

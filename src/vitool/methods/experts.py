@@ -155,8 +155,18 @@ class Experts(Method):
         self.stage1 = options.experts_stage1_epochs
         self.net: ExpertsNet | None = None
         self.epoch = 0
+        self._relations_on: dict[str, torch.Tensor] | None = None  # the relations on the training device
         self.relations = self._no_relations()
         self._report: dict[str, Any] = {}
+
+    @property
+    def relations(self) -> dict[str, np.ndarray]:
+        """The epoch's CRE relations (strong and consistent partners, contradictory candidates)."""
+        return self._relations
+
+    @relations.setter
+    def relations(self, value: dict[str, np.ndarray]) -> None:
+        self._relations, self._relations_on = value, None  # copied to the device again at the next step
 
     def num_classes(self) -> int:
         return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
@@ -288,7 +298,9 @@ class Experts(Method):
 
     def _stage2_terms(self, out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr) -> dict[str, torch.Tensor]:
         cfg, device = self.options, y_v.device
-        rel = {k: torch.as_tensor(v, device=device) for k, v in self.relations.items()}
+        if self._relations_on is None or self._relations_on["strong"].device != device:  # once per epoch
+            self._relations_on = {k: torch.as_tensor(v, device=device) for k, v in self.relations.items()}
+        rel = self._relations_on
         zero = pre_v.sum() * 0.0
         wc_v, wc_r = out["logits"][vis].float(), out["logits"][ir].float()
         partner = rel["strong"][y_v]

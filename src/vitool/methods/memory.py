@@ -39,10 +39,12 @@ class ClusterMemory:
 
     @torch.no_grad()
     def update_sequential(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
-        """Cluster-Contrast's "CM": one momentum step per sample, in batch order."""
-        for x, y in zip(feats.float(), labels.tolist(), strict=True):
-            if y >= 0:
-                self._blend(torch.tensor([y], device=x.device), x[None])
+        """Cluster-Contrast's "CM": one momentum step per sample, in batch order. Samples of different
+        clusters touch different prototypes, so round k moves the k-th sample of every cluster at once: the
+        same steps in the same order per prototype, in as many rounds as a cluster has samples in the batch,
+        with one host sync per call instead of one per sample."""
+        for rows, clusters in occurrence_rounds(labels):
+            self._blend(clusters, feats[rows].float())
 
     @torch.no_grad()
     def update_mean(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
@@ -57,12 +59,42 @@ class ClusterMemory:
     @torch.no_grad()
     def update_hardest(self, feats: torch.Tensor, labels: torch.Tensor, centroids: ClusterMemory) -> None:
         """One momentum step per cluster with its batch feature least similar to the cluster's centroid
-        (PCLHD's hard prototype, eq. 6 and 14; the released code's ``CMhard``)."""
-        feats = feats.float()
-        for y in torch.unique(labels[labels >= 0]).tolist():
-            members = feats[labels == y]
-            hardest = members[torch.argmin(members @ centroids.prototypes[y])]
-            self._blend(torch.tensor([y], device=feats.device), hardest[None])
+        (PCLHD's hard prototype, eq. 6 and 14; the released code's ``CMhard``); the first such member on
+        ties, as argmin. All clusters in one step: each touches its own prototype."""
+        keep = torch.nonzero(labels >= 0).squeeze(1)
+        if not len(keep):
+            return
+        feats, labels = feats[keep].float(), labels[keep]
+        sims = (feats * centroids.prototypes[labels]).sum(dim=1)
+        ids, inverse = torch.unique(labels, return_inverse=True)
+        lowest = torch.full((len(ids),), float("inf"), device=feats.device).scatter_reduce(0, inverse, sims, "amin")
+        position = torch.arange(len(labels), device=feats.device)
+        is_lowest = sims == lowest[inverse]
+        first = torch.full((len(ids),), len(labels), device=feats.device).scatter_reduce(
+            0, inverse, torch.where(is_lowest, position, len(labels)), "amin"
+        )
+        self._blend(ids, feats[first])
+
+
+def occurrence_rounds(labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The batch positions of each cluster's 1st, 2nd, ... sample (labels -1 left out), as (positions,
+    clusters) per round, in batch order within a cluster; computed on the host from one copy of ``labels``."""
+    import numpy as np
+
+    values = labels.detach().cpu().numpy()
+    kept = np.flatnonzero(values >= 0)
+    if not len(kept):
+        return []
+    order = kept[np.argsort(values[kept], kind="stable")]  # by cluster, batch order inside each
+    ordered = values[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1]
+    occurrence = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    device = labels.device
+    rounds = []
+    for k in range(int(occurrence.max()) + 1):
+        rows = np.sort(order[occurrence == k])
+        rounds.append((torch.as_tensor(rows, device=device), torch.as_tensor(values[rows], device=device)))
+    return rounds
 
 
 def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tensor) -> torch.Tensor:

@@ -92,6 +92,7 @@ class MULT(ClusterContrast):
         self.space_soft: dict[int, torch.Tensor] = {}
         self.aggregated: ClusterMemory | None = None
         self.cross_memory: ClusterMemory | None = None
+        self._on_device: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     def adjust_model(self, config) -> None:
         super().adjust_model(config)
@@ -106,7 +107,7 @@ class MULT(ClusterContrast):
         first = results.get(space, results["visible"])  # ot ends in the visible space only
         self.space_modality = VISIBLE if first.attrs["space"] == "visible" else INFRARED
         self.refined = first.intra_label if first.intra_label is not None else self.intra
-        self.space_labels, self.space_soft = {}, {}
+        self.space_labels, self.space_soft, self._on_device = {}, {}, {}
         for result in results.values():
             m = VISIBLE if result.attrs["space"] == "visible" else INFRARED
             self.space_labels[m] = result.label
@@ -134,8 +135,11 @@ class MULT(ClusterContrast):
 
     def _space_targets(self, m: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch rows' cluster in space ``m`` as rows of its memories (-1: none) and their soft labels."""
-        labels = self.space_labels.get(m, np.where(self.modality == m, self.refined, -1))
-        local = torch.as_tensor(self.local(labels, m), device=rows.device)[rows]
+        key = (m, rows.device)
+        if key not in self._on_device:  # copied to the device once per epoch, not every step
+            labels = self.space_labels.get(m, np.where(self.modality == m, self.refined, -1))
+            self._on_device[key] = torch.as_tensor(self.local(labels, m), device=rows.device)
+        local = self._on_device[key][rows]
         if m in self.space_soft:
             return local, self.space_soft[m][rows]
         return local, F.one_hot(local.clamp_min(0), len(self.memories[m])).float() * (local >= 0)[:, None]
@@ -205,3 +209,4 @@ class MULT(ClusterContrast):
         self.space_modality, self.refined = state["space"], np.asarray(state["refined"])
         self.space_labels = {m: np.asarray(v) for m, v in state.get("space_labels", {}).items()}
         self.space_soft = {m: t.to(self.device) for m, t in state.get("space_soft", {}).items()}
+        self._on_device = {}

@@ -115,11 +115,17 @@ class OTLANet(nn.Module):
         self.level_bns = nn.ModuleList(_frozen_bias_bn(d) for d in LEVEL_DIMS[backbone])
         self.discriminator = ModalityDiscriminator(sum(LEVEL_DIMS[backbone]) + FEATURE_DIM[backbone])
         self.register_buffer("iteration", torch.zeros((), dtype=torch.long))
+        self._steps: int | None = None  # the counter on the host, so no step waits on the device to read it
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._steps = None  # re-read once from the loaded buffer
 
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images, modality, levels=True)
         if self.training:
-            self.iteration += self.grl_step
+            self._steps = (int(self.iteration) if self._steps is None else self._steps) + self.grl_step
+            self.iteration += self.grl_step  # the checkpointed copy
         levels = [bn(x) for bn, x in zip(self.level_bns, out.pop("levels"), strict=True)]
         joint = torch.cat([*levels, out["feat"]], dim=1)
         coefficient = self.coefficient()
@@ -127,7 +133,9 @@ class OTLANet(nn.Module):
         return out
 
     def coefficient(self) -> float:
-        return grl_coefficient(float(self.iteration), max_iter=self.max_iter)
+        if self._steps is None:
+            self._steps = int(self.iteration)
+        return grl_coefficient(float(self._steps), max_iter=self.max_iter)
 
     def heads_state(self) -> dict[str, Any]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}

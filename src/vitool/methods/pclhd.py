@@ -161,6 +161,7 @@ class PCLHD(ClusterContrast):
         self.dynamic: dict[int, torch.Tensor] = {}
         self.cross = np.full(len(samples), -1, dtype=np.int64)  # row -> cluster of the space modality
         self.space_modality = VISIBLE
+        self._cross_device: torch.Tensor | None = None
         self.beta = options.pclhd_momentum_encoder
 
     def train_module(self, model: nn.Module) -> nn.Module:
@@ -208,6 +209,7 @@ class PCLHD(ClusterContrast):
         self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         other = self.modality != self.space_modality
         self.cross = np.where(other, self.local(result.label, self.space_modality), -1)
+        self._cross_device = None
         self._report |= self.association_report(result.label, self.space_modality)
         return self.intra
 
@@ -242,13 +244,19 @@ class PCLHD(ClusterContrast):
             local = labels[own] - self.offset[m]
             hpcl = hpcl + self.memory_loss(feats[own], m, local)
             dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
-        target = torch.as_tensor(self.cross, device=feats.device)[rows.to(feats.device)]
+        target = self._cross_on(feats.device)[rows.to(feats.device)]
         other = (modality != self.space_modality) & (target >= 0)
         cross = self.memory_loss(feats[other], self.space_modality, target[other])
         if cfg.pclhd_centroid_hinge:  # the released cross term is the memory's own 0.5 (CE + hinge)
             cross = 0.5 * cross
         lam = cfg.pclhd_lambda
         return {"hpcl": lam * hpcl, "dpcl": (1 - lam) * dpcl, "cross": cfg.pclhd_cross_weight * cross}
+
+    def _cross_on(self, device: torch.device) -> torch.Tensor:
+        """The epoch's cross labels on the device, copied once per epoch rather than every step."""
+        if self._cross_device is None or self._cross_device.device != device:
+            self._cross_device = torch.as_tensor(self.cross, device=device)
+        return self._cross_device
 
     def memory_loss(self, feats: torch.Tensor, m: int, labels: torch.Tensor) -> torch.Tensor:
         """CE against modality ``m``'s hard memory, plus the released centroid hinge max(0, CE(centroid) - r)
@@ -276,8 +284,9 @@ class PCLHD(ClusterContrast):
         if not self.stage2:
             return
         online = dict(self.net.model.named_parameters())
-        for name, p in self.net.ema.named_parameters():
-            p.mul_(self.beta).add_(online[name].detach(), alpha=1 - self.beta)
+        names = [name for name, _ in self.net.ema.named_parameters()]
+        ema = [p for _, p in self.net.ema.named_parameters()]
+        torch._foreach_lerp_(ema, [online[name].detach() for name in names], 1 - self.beta)  # one call, not ~640
 
     # -------------------------------------------------------------------------------------- state
 
@@ -297,3 +306,4 @@ class PCLHD(ClusterContrast):
         self.hard = {m: self.new_memory(p) for m, p in state["hard"].items()}
         self.dynamic = {m: d.to(self.device) for m, d in state["dynamic"].items()}
         self.cross, self.space_modality = np.asarray(state["cross"]), state["space"]
+        self._cross_device = None

@@ -180,6 +180,8 @@ class VIReIDNet(nn.Module):
         return FEATURE_DIM[self.config.backbone]
 
     def stem(self, images: torch.Tensor, modality: torch.Tensor) -> torch.Tensor:
+        """Each image through its modality's stem. With ``modality`` on the host (as the engine passes it)
+        routing needs no device sync; on the images' device it works too, with one sync per batch."""
         if len(self.stems) == 1:
             return self.stems[0](images)
         vis = modality == 0
