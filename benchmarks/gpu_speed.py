@@ -7,7 +7,12 @@ transfer), on association_speed.py's identity-structured features. One JSON obje
 Each setting trains on the same synthetic SYSU-layout batches (8 ids x 4 images per modality = 64 images);
 the first ``--warmup`` steps are not timed (cuDNN autotuning, allocations), the clock waits for the GPU.
 
+With ``--engine``, the real training Engine instead: two epochs of every method (the second in its own
+stage) at ResNet-50 288x144 with AMP, channels_last off and on; per epoch the images/s, the share of the
+epoch the loop waited for batches, the seconds of the per-epoch labels stage, and the peak GPU memory.
+
 Usage:  python benchmarks/gpu_speed.py [--steps 30] [--warmup 5] [--device cuda]
+        python benchmarks/gpu_speed.py --engine [--steps 10] [--methods supervised,pclhd]
         python benchmarks/gpu_speed.py --device cpu --backbone mobilenet_v2 --steps 2 --warmup 1  (a smoke run)
         python benchmarks/gpu_speed.py --stages [--scale 1.0]
 """
@@ -108,6 +113,45 @@ def stage_seconds(device: str, scale: float) -> dict:
     }
 
 
+ENGINE_METHODS = ("supervised", "otla", "experts", "dcl", "pclhd", "mult")
+# two-stage methods switch at the second epoch; an untrained network's features give DBSCAN one cluster, so
+# the clusters and their association are the true ones (--stages times DBSCAN and MULT at SYSU size)
+ENGINE_KEYS = dict(dcl_epochs=1, experts_stage1_epochs=1, cluster_oracle=True, association="oracle", val_ids=0)
+
+
+def engine_epochs(root: Path, args: argparse.Namespace) -> dict:
+    """The real Engine, two epochs per method (the second in its own stage) at ResNet-50 288x144 with AMP,
+    channels_last off and on: each epoch's images/s, the share of it spent waiting for batches, the seconds
+    of its per-epoch labels stage, and the peak GPU memory."""
+    from vitool.engine.config import load_config
+    from vitool.engine.trainer import Engine
+
+    out: dict[str, dict] = {}
+    for method in args.methods.split(","):
+        for channels_last in (False, True):
+            config = load_config(None, {
+                "dataset": "sysu", "root": str(root), "method": method, "backbone": args.backbone,
+                "pretrained": "none", "epochs": 2, "batches_per_epoch": args.steps, "optimizer": "adam",
+                "lr": 3.5e-4, "warmup_epochs": 0, "device": args.device, "amp": "auto",
+                "channels_last": channels_last, **ENGINE_KEYS,
+            })  # fmt: skip
+            if args.device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            with tempfile.TemporaryDirectory() as run:
+                Engine(config, Path(run) / "run", log=lambda _: None).run()
+                log = [json.loads(line) for line in (Path(run) / "run" / "log.jsonl").read_text().splitlines()]
+            peak = torch.cuda.max_memory_allocated() / 2**30 if args.device == "cuda" else None
+            out[f"{method}{'_channels_last' if channels_last else ''}"] = {
+                "images_per_s": [r["images_per_s"] for r in log],
+                "data_wait_share": [r["data_wait_share"] for r in log],
+                "labels_seconds": [r["labels_seconds"] for r in log],
+                "epoch_seconds": [r["seconds"] for r in log],
+                "loss_finite": all(r["loss"] == r["loss"] for r in log),
+                "peak_gib": None if peak is None else round(peak, 2),
+            }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=30)
@@ -115,6 +159,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backbone", default="resnet50", help="resnet50 runs at 288x144, the others at 128x64")
     parser.add_argument("--stages", action="store_true", help="time clustering and MULT's transfer instead")
+    parser.add_argument("--engine", action="store_true", help="time the Engine's epochs of every method instead")
+    parser.add_argument("--methods", default=",".join(ENGINE_METHODS), help="--engine: the methods, comma-separated")
     parser.add_argument("--scale", type=float, default=1.0, help="--stages: fraction of SYSU-MM01's size")
     args = parser.parse_args()
     if args.stages:
@@ -127,6 +173,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "sysu"
         generate(root, SynthConfig("sysu", train_ids=24, test_ids=24, images=3, seed=0))
+        if args.engine:
+            report["engine"] = engine_epochs(root, args)
+            print(json.dumps(report))
+            return
         amps = ("none", "fp16", "bf16") if args.device == "cuda" else ("none",)  # half precision on a CPU: emulated
         report["train"] = {amp: train_rate(root, Path(tmp) / f"run-{amp}", amp, args) for amp in amps}
         report["extract"] = extract_rate(root, args.device, args.backbone)

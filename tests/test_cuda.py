@@ -126,3 +126,65 @@ def test_ddp_with_nccl_in_one_process_group(tmp_path, synth_root):
     assert json.loads(res.stdout.strip().splitlines()[-1])["all"]["mAP"] > 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
+
+
+GPU_METHODS = ["supervised", "otla", "visible", "experts", "dcl", "pclhd", "mult"]
+
+
+@pytest.mark.parametrize("method", GPU_METHODS)
+def test_every_method_trains_on_the_gpu_at_resnet50_two_stream_with_amp(tmp_path, synth_root, method):
+    """A few steps of each method at the released network size (ResNet-50 288x144, two-stream where the
+    method is, non-local for AGW) with fp16 AMP: memory banks, EMA, soft labels, prototypes on the GPU.
+    Untrained features cluster into one group, so the clusters and associations are the true ones."""
+    kw = dict(method=method, device="cuda", amp="auto", backbone="resnet50", height=288, width=144, workers=-1)
+    kw |= dict(pretrained="none", dcl_epochs=1, experts_stage1_epochs=1, cluster_oracle=True, association="oracle")
+    engine = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "run", log=lambda _: None)
+    assert engine.amp_dtype == torch.float16 and engine.workers > 0 and torch.backends.cudnn.benchmark
+    assert engine.model.config.non_local == (method == "supervised")
+    results = engine.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in log) and results["all"]["mAP"] >= 0
+    if method in ("experts", "pclhd", "mult"):
+        assert log[1]["stage"] == 2
+
+
+def test_channels_last_trains_like_the_default_layout(tmp_path, synth_root):
+    kw = dict(method="supervised", device="cuda", backbone="resnet50", pretrained="none", epochs=1)
+    for channels_last in (False, True):
+        engine = Engine(tiny(synth_root["sysu"], **kw, channels_last=channels_last), tmp_path / str(channels_last),
+                        log=lambda _: None)  # fmt: skip
+        weight = engine.model.stems[0][0].weight
+        assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        engine.run()
+
+
+def test_a_cpu_run_resumes_on_the_gpu(tmp_path, synth_root):
+    """Saved on the CPU without a scaler, resumed where fp16 AMP builds one (vitool 0.1 refused it)."""
+    Engine(tiny(synth_root["sysu"], method="pclhd", epochs=1, dcl_epochs=1, cluster_oracle=True,
+                association="oracle", device="cpu"), tmp_path / "run", log=lambda _: None).run()  # fmt: skip
+    lines = []
+    gpu = Engine(tiny(synth_root["sysu"], method="pclhd", epochs=2, dcl_epochs=1, cluster_oracle=True,
+                      association="oracle", device="cuda"), tmp_path / "run", log=lines.append)  # fmt: skip
+    gpu.resume(tmp_path / "run" / "last.pt")
+    assert gpu.scaler.is_enabled() and gpu.start_epoch == 1 and any("on cuda" in line for line in lines)
+    results = gpu.run()
+    assert results["all"]["mAP"] >= 0 and gpu.method.memories[0].prototypes.is_cuda
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="one GPU visible: the two-process NCCL run needs two")
+def test_two_processes_with_nccl(tmp_path, synth_root):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "vitool"]
+    config = tmp_path / "c.toml"
+    config.write_text(
+        'backbone = "resnet50"\npretrained = "none"\nepochs = 2\nids_per_batch = 2\nimages_per_id = 2\n'
+        'batches_per_epoch = 2\noptimizer = "adam"\nlr = 0.00035\nwarmup_epochs = 1\nmilestones = []\n'
+        'val_ids = 2\ndcl_epochs = 1\ncluster_oracle = true\nassociation = "oracle"\n'
+    )
+    for method in ("pclhd", "experts"):
+        args = ["train", "--config", str(config), "--method", method, "--root", str(synth_root["sysu"])]
+        run = tmp_path / method
+        res = subprocess.run([*cmd, *args, "--device", "cuda", "-o", str(run)], capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+        log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
