@@ -144,8 +144,6 @@ def test_mult_relabels_in_both_spaces_and_draws_half_of_each_batch_from_the_othe
     assert set(second[:4]) <= {2, 3} and set(second[4:]) <= {2, 3}  # and in infrared ones
     assert method.space_soft[VISIBLE].shape == (8, 2) and method.space_soft[INFRARED].shape == (8, 2)
     torch.testing.assert_close(method.space_soft[INFRARED].sum(1), torch.ones(8))
-    method.options.mult_batch = "epoch_space"
-    assert method.stage2_second_space() is None
 
 
 def test_mult_aggregated_memory_takes_the_infrared_images_first():

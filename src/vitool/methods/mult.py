@@ -14,8 +14,8 @@ y^ of both modalities, for every image: outliers get a label too.
 
 The transfer runs in both label spaces every epoch, as released; the batch takes 6 clusters of each
 space (``StageThreeSampler``): S clusters with S images by y^_s and O images by cm_o, O clusters with O
-images by y^_o and S images by their cross label into O's space (``mult_batch = "epoch_space"``: all 12
-from S). Every image of a batch keeps all its labels, whichever half drew it.
+images by y^_o and S images by their cross label into O's space. Every image of a batch keeps all its
+labels, whichever half drew it.
 
 Memories (ClusterNCE, temperature 0.05, momentum 0.1, re-initialised each epoch from the DBSCAN
 centroids): M_S and M_O, one per modality (updated with y^); M_A, the aggregated memory of space S
@@ -60,19 +60,10 @@ class MULTOptions(CrossStageOptions):
     """MULT's own keys, beside DCL's and the cross stage's (``mult_alpha``, ``mult_soft_weight``)."""
 
     mult_sharpen: float = 0.2  # OCLR's target temperature on the memory logits
-    # the cross stage's batches: half the clusters from each label space (both, released) | all from the
-    # epoch's space (epoch_space)
-    mult_batch: str = "both"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_options(
-            self,
-            {
-                "mult_sharpen": (self.mult_sharpen > 0, "a value > 0"),
-                "mult_batch": (self.mult_batch in ("both", "epoch_space"), "both or epoch_space"),
-            },
-        )
+        check_options(self, {"mult_sharpen": (self.mult_sharpen > 0, "a value > 0")})
 
 
 class MULT(ClusterContrast):
@@ -119,7 +110,7 @@ class MULT(ClusterContrast):
 
     def stage2_second_space(self) -> np.ndarray | None:
         other = INFRARED if self.space_modality == VISIBLE else VISIBLE
-        return self.space_labels.get(other) if self.options.mult_batch == "both" else None
+        return self.space_labels.get(other)  # None with OT, which ends in the visible space only
 
     def _soft(self, result, m: int) -> np.ndarray:
         """Every image's soft label over modality ``m``'s clusters (one-hot without soft labels; 0 for -1)."""
