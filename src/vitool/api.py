@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vitool import _API
 from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, PROTOCOLS, ProtocolSpec, Trial
 from vitool.evaluation.rerank import Rerank
 from vitool.io import FeatureSet, LabelSet, make_provenance
@@ -23,25 +24,7 @@ from vitool.io import read_labels as _read_labels
 from vitool.io import write_features as _write_features
 from vitool.io import write_labels as _write_labels
 
-__all__ = [
-    "EvaluationResult",
-    "FeatureSet",
-    "LabelSet",
-    "Rerank",
-    "TestSet",
-    "assign_labels",
-    "cluster_features",
-    "convert_checkpoint",
-    "evaluate",
-    "extract_features",
-    "load_model",
-    "load_test_set",
-    "protocol_trials",
-    "read_features",
-    "read_labels",
-    "write_features",
-    "write_labels",
-]
+__all__ = list(_API)  # the names vitool/__init__.py loads on first use
 
 
 # ------------------------------------------------------------------------------------------------ arrays

@@ -30,6 +30,8 @@ arrays and torch tensors share); on the CPU they run in numpy, faster there than
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
@@ -129,22 +131,13 @@ def _transfer(y0, z0, to_y, to_z, smooth_y, smooth_z, alpha: float, max_rounds: 
 
 
 def assign_mult(
-    features: np.ndarray,
-    modality: np.ndarray,
-    intra: np.ndarray,
-    space: str = "visible",
-    alpha: float = 0.2,
-    soft_weight: float = 0.7,
-    k1: int = 30,
-    k2: int = 6,
-    max_rounds: int = 20,
-    tol: float = 1e-2,
-    device: str = "auto",
+    features: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str = "visible", **options: Any
 ) -> Assignment:
-    """Both modalities in the label space ``space`` (visible | infrared); see :func:`mult_transfer`."""
+    """Both modalities in the label space ``space`` (visible | infrared); ``options`` are
+    :func:`mult_transfer`'s (alpha, soft_weight, k1, k2, max_rounds, tol, device)."""
     if space not in ("visible", "infrared"):
         raise VitoolError(None, f"--space {space}", "use visible or infrared")
-    return mult_transfer(features, modality, intra, alpha, soft_weight, k1, k2, max_rounds, tol, device)[space]
+    return mult_transfer(features, modality, intra, **options)[space]
 
 
 def mult_transfer(
