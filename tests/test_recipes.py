@@ -57,9 +57,10 @@ def test_recipes_command_lists_and_prints():
 def test_a_wheel_installed_outside_the_checkout_has_the_recipes(tmp_path):
     """Build the wheel, install it (no dependencies) into a fresh venv that sees this environment's packages
     through a .pth file, and resolve recipes by name from a folder outside the checkout."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of the checkout on the path
     wheels = tmp_path / "wheels"
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(REPO)]
-    subprocess.run(build, check=True, capture_output=True)
+    subprocess.run(build, check=True, capture_output=True, env=env)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -73,7 +74,7 @@ def test_a_wheel_installed_outside_the_checkout_has_the_recipes(tmp_path):
         [sys.executable, "-m", "pip", "--python", str(python), "--version"], capture_output=True
     ).returncode:
         install = [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", site, str(wheel)]
-    subprocess.run(install, check=True, capture_output=True)
+    subprocess.run(install, check=True, capture_output=True, env=env)
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     code = (
@@ -81,7 +82,6 @@ def test_a_wheel_installed_outside_the_checkout_has_the_recipes(tmp_path):
         f"assert not pathlib.Path(vitool.__file__).is_relative_to({str(REPO)!r}), vitool.__file__\n"
         "print(load_config('pclhd', {}).epochs, sorted(r.recipe_names()) == sorted(%r))\n" % sorted(EXPECTED)
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     res = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=outside, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["100", "True"]

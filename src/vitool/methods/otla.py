@@ -124,18 +124,28 @@ class OTLANet(nn.Module):
     def forward(self, images: torch.Tensor, modality: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(images, modality, levels=True)
         if self.training:
-            self._steps = (int(self.iteration) if self._steps is None else self._steps) + self.grl_step
-            self.iteration += self.grl_step  # the checkpointed copy
+            self._steps = self.steps + self.grl_step
+            self.iteration += self.grl_step  # the checkpointed copy, on the device
         levels = [bn(x) for bn, x in zip(self.level_bns, out.pop("levels"), strict=True)]
         joint = torch.cat([*levels, out["feat"]], dim=1)
         coefficient = self.coefficient()
         out["modality_logit"] = self.discriminator(GradientReversal.apply(joint, coefficient))
         return out
 
-    def coefficient(self) -> float:
+    @property
+    def steps(self) -> int:
+        """GRL iterations so far (read from the device once, then counted on the host)."""
         if self._steps is None:
             self._steps = int(self.iteration)
-        return grl_coefficient(float(self._steps), max_iter=self.max_iter)
+        return self._steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._steps = int(value)
+        self.iteration.fill_(int(value))
+
+    def coefficient(self) -> float:
+        return grl_coefficient(float(self.steps), max_iter=self.max_iter)
 
     def heads_state(self) -> dict[str, Any]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
