@@ -96,8 +96,11 @@ class TestSet:
         """A features file's content for ``features`` computed in this order (``write_features`` saves it)."""
         emb = _array(features, "features", 2, "f", len(self)).astype(np.float32)
         pre = None if features_pre_bn is None else _array(features_pre_bn, "features_pre_bn", 2, "f", len(self))
-        attrs = {"dataset": self.dataset, "split": "test", "trial": self.trial if self.dataset == "regdb" else 0}
-        return FeatureSet(emb, self.path, self.pid, self.cam, self.modality, pre, attrs=attrs)
+        return FeatureSet(emb, self.path, self.pid, self.cam, self.modality, pre, attrs=self.file_attrs())
+
+    def file_attrs(self) -> dict[str, Any]:
+        """The attributes a features file of this test split records (as `vitool extract-features` writes)."""
+        return {"dataset": self.dataset, "split": "test", "trial": self.trial if self.dataset == "regdb" else 0}
 
 
 def load_test_set(dataset: str, root: str | Path, trial: int = 1) -> TestSet:
@@ -362,7 +365,7 @@ def extract_features(
         model = load_model(model)
     if not isinstance(test_set, TestSet):
         raise ValueError(f"test_set: expected a vitool.TestSet (load_test_set), got {type(test_set).__name__}")
-    attrs = test_set.features_file(np.zeros((len(test_set), 1), np.float32)).attrs
     return extract_featureset(
-        model, test_set.samples(), test_set.image_root(), attrs, resolve_device(device), batch_size, None, workers
-    )
+        model, test_set.samples(), test_set.image_root(), test_set.file_attrs(), resolve_device(device), batch_size,
+        None, workers,
+    )  # fmt: skip
