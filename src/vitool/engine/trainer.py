@@ -387,16 +387,13 @@ class Engine:
             for name in ("features", "features_pre_bn", "probs"):
                 local = getattr(fs, name)
                 if local is not None:
-                    whole = gather_rows(torch.as_tensor(local, device=self._collective_device), len(samples))
+                    whole = gather_rows(
+                        torch.as_tensor(local, device=self.device), len(samples)
+                    )  # NCCL: GPU, gloo: CPU
                     setattr(fs, name, whole.cpu().numpy())
             for name in ("path", "pid", "cam", "modality"):
                 setattr(fs, name, np.asarray([getattr(s, name) for s in samples], dtype=getattr(fs, name).dtype))
         return fs
-
-    @property
-    def _collective_device(self) -> torch.device:
-        """Where collectives' tensors live: the GPU under NCCL, the CPU under gloo."""
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
 
     def _validate(self) -> dict[str, float]:
         from vitool.evaluation.evaluate import evaluate_features
