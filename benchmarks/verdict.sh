@@ -56,7 +56,14 @@ for pair in $PAIRS; do
         train experts16 "$s" --config configs/demo.toml --method experts --epochs 16 ;;
       supervised) train supervised "$s" --config configs/demo.toml --method supervised ;;
       supervised16) train supervised16 "$s" --config configs/demo.toml --method supervised --epochs 16 ;;
-      *) echo "unknown pair '$pair': use otla, unsupervised, mult, experts, supervised or supervised16" >&2
+      oracles | controls)  # calibration (c, d): each method's losses with the true / a shuffled association
+        if [ "$pair" = oracles ]; then k=oracle v=true a=oracle; else k=shuffled v=true a=shuffled; fi
+        train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v"
+        train "pclhd-$k" "$s" --config configs/demo-unsupervised.toml --method pclhd --set "association=\"$a\""
+        train "mult-$k" "$s" --config configs/demo-mult.toml --method mult --set "association=\"$a\""
+        train "experts16-$k" "$s" --config configs/demo.toml --method experts --epochs 16 --set "experts_$k=$v" ;;
+      *) echo "unknown pair '$pair': use otla, unsupervised, mult, experts, supervised, supervised16," \
+        "oracles or controls" >&2
         exit 2 ;;
     esac
   done
@@ -80,6 +87,7 @@ for pair in $PAIRS; do
     experts) compare "$(group hel16)" "$(group experts16)" --baseline hel16 ;;
     supervised) continue ;;  # in the otla table
     supervised16) compare "$(group supervised16)" ;;  # no baseline runs its schedule
+    oracles | controls) continue ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
   esac
   echo
 done

@@ -108,17 +108,41 @@ def synth(
             help="Share of a garment's infrared brightness set by its material rather than its dye: "
             "0 narrows the modality gap (colour predicts infrared), 1 widens it (no colour trace)."
         ),
-    ] = 0.5,
+    ] = 0.85,
+    fill: Annotated[
+        float,
+        typer.Option(
+            help="The person's height as a share of the crop, as a detector's box frames a pedestrian; "
+            "0: the first generator's loose crops (a small figure on a large scene)."
+        ),
+    ] = 0.95,
+    infrared: Annotated[
+        str,
+        typer.Option(
+            help="Infrared physics: nir (grey reflectance under active illumination: weave, prints and folds "
+            "carry over, dyes mostly vanish), thermal (warm bodies on a cool scene), or auto (RegDB thermal, "
+            "SYSU and LLCM nir)."
+        ),
+    ] = "auto",
+    material_look: Annotated[
+        float,
+        typer.Option(help="How much a garment's material (weave, sheen) shows in the colour image; 0: not at all."),
+    ] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write a procedural visible-infrared pedestrian dataset in an official layout."""
+    """Write a procedural visible-infrared pedestrian dataset in an official layout.
+
+    The folder's vitool-synth.json records the generator version and these options; the same options
+    give byte-identical files (docs/synthetic.md)."""
+    from dataclasses import asdict
+
     from vitool.data.synth import SynthConfig, generate
 
-    config = SynthConfig(layout.value, train_ids, test_ids, images, seed, ir_material)
+    config = SynthConfig(layout.value, train_ids, test_ids, images, seed, ir_material, fill, infrared, material_look)
     progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
     with progress:
         counts = generate(out, config, progress=advance)
-    summary = {"root": str(out), "layout": layout.value, "seed": seed, "ir_material": ir_material, **counts}
+    summary = {"root": str(out), **asdict(config), **counts}
     if as_json:
         _emit_json(summary)
     else:

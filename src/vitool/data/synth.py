@@ -27,11 +27,33 @@ LAYOUTS = ("sysu", "regdb", "llcm")
 # Every dataset folder made here names its generator and options in this file (deterministic: the same
 # options give the same folder); `vitool check-dataset` reads it to know the counts are not the official ones.
 SYNTH_MARKER = "vitool-synth.json"
-GENERATOR = "vitool synth 1"  # bump when the same options would draw different images
+GENERATOR = "vitool synth 2"  # bump when the same options would draw different images
 
 # part ids of the geometry render
 BG, SKIN, HAIR, TOP, SLEEVE, BOTTOM, LEGSKIN, SHOES, BACKPACK, BAG, HAT, SCARF = range(12)
 PATTERNS = ("plain", "hstripes", "vstripes", "checks", "dots", "diagonal")
+
+
+# A garment's material, as real cloth shows it in both modalities:
+# (near-infrared reflectance, thermal brightness (body heat through it), weave, weave amplitude, sheen).
+# Near-infrared cameras with active illumination (SYSU-MM01's, LLCM's) see mostly the fibre, not the dye;
+# a thermal camera (RegDB's) sees warmth through the cloth: thin cloth warm, thick cloth and leather cool.
+MATERIALS = {
+    "cotton": (0.78, 0.70, "grain", 0.05, 0.0),
+    "knit": (0.66, 0.40, "rib", 0.16, 0.0),
+    "denim": (0.52, 0.55, "twill", 0.13, 0.0),
+    "fleece": (0.90, 0.32, "blotch", 0.12, 0.0),
+    "nylon": (0.34, 0.62, "smooth", 0.02, 0.32),
+    "leather": (0.16, 0.28, "smooth", 0.01, 0.50),
+}
+GARMENT_MATERIALS = {
+    "top": ("cotton", "knit", "denim", "fleece", "nylon", "leather"),
+    "bottom": ("cotton", "denim", "knit", "nylon"),
+    "shoes": ("leather", "nylon", "cotton"),
+    "carried": ("nylon", "leather", "cotton", "denim"),  # backpack, bag
+    "worn": ("knit", "cotton", "fleece", "nylon"),  # hat, scarf
+}
+INFRARED_MODELS = ("auto", "nir", "thermal")
 
 
 @dataclass
@@ -41,12 +63,12 @@ class Identity:
     head: float
     leg_ratio: float
     colours: dict[int, np.ndarray]  # part -> RGB in [0, 1]
-    emissivity: dict[int, float]  # part -> infrared brightness of the material
-    roughness: dict[int, float]  # part -> texture amplitude of the material
+    material: dict[int, str]  # garment part -> a MATERIALS name
+    infrared: dict[str, dict[int, float]]  # infrared model -> part -> brightness
     top_pattern: str
     top_period: int
     pattern_colour: np.ndarray
-    pattern_emissivity: float
+    print_contrast: float  # the print's near-infrared contrast on the top: inks differ in the infrared too
     bottom_pattern: str
     short_sleeves: bool
     shorts: bool
@@ -79,41 +101,55 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 def _nir_response(rgb: np.ndarray) -> float:
     """How bright a dye looks under near-infrared light: mostly its red component, unlike luminance.
 
-    This keeps an imperfect, learnable link between a garment's colour and its infrared brightness,
-    as in SYSU-MM01's and LLCM's near-infrared cameras; the material term (above) breaks it partly.
+    With ``ir_material`` < 1 this keeps a trace of the dye in a garment's infrared brightness (SYSU-MM01's
+    and LLCM's near-infrared images show dark dyes somewhat darker); the fibre sets the rest.
     """
     return float(0.65 * rgb[0] + 0.25 * rgb[1] + 0.1 * rgb[2])
 
 
-def make_identity(rng: np.random.Generator, ir_material: float = 0.5) -> Identity:
+GARMENTS = {TOP: "top", BOTTOM: "bottom", SHOES: "shoes", BACKPACK: "carried", BAG: "carried", HAT: "worn"}
+GARMENTS[SCARF] = "worn"
+
+
+def make_identity(rng: np.random.Generator, ir_material: float = 0.85) -> Identity:
     """One person's attributes; ``ir_material`` is the share of a garment's infrared brightness set by its
-    material rather than its dye (0: dye only, a narrow modality gap; 1: material only, no colour trace)."""
+    material (fibre, thickness) rather than its dye: 0 makes it the dye's alone (a narrow modality gap),
+    1 leaves no colour trace. The material shows in the colour image too, as its weave and sheen."""
     colours = {
         SKIN: _hsv(rng.uniform(0.02, 0.1), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95)),
         HAIR: _hsv(rng.uniform(0.0, 0.12), rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.5)),
     }
-    for part in (TOP, BOTTOM, SHOES, BACKPACK, BAG, HAT, SCARF):
+    for part in GARMENTS:
         colours[part] = _hsv(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.15, 0.95))
-    emissivity = {SKIN: rng.uniform(0.85, 1.0), HAIR: rng.uniform(0.3, 0.5)}
-    roughness = {SKIN: 0.02, HAIR: 0.08}
-    for part in (TOP, BOTTOM, SHOES, BACKPACK, BAG, HAT, SCARF):
-        material = rng.choice([0.15, 0.3, 0.45, 0.6, 0.75])  # leather .. cotton .. wool
-        emissivity[part] = ir_material * material + (1 - ir_material) * _nir_response(colours[part])
-        roughness[part] = rng.choice([0.0, 0.05, 0.12])  # smooth .. knitted
+    material = {part: str(rng.choice(GARMENT_MATERIALS[kind])) for part, kind in GARMENTS.items()}
+    skin_heat = rng.uniform(0.85, 1.0)
+    infrared: dict[str, dict[int, float]] = {
+        # skin reflects near-infrared well; hair reads grey whatever its colour
+        "nir": {SKIN: rng.uniform(0.7, 0.85), HAIR: 0.3 + 0.3 * _nir_response(colours[HAIR])},
+        "thermal": {SKIN: skin_heat, HAIR: 0.55 * skin_heat},
+    }
+    for part, name in material.items():
+        nir, heat = MATERIALS[name][:2]
+        if part in (SHOES, BACKPACK, BAG):
+            heat *= 0.55  # carried things and soles are far from the skin
+        dye = _nir_response(colours[part])
+        infrared["nir"][part] = ir_material * nir + (1 - ir_material) * dye
+        infrared["thermal"][part] = ir_material * heat + (1 - ir_material) * dye
     pattern_colour = _hsv(rng.uniform(), rng.uniform(0.0, 0.9), rng.uniform(0.1, 1.0))
+    ink = rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.3)
     return Identity(
         height=rng.uniform(0.82, 1.0),
         build=rng.uniform(0.78, 1.3),
         head=rng.uniform(0.85, 1.15),
         leg_ratio=rng.uniform(0.42, 0.52),
         colours=colours,
-        emissivity=emissivity,
-        roughness=roughness,
+        material=material,
+        infrared=infrared,
         top_pattern=str(rng.choice(PATTERNS)),
         top_period=int(rng.integers(3, 8)),
         pattern_colour=pattern_colour,
-        pattern_emissivity=float(
-            0.5 * (_nir_response(pattern_colour) - _nir_response(colours[TOP])) + rng.uniform(-0.1, 0.1)
+        print_contrast=float(
+            ir_material * ink + (1 - ir_material) * (_nir_response(pattern_colour) - _nir_response(colours[TOP]))
         ),
         bottom_pattern=str(rng.choice(("plain", "plain", "vstripes", "checks"))),
         short_sleeves=bool(rng.random() < 0.4),
@@ -180,15 +216,37 @@ def _pattern_mask(kind: str, period: int, phase: int) -> np.ndarray:
     return np.zeros((H, W), dtype=bool)
 
 
-def render_geometry(person: Identity, rng: np.random.Generator, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """Part map and pattern mask of one person, in one pose, seen by one camera."""
+@dataclass
+class Geometry:
+    """One person in one pose seen by one camera: what both modalities' shading reads."""
+
+    parts: np.ndarray  # H x W part ids
+    pattern: np.ndarray  # H x W: the top's print and the bottom's pattern
+    relief: np.ndarray  # H x W multiplier: the body's roundness and the cloth's folds (both modalities)
+    highlight: np.ndarray  # H x W in [0, 1]: where a shiny material catches the light
+
+
+def render_geometry(person: Identity, rng: np.random.Generator, camera: Camera, fill: float = 0.0) -> Geometry:
+    """Part map, pattern mask, relief and highlight of one person, in one pose, seen by one camera.
+
+    ``fill`` > 0: the person's height as a share of the crop, as a detector's box frames a pedestrian
+    (the box's height fits the person, so a tall person looks slimmer); 0: the camera's scale, with the
+    person a third of the crop's width on its scene (the generator's first version).
+    """
     view = int(rng.choice(4, p=camera.views))  # 0 front, 1 back, 2 left, 3 right
-    scale = camera.scale * person.height * rng.uniform(0.93, 1.05)
-    total = scale * H
-    top_y = (H - total) * rng.uniform(0.2, 0.8)
-    cx = W / 2 + rng.uniform(-5, 5)
     side = view >= 2
-    width = 0.30 * W * person.build * scale * (0.65 if side else 1.0)
+    if fill > 0:
+        total = min(fill * H * rng.uniform(0.95, 1.02), H - 1.0)
+        scale = total / H
+        width = 0.23 * total * person.build / person.height * (0.65 if side else 1.0)
+        top_y = (H - total) * rng.uniform(0.3, 0.7)
+        cx = W / 2 + rng.uniform(-3, 3)
+    else:
+        scale = camera.scale * person.height * rng.uniform(0.93, 1.05)
+        total = scale * H
+        top_y = (H - total) * rng.uniform(0.2, 0.8)
+        cx = W / 2 + rng.uniform(-5, 5)
+        width = 0.30 * W * person.build * scale * (0.65 if side else 1.0)
     head_r = 0.065 * H * person.head * scale
     neck = top_y + 2 * head_r
     hip = neck + (1 - person.leg_ratio) * total * 0.78
@@ -246,7 +304,17 @@ def render_geometry(person: Identity, rng: np.random.Generator, camera: Camera) 
     pattern = _pattern_mask(person.top_pattern, person.top_period, int(rng.integers(0, person.top_period)))
     pattern &= parts == TOP
     pattern |= _pattern_mask(person.bottom_pattern, 5, 0) & (parts == BOTTOM)
-    return parts, pattern
+    xx = np.arange(W, dtype=np.float32)[None, :]
+    across = np.clip((xx - cx) / max(width * 0.75, 1.0), -1, 1)
+    relief = np.repeat(1 - 0.22 * across**2, H, axis=0)  # a round body: darker towards its edges
+    yy = np.arange(H, dtype=np.float32)[:, None]
+    for _ in range(int(rng.integers(1, 4))):  # folds: soft dark creases, slanted by the pose
+        x0, slant = rng.uniform(cx - width / 2, cx + width / 2), rng.uniform(-0.25, 0.25)
+        relief = relief * (1 - 0.18 * np.exp(-(((xx - x0 - slant * (yy - neck)) / 1.2) ** 2)))
+    relief = np.where(parts == BG, 1.0, relief).astype(np.float32)
+    shine = cx + rng.uniform(-0.3, 0.3) * width
+    highlight = np.repeat(np.exp(-(((xx - shine) / max(0.12 * width, 1.0)) ** 2)), H, axis=0).astype(np.float32)
+    return Geometry(parts, pattern, relief, highlight)
 
 
 def _clutter_and_occlusion(img: Image.Image, rng: np.random.Generator, camera: Camera, infrared: bool) -> None:
@@ -264,13 +332,62 @@ def _clutter_and_occlusion(img: Image.Image, rng: np.random.Generator, camera: C
         d.rectangle([x, y, x + int(rng.integers(12, 30)), H], fill=fill)
 
 
+def _weave(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A material's surface texture in [-1, 1]-ish, the same in both modalities of one image."""
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    phase = rng.uniform(0, 2 * np.pi)
+    if kind == "grain":
+        return rng.standard_normal((H, W)).astype(np.float32)
+    if kind == "rib":
+        return np.sin(2 * np.pi * yy / 3 + phase).astype(np.float32)
+    if kind == "twill":
+        return np.sin(2 * np.pi * (xx + yy) / 4 + phase).astype(np.float32)
+    if kind == "blotch":
+        coarse = Image.fromarray(rng.standard_normal((H // 8, W // 8)).astype(np.float32), "F")
+        return 2 * np.asarray(coarse.resize((W, H), Image.BILINEAR), dtype=np.float32)
+    return np.zeros((H, W), dtype=np.float32)
+
+
+def _surface(person: Identity, geo: Geometry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel weave and sheen of the person's materials."""
+    weave = np.zeros((H, W), dtype=np.float32)
+    sheen = np.zeros((H, W), dtype=np.float32)
+    parts = np.where(geo.parts == SLEEVE, TOP, geo.parts)
+    for part, name in person.material.items():
+        where = parts == part
+        if where.any():
+            _, _, kind, amplitude, gloss = MATERIALS[name]
+            weave[where] = amplitude * _weave(kind, rng)[where]
+            sheen[where] = gloss
+    return weave, sheen * geo.highlight
+
+
+def infrared_model(layout: str, infrared: str) -> str:
+    """The infrared physics of a layout: near-infrared (SYSU-MM01, LLCM) or thermal (RegDB) unless given."""
+    if infrared != "auto":
+        return infrared
+    return "thermal" if layout == "regdb" else "nir"
+
+
 def shade(
-    person: Identity, parts: np.ndarray, pattern: np.ndarray, camera: Camera, rng: np.random.Generator
+    person: Identity,
+    geo: Geometry,
+    camera: Camera,
+    rng: np.random.Generator,
+    infrared: str = "nir",
+    look: float = 1.0,
 ) -> Image.Image:
-    """Colour the part map for the camera's modality."""
+    """Colour the part map for the camera's modality.
+
+    Visible: dye colours, with each material's weave and sheen scaled by ``look`` (0: the material does
+    not show in colour). Near-infrared (active illumination): the fibre's reflectance, weave, sheen,
+    prints, folds and the body's roundness; the dye mostly vanishes. Thermal: warmth through the cloth
+    on a cool scene; prints and weave barely show.
+    """
+    parts = geo.parts
     yy = np.linspace(1.08, 0.9, H)[:, None]  # light from above
-    texture = rng.standard_normal((H, W)).astype(np.float32)
     fg = parts != BG
+    weave, sheen = _surface(person, geo, rng)
     if camera.modality == VISIBLE:
         table = np.zeros((12, 3), dtype=np.float32)
         for p, c in person.colours.items():
@@ -278,23 +395,28 @@ def shade(
         table[SLEEVE] = person.colours[TOP]
         table[LEGSKIN] = person.colours[SKIN]
         img = table[parts]
-        img[pattern] = person.pattern_colour
-        rough = np.array([person.roughness.get(p, 0.0) for p in range(12)], dtype=np.float32)[parts]
-        img *= (1 + rough * texture)[..., None]
+        img[geo.pattern] = person.pattern_colour
+        img = img * ((1 + look * weave) * geo.relief)[..., None] + (look * sheen)[..., None]
         img = img * yy[..., None] * camera.brightness * camera.cast * rng.uniform(0.85, 1.15)
         out = np.where(fg[..., None], img, camera.background * camera.brightness * camera.cast)
         out = np.clip(out, 0, 1)
         pil = Image.fromarray((out * 255).astype(np.uint8), "RGB")
     else:
+        levels = person.infrared[infrared]
         table = np.zeros(12, dtype=np.float32)
-        for p, e in person.emissivity.items():
+        for p, e in levels.items():
             table[p] = e
-        table[SLEEVE] = person.emissivity[TOP]
-        table[LEGSKIN] = person.emissivity[SKIN]
+        table[SLEEVE] = levels[TOP]
+        table[LEGSKIN] = levels[SKIN]
         img = table[parts]
-        img = np.where(pattern, img + person.pattern_emissivity, img)
-        rough = np.array([person.roughness.get(p, 0.0) for p in range(12)], dtype=np.float32)[parts]
-        img = img * (1 + 1.5 * rough * texture) * camera.brightness * rng.uniform(0.85, 1.15)
+        if infrared == "nir":
+            img = np.where(geo.pattern, img + person.print_contrast, img)
+            img = img * (1 + weave) * geo.relief + sheen
+            ry, rx = np.mgrid[-1 : 1 : H * 1j, -1 : 1 : W * 1j]
+            img = img * (1.1 - 0.3 * (rx**2 + ry**2) / 2)  # the illuminator lights the centre most
+        else:
+            img = img * (1 + 0.3 * weave) * (0.85 + 0.15 * geo.relief)
+        img = img * camera.brightness * rng.uniform(0.85, 1.15)
         out = np.clip(np.where(fg, img, camera.background), 0, 1)
         pil = Image.fromarray((out * 255).astype(np.uint8), "L")
     _clutter_and_occlusion(pil, rng, camera, camera.modality == INFRARED)
@@ -307,9 +429,16 @@ def shade(
     return Image.fromarray((arr * 255).astype(np.uint8), "RGB")
 
 
-def render(person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
-    parts, pattern = render_geometry(person, rng, camera)
-    img = shade(person, parts, pattern, camera, rng)
+def render(
+    person: Identity,
+    camera: Camera,
+    rng: np.random.Generator,
+    fill: float = 0.0,
+    infrared: str = "nir",
+    look: float = 1.0,
+) -> Image.Image:
+    geo = render_geometry(person, rng, camera, fill)
+    img = shade(person, geo, camera, rng, infrared, look)
     return img.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else img
 
 
@@ -323,7 +452,14 @@ class SynthConfig:
     test_ids: int = 96  # SYSU-MM01's test size: 96 identities
     images: int = 5  # per identity and camera (RegDB: per identity and modality is 2 x this)
     seed: int = 0
-    ir_material: float = 0.5  # see make_identity: how wide the modality gap is
+    ir_material: float = 0.85  # see make_identity: how wide the modality gap is
+    fill: float = 0.95  # the person's height as a share of the crop (0: the first version's loose crops)
+    infrared: str = "auto"  # nir | thermal | auto (the layout's: RegDB thermal, SYSU and LLCM nir)
+    material_look: float = 1.0  # how much a material's weave and sheen show in colour (0: not at all)
+
+    def render(self, person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
+        model = infrared_model(self.layout, self.infrared)
+        return render(person, camera, rng, self.fill, model, self.material_look)
 
 
 def _cameras(layout: str, seed: int) -> list[Camera]:
@@ -364,6 +500,12 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
         raise VitoolError(None, "--train-ids/--test-ids must be >= 2 and --images >= 1", "raise the values")
     if not 0.0 <= config.ir_material <= 1.0:
         raise VitoolError(None, f"--ir-material {config.ir_material} is not in [0, 1]", "give a share in [0, 1]")
+    if not 0.0 <= config.fill <= 1.0:
+        raise VitoolError(None, f"--fill {config.fill} is not in [0, 1]", "give a share of the crop's height")
+    if config.infrared not in INFRARED_MODELS:
+        raise VitoolError(None, f"--infrared '{config.infrared}'", f"use one of {', '.join(INFRARED_MODELS)}")
+    if config.material_look < 0:
+        raise VitoolError(None, f"--material-look {config.material_look} is negative", "give a value >= 0")
     n_ids = config.train_ids + config.test_ids
     people = [make_identity(np.random.default_rng([config.seed, 2, i]), config.ir_material) for i in range(n_ids)]
     cameras = _cameras(config.layout, config.seed)
@@ -412,7 +554,7 @@ def _write_sysu(root: Path, people, cameras, config, progress) -> dict[str, int]
         for cam in _presence(config, pid, cameras, 0.85):
             for k in range(config.images):
                 _save(
-                    render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
+                    config.render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
                     root / f"cam{cam.number}" / f"{pid:04d}" / f"{k + 1:04d}.jpg",
                 )
                 n += 1
@@ -429,7 +571,7 @@ def _write_regdb(root: Path, people, cameras, config, progress) -> dict[str, int
             for k in range(per):
                 letter = "v" if cam.modality == VISIBLE else "t"
                 _save(
-                    render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
+                    config.render(people[pid - 1], cam, _image_rng(config, cam, pid, k)),
                     root / folders[cam.modality] / str(pid) / f"{letter}_{pid:04d}_{k + 1:02d}.bmp",
                 )
         progress and progress()
@@ -465,7 +607,7 @@ def _write_llcm(root: Path, people, cameras, config, progress) -> dict[str, int]
             folder = f"{split}_{'vis' if cam.modality == VISIBLE else 'nir'}/cam{cam.number}/{pid:04d}"
             for k in range(config.images):
                 rel = f"{folder}/{pid:04d}_c{cam.number:02d}_{k + 1:04d}.jpg"
-                _save(render(people[pid - 1], cam, _image_rng(config, cam, pid, k)), root / rel)
+                _save(config.render(people[pid - 1], cam, _image_rng(config, cam, pid, k)), root / rel)
                 n += 1
                 if split == "train":
                     lines[cam.modality].append(f"{rel} {label[pid]}")

@@ -1,6 +1,7 @@
 """The per-epoch cross-modal association of the unsupervised methods' clusters, by name (``association``
 in the config: hungarian (PGM), mult (MULT), ot (OTLA), oracle (a diagnostic that reads the hidden
-identities)), through ``vitool.assign.assign``, the function behind `vitool assign-labels`."""
+identities), shuffled (the broken-association control: the oracle with every link to a wrong person)),
+through ``vitool.assign.assign``, the function behind `vitool assign-labels`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from vitool.errors import VitoolError
 from vitool.methods.memory import MODALITIES
 from vitool.modality import INFRARED, VISIBLE
 
-ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle")
+ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle", "shuffled")
 
 
 def oracle_clusters(pid: np.ndarray, modality: np.ndarray) -> np.ndarray:
@@ -28,6 +29,24 @@ def oracle_clusters(pid: np.ndarray, modality: np.ndarray) -> np.ndarray:
         intra[own] = np.unique(pid[own], return_inverse=True)[1] + offset
         offset = int(intra[own].max()) + 1
     return intra
+
+
+def shuffled_identities(pid: np.ndarray, modality: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Control only (the broken association): the identities with the infrared images' ones moved along
+    one random cycle over the identities both modalities have, so that every cross-modal link the truth
+    would give names another person while each modality's own grouping stays right. A benchmark on which
+    a method with this association is not below its baseline cannot tell a right association from a
+    wrong one."""
+    shared = np.intersect1d(pid[modality == VISIBLE], pid[modality == INFRARED])
+    shared = shared[shared >= 0]
+    if len(shared) < 2:
+        raise VitoolError(None, "the shuffled control needs two identities seen in both modalities", "add identities")
+    cycle = np.random.default_rng([seed, 31]).permutation(shared)
+    moved = dict(zip(cycle.tolist(), np.roll(cycle, 1).tolist(), strict=True))
+    out = pid.copy()
+    ir = np.flatnonzero(modality == INFRARED)
+    out[ir] = [moved.get(int(p), int(p)) for p in pid[ir]]
+    return out
 
 
 def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray, space: str):
@@ -58,19 +77,22 @@ def associate(
     options,
     pid=None,
     device: str = "auto",
+    seed: int = 0,
 ):
     """Cross-modal association of this epoch's clusters through ``vitool.assign.assign``. ``space``
     (visible | infrared) is the modality whose cluster ids the other takes, for the methods that can
     choose it (hungarian, mult); ot always ends in the visible space. The result's ``attrs["space"]``
     says which space it is. ``options``: the method's CrossStageOptions (mult's alpha, soft weight, k1, k2);
-    ``device``: where mult computes (the model's device in training)."""
+    ``device``: where mult computes (the model's device in training); ``seed``: the shuffled control's cycle."""
     from vitool.assign import assign
 
     if name not in ASSOCIATIONS:
         raise VitoolError(None, f"association '{name}'", f"use one of {', '.join(ASSOCIATIONS)}")
-    if name == "oracle":
+    if name in ("oracle", "shuffled"):
         if pid is None or (pid < 0).any():
-            raise VitoolError(None, "association 'oracle' needs the training identities", "use a labelled dataset")
+            raise VitoolError(None, f"association '{name}' needs the training identities", "use a labelled dataset")
+        if name == "shuffled":
+            pid = shuffled_identities(pid, modality, seed)
         return oracle_association(pid, modality, intra, space)
     params: dict[str, Any] = {}
     if name in ("hungarian", "mult"):
@@ -89,14 +111,23 @@ def associate(
 
 
 def associate_spaces(
-    name: str, features: np.ndarray, modality: np.ndarray, intra: np.ndarray, options, pid=None, device: str = "auto"
+    name: str,
+    features: np.ndarray,
+    modality: np.ndarray,
+    intra: np.ndarray,
+    options,
+    pid=None,
+    device: str = "auto",
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The association in both label spaces, by space name (MULT's released cross stage uses both every
     epoch). MULT's transfer computes them together; hungarian and oracle run once per space; ot ends in
     the visible space only, so it gives that one alone."""
     if name != "mult":
         spaces = ("visible",) if name == "ot" else ("visible", "infrared")
-        return {space: associate(name, features, modality, intra, space, options, pid, device) for space in spaces}
+        return {
+            space: associate(name, features, modality, intra, space, options, pid, device, seed) for space in spaces
+        }
     from vitool.assign import check_modalities
     from vitool.assign.mult import mult_transfer
 

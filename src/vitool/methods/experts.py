@@ -40,6 +40,7 @@ from torch import nn
 from vitool.data.datasets import Sample
 from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
+from vitool.methods.association import shuffled_identities
 from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, VISIBLE
@@ -110,6 +111,9 @@ class ExpertsOptions:
     experts_proto_new_weight: float = 0.8  # prototype <- (1 - w) prototype + w batch mean
     experts_detach_ce: bool = False  # true: stage 2 trains the experts on detached features (released code)
     experts_oracle: bool = False  # diagnostic: every true identity pair as a consistent match, no CRE
+    # control: the oracle's pairs with every infrared identity moved to another person
+    # (methods.association.shuffled_identities): a broken association, which must not beat HEL only
+    experts_shuffled: bool = False
     experts_triplet_weight: float = 0.25  # lambda_1, each WRT term
     experts_weak_weight: float = 0.25  # lambda_2, the weak loss
 
@@ -121,6 +125,10 @@ class ExpertsOptions:
                 "experts_weak_start": (self.experts_weak_start >= 0, "a value >= 0"),
                 "experts_sharpen": (self.experts_sharpen > 0, "a value > 0"),
                 "experts_proto_new_weight": (0 <= self.experts_proto_new_weight <= 1, "a value in [0, 1]"),
+                "experts_shuffled": (
+                    not (self.experts_shuffled and self.experts_oracle),
+                    "false when experts_oracle is true",
+                ),
             },
         )
 
@@ -209,8 +217,11 @@ class Experts(Method):
         from vitool.diagnostics import match_diagnostics
 
         fs = context.extract(context.samples)
-        if self.options.experts_oracle:  # diagnostic: the true pairs, the ceiling of stage 2
-            result = self._true_pairs()
+        if self.options.experts_oracle or self.options.experts_shuffled:  # the true pairs, or broken ones
+            pid = self.pid
+            if self.options.experts_shuffled:
+                pid = shuffled_identities(self.pid, self.modality, self.config.seed)
+            result = self._true_pairs(pid)
         else:
             experts = {
                 "expert_visible": self.net.expert_visible.weight.detach().float().cpu().numpy(),
@@ -250,14 +261,15 @@ class Experts(Method):
         else:
             self._report |= {f"cre_{k}": v for k, v in result.attrs.items() if k.endswith("_pairs")}
 
-    def _true_pairs(self):
-        """Every (visible id, infrared id) of the same person, as consistent pairs (``experts_oracle``)."""
+    def _true_pairs(self, pid: np.ndarray):
+        """Every (visible id, infrared id) of the same person in ``pid``, as consistent pairs (``experts_oracle``;
+        ``experts_shuffled`` passes identities whose infrared ones name other people)."""
         from vitool.assign import Assignment
 
         owner = {}
         for m in (VISIBLE, INFRARED):
             rows = (self.modality == m) & (self.intra >= 0)
-            owner[m] = dict(zip(self.pid[rows].tolist(), self.intra[rows].tolist(), strict=False))
+            owner[m] = dict(zip(pid[rows].tolist(), self.intra[rows].tolist(), strict=False))
         pairs = [(v, owner[INFRARED][p], 0, 0) for p, v in owner[VISIBLE].items() if p in owner[INFRARED]]
         empty = np.zeros((0, 4), dtype=np.int64)
         extra = {"pairs_consistent": np.array(pairs, dtype=np.int64).reshape(-1, 4)}

@@ -93,7 +93,14 @@ class MULT(ClusterContrast):
         cfg = self.options
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
         results = associate_spaces(
-            cfg.association or "mult", features, self.modality, self.intra, cfg, self.pid, self.device.type
+            cfg.association or "mult",
+            features,
+            self.modality,
+            self.intra,
+            cfg,
+            self.pid,
+            self.device.type,
+            self.config.seed,
         )
         first = results.get(space, results["visible"])  # ot ends in the visible space only
         self.space_modality = VISIBLE if first.attrs["space"] == "visible" else INFRARED

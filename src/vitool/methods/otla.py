@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.data.datasets import Sample
+from vitool.methods.association import shuffled_identities
 from vitool.methods.contract import EpochLabels, Method, RunPlan, TrainingContext, check_options
 from vitool.methods.labels import visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
@@ -179,6 +180,9 @@ class OTLAOptions:
     grl_ramp: float = GRL_RAMP
     grl_step: int = 1  # with grl_ramp = 0: GRL iterations per training step (released: 1 SYSU, 5 RegDB)
     ot_oracle: bool = False  # diagnostic: true infrared identities instead of the Sinkhorn bank
+    # control: the oracle's labels with every infrared identity moved to another person's class
+    # (methods.association.shuffled_identities): a broken association, which must not beat visible-only
+    ot_shuffled: bool = False
 
     def __post_init__(self) -> None:
         check_options(
@@ -188,6 +192,7 @@ class OTLAOptions:
                 "ot_init": (self.ot_init in ("prototypes", "random"), "prototypes or random"),
                 "grl_ramp": (self.grl_ramp >= 0, "a value >= 0"),
                 "grl_step": (self.grl_step >= 1, "a value >= 1"),
+                "ot_shuffled": (not (self.ot_shuffled and self.ot_oracle), "false when ot_oracle is true"),
             },
         )
 
@@ -249,9 +254,12 @@ class OTLA(Method):
 
         ir = np.flatnonzero(self.modality == INFRARED)
         bank = np.full(len(self.modality), -1, dtype=np.int64)
-        if self.options.ot_oracle:  # diagnostic: the true identities (the reference's supervised setting)
-            bank[ir] = self._true_classes(ir)
-            self._sinkhorn = {"cost": "truth"}
+        if self.options.ot_oracle or self.options.ot_shuffled:  # the true identities, or a broken link
+            pid = self.pid
+            if self.options.ot_shuffled:
+                pid = shuffled_identities(self.pid, self.modality, self.config.seed)
+            bank[ir] = self._true_classes(ir, pid)
+            self._sinkhorn = {"cost": "shuffled" if self.options.ot_shuffled else "truth"}
             return bank
         if epoch == 0 and self.options.ot_init == "random":
             rng = np.random.default_rng(self.config.seed)
@@ -280,12 +288,12 @@ class OTLA(Method):
         bank[ir] = result.label[ir]
         return bank
 
-    def _true_classes(self, rows: np.ndarray) -> np.ndarray:
-        """The visible class holding each row's true identity (-1 when no visible class does); with
+    def _true_classes(self, rows: np.ndarray, pid: np.ndarray) -> np.ndarray:
+        """The visible class holding each row's identity in ``pid`` (-1 when no visible class does); with
         ground-truth visible labels each class is one identity."""
         vis = self.visible >= 0
         owner = dict(zip(self.pid[vis].tolist(), self.visible[vis].tolist(), strict=True))
-        return np.array([owner.get(int(p), -1) for p in self.pid[rows]], dtype=np.int64)
+        return np.array([owner.get(int(p), -1) for p in pid[rows]], dtype=np.int64)
 
     def _diagnostics(self, labels: np.ndarray) -> dict[str, Any]:
         from vitool.diagnostics import cross_modal_accuracy

@@ -204,7 +204,15 @@ class PCLHD(ClusterContrast):
         self._dynamic_memories(context)
         space = "infrared" if (self.epoch - self.dcl_epochs) % 2 == 0 else "visible"  # PGM's alternation
         result = associate(
-            cfg.association or "hungarian", features, self.modality, self.intra, space, cfg, self.pid, self.device.type
+            cfg.association or "hungarian",
+            features,
+            self.modality,
+            self.intra,
+            space,
+            cfg,
+            self.pid,
+            self.device.type,
+            self.config.seed,
         )
         self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         other = self.modality != self.space_modality
