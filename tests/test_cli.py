@@ -48,6 +48,8 @@ def test_extract_then_evaluate_json(features_file, synth_root, tmp_path):
         assert h["features"].shape[1] == 1280 and h["features_pre_bn"].shape == h["features"].shape
         prov = json.loads(h.attrs["provenance"])
     assert prov["config"]["dataset"] == "sysu" and len(prov["inputs"]["dataset_listing"]) == 64
+    machine = prov["machine"]  # the same seed differs across CPUs: pairs must share one machine
+    assert machine["cpu"] and machine["cores"] >= 1 and machine["threads"] >= 1 and machine["torch"]
     res = run_cli(
         "evaluate",
         features_file,

@@ -115,3 +115,24 @@ def test_a_pair_that_ran_different_schedules_is_flagged(tmp_path):
         "against 0.1): their difference mixes the method with the schedule"
     ]
     assert res.stderr.startswith("vitool: warning: other and the baseline base") and len(res.stderr.splitlines()) == 1
+
+
+def test_a_pair_that_ran_on_different_machines_is_flagged(tmp_path):
+    """The same seed gives another run on another CPU: a pair's two runs must share one machine."""
+
+    def on(folder, seed, cpu, threads=2):
+        run = make_run(folder, seed, 10.0 + seed, 20.0)
+        results = json.loads((run / "results.json").read_text())
+        results["provenance"] = {"machine": {"cpu": cpu, "threads": threads, "torch": "2.14.1"}}
+        (run / "results.json").write_text(json.dumps(results))
+        return run
+
+    base = [on(tmp_path / f"b{s}", s, "Xeon A") for s in range(2)]
+    same = [on(tmp_path / f"s{s}", s, "Xeon A") for s in range(2)]
+    other = [on(tmp_path / "o0", 0, "Xeon A"), on(tmp_path / "o1", 1, "Xeon A", threads=1)]
+    group = lambda name, runs: f"{name}=" + ",".join(map(str, runs))  # noqa: E731
+    res = run_cli("compare", group("base", base), group("same", same), "--baseline", "base", "--json")
+    assert res.returncode == 0 and "warnings" not in json.loads(res.stdout)
+    res = run_cli("compare", group("base", base), group("other", other), "--baseline", "base", "--json")
+    warning = json.loads(res.stdout)["warnings"][0]
+    assert warning.startswith("other and the baseline base ran on different machines (seed 1: threads 1 / 2)")

@@ -37,6 +37,64 @@ def test_synth_ir_material_changes_only_infrared_images(tmp_path):
         generate(tmp_path / "bad", dataclasses.replace(base, ir_material=1.5))
 
 
+def test_synth_options_are_recorded_and_checked(tmp_path):
+    import json
+
+    config = SynthConfig("sysu", 2, 2, 1, seed=1, fill=0.8, infrared="thermal", material_look=0.5)
+    generate(tmp_path / "d", config)
+    marker = json.loads((tmp_path / "d" / "vitool-synth.json").read_text())
+    assert marker["generator"] == "vitool synth 2" and marker["options"] == dataclasses.asdict(config)
+    bads = [(dict(fill=1.5), "--fill"), (dict(infrared="x"), "--infrared"), (dict(material_look=-1), "look")]
+    for bad, flag in [*bads, (dict(ir_degrade=5), "--ir-degrade")]:
+        with pytest.raises(VitoolError, match=flag):
+            generate(tmp_path / "bad", dataclasses.replace(config, **bad))
+
+
+def _person_box(fill: float) -> tuple[float, float]:
+    """Height and width share of the crop the person's parts cover, over a few poses."""
+    from vitool.data import synth
+
+    camera = synth._cameras("sysu", 0)[0]
+    person = synth.make_identity(np.random.default_rng(0))
+    sizes = []
+    for k in range(6):
+        parts = synth.render_geometry(person, np.random.default_rng(k), camera, fill).parts
+        rows, cols = np.flatnonzero((parts != synth.BG).any(1)), np.flatnonzero((parts != synth.BG).any(0))
+        sizes.append(((rows[-1] - rows[0] + 1) / synth.H, (cols[-1] - cols[0] + 1) / synth.W))
+    return tuple(np.mean(sizes, axis=0))
+
+
+def test_fill_frames_the_person_as_a_detector_box_does():
+    tall, wide = _person_box(0.95)
+    loose_tall, loose_wide = _person_box(0.0)
+    assert 0.9 <= tall <= 1.0 and tall > loose_tall + 0.05
+    assert wide > loose_wide * 1.3
+
+
+def test_near_infrared_hides_the_dye_and_thermal_shows_warm_skin():
+    """Two people who differ only in their top's dye look alike in near-infrared (ir_material 1) and not
+    in colour; in thermal, skin is the warmest part."""
+    from vitool.data import synth
+    from vitool.modality import INFRARED, VISIBLE
+
+    cams = {c.modality: c for c in synth._cameras("sysu", 0)}
+    base = synth.make_identity(np.random.default_rng(4), ir_material=1.0)
+    redyed = dataclasses.replace(base, colours=base.colours | {synth.TOP: np.array([0.05, 0.9, 0.1])})
+    geo = synth.render_geometry(base, np.random.default_rng(1), cams[VISIBLE])
+    top = geo.parts == synth.TOP
+
+    def shaded(person, modality, infrared="nir"):
+        img = synth.shade(person, geo, cams[modality], np.random.default_rng(2), infrared)
+        return np.asarray(img, dtype=np.float32)[top].mean(0)
+
+    assert np.abs(shaded(base, VISIBLE) - shaded(redyed, VISIBLE)).max() > 30  # a visible camera sees the dye
+    assert np.abs(shaded(base, INFRARED) - shaded(redyed, INFRARED)).max() < 1  # near-infrared does not
+    thermal = synth.shade(base, geo, cams[INFRARED], np.random.default_rng(2), "thermal")
+    grey = np.asarray(thermal, dtype=np.float32)[..., 0]
+    skin = grey[geo.parts == synth.SKIN].mean()
+    assert skin > grey[geo.parts == synth.BG].mean() + 20 and skin > grey[top].mean()
+
+
 def test_synth_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")

@@ -38,6 +38,7 @@ def _choices(name: str, *values: str) -> type[StrEnum]:
 
 Dataset = _choices("Dataset", "sysu", "regdb", "llcm", "manifest")
 Layout = _choices("Layout", "sysu", "regdb", "llcm")
+InfraredModel = _choices("InfraredModel", "auto", "nir", "thermal")
 Protocol = _choices("Protocol", "sysu", "regdb", "llcm", "generic")
 Split = _choices("Split", "train", "test")
 Device = _choices("Device", "auto", "cpu", "cuda")
@@ -117,16 +118,23 @@ def synth(
         ),
     ] = 0.95,
     infrared: Annotated[
-        str,
+        InfraredModel,
         typer.Option(
             help="Infrared physics: nir (grey reflectance under active illumination: weave, prints and folds "
             "carry over, dyes mostly vanish), thermal (warm bodies on a cool scene), or auto (RegDB thermal, "
             "SYSU and LLCM nir)."
         ),
-    ] = "auto",
+    ] = InfraredModel.auto,
     material_look: Annotated[
         float,
         typer.Option(help="How much a garment's material (weave, sheen) shows in the colour image; 0: not at all."),
+    ] = 1.0,
+    ir_degrade: Annotated[
+        float,
+        typer.Option(
+            help="The infrared sensors' lower grade: (1 + this) times coarser images and a contrast curve per "
+            "camera, as night-mode surveillance cameras record; 0: the visible cameras' grade."
+        ),
     ] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
@@ -138,7 +146,9 @@ def synth(
 
     from vitool.data.synth import SynthConfig, generate
 
-    config = SynthConfig(layout.value, train_ids, test_ids, images, seed, ir_material, fill, infrared, material_look)
+    config = SynthConfig(
+        layout.value, train_ids, test_ids, images, seed, ir_material, fill, infrared.value, material_look, ir_degrade
+    )
     progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
     with progress:
         counts = generate(out, config, progress=advance)

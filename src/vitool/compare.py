@@ -33,6 +33,7 @@ class Run:
     dataset: str | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
     lr: list[float] = field(default_factory=list)  # per epoch (log.jsonl): the schedule the run ran
+    machine: dict[str, Any] | None = None  # provenance: CPU, threads, GPU (the same seed differs across them)
 
 
 def load_run(path: str | Path) -> Run:
@@ -43,11 +44,11 @@ def load_run(path: str | Path) -> Run:
     try:
         results = json.loads(results_file.read_text())
         protocol = results.pop("protocol")
-        results.pop("provenance", None)  # what made the run (vitool 0.1's results.json had none)
+        provenance = results.pop("provenance", None) or {}  # what made the run (vitool 0.1's had none)
         scores = {name: {m: float(v[m]) for m in METRICS if m in v} for name, v in results.items()}
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise VitoolError(results_file, "is not a vitool results.json", "re-run the training's test") from None
-    run = Run(path, protocol, scores)
+    run = Run(path, protocol, scores, machine=provenance.get("machine") if isinstance(provenance, dict) else None)
     if (path / "config.toml").is_file():
         try:
             config = tomllib.loads((path / "config.toml").read_text())
@@ -128,6 +129,12 @@ def compare(groups: dict[str, list[Run]], baseline: str | None = None) -> dict[s
                     f"{name} and the baseline {baseline} ran different learning-rate schedules ({mismatch}): "
                     "their difference mixes the method with the schedule"
                 )
+            machines = _machine_mismatch(mine, base, seeds)
+            if machines:
+                out.setdefault("warnings", []).append(
+                    f"{name} and the baseline {baseline} ran on different machines ({machines}): the same seed "
+                    "gives another run on another CPU or thread count, so run both of a pair on one machine"
+                )
             out["groups"][name]["paired"] = {
                 s: {
                     m: paired([mine[k].scores[s][m] - base[k].scores[s][m] for k in seeds])
@@ -136,6 +143,21 @@ def compare(groups: dict[str, list[Run]], baseline: str | None = None) -> dict[s
                 for s in settings
             }
     return out
+
+
+MACHINE_KEYS = ("cpu", "threads", "gpu", "torch")
+
+
+def _machine_mismatch(mine: dict[int, Run], base: dict[int, Run], seeds: list[int]) -> str | None:
+    """The first seed whose two runs' provenance names another CPU, thread count, GPU or torch."""
+    for seed in seeds:
+        a, b = mine[seed].machine, base[seed].machine
+        if not a or not b:
+            continue  # runs made before vitool recorded the machine
+        differ = [k for k in MACHINE_KEYS if a.get(k) != b.get(k)]
+        if differ:
+            return f"seed {seed}: " + ", ".join(f"{k} {a.get(k)} / {b.get(k)}" for k in differ)
+    return None
 
 
 def _schedule_mismatch(mine: dict[int, Run], base: dict[int, Run], seeds: list[int]) -> str | None:

@@ -92,13 +92,39 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def machine_facts() -> dict[str, Any]:
+    """The machine a file was made on: the same seed gives another run on another CPU (or thread count),
+    so paired comparisons check that both runs of a pair share these."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    facts: dict[str, Any] = {
+        "host": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    torch = sys.modules.get("torch")  # only when the command already uses torch: io does not import it
+    if torch is not None:
+        facts["torch"] = torch.__version__
+        facts["threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            facts["gpu"] = torch.cuda.get_device_name()
+    return facts
+
+
 def make_provenance(
     config: dict[str, Any],
     seed: int | None = None,
     inputs: dict[str, str] | None = None,
     checkpoint: str | None = None,
 ) -> dict[str, Any]:
-    """What made a file: version, command line, effective config, seed and input hashes."""
+    """What made a file: version, command line, effective config, seed, input hashes and the machine."""
     return {
         "vitool_version": __version__,
         "command": " ".join(["vitool", *sys.argv[1:]]),
@@ -106,6 +132,7 @@ def make_provenance(
         "seed": seed,
         "checkpoint_sha256": checkpoint,
         "inputs": inputs or {},
+        "machine": machine_facts(),
     }
 
 

@@ -146,7 +146,7 @@ def make_identity(rng: np.random.Generator, ir_material: float = 0.85) -> Identi
         material=material,
         infrared=infrared,
         top_pattern=str(rng.choice(PATTERNS)),
-        top_period=int(rng.integers(3, 8)),
+        top_period=int(rng.integers(5, 12)),  # pixels at 128x64: coarse enough to survive 64x32
         pattern_colour=pattern_colour,
         print_contrast=float(
             ir_material * ink + (1 - ir_material) * (_nir_response(pattern_colour) - _nir_response(colours[TOP]))
@@ -210,7 +210,7 @@ def _pattern_mask(kind: str, period: int, phase: int) -> np.ndarray:
     if kind == "checks":
         return (((yy + phase) // period) + (xx // period)) % 2 == 0
     if kind == "dots":
-        return (((yy + phase) % (period + 2)) < 2) & ((xx % (period + 2)) < 2)
+        return (((yy + phase) % (period + 3)) < 3) & ((xx % (period + 3)) < 3)
     if kind == "diagonal":
         return ((xx + yy + phase) % period) < half
     return np.zeros((H, W), dtype=bool)
@@ -303,7 +303,7 @@ def render_geometry(person: Identity, rng: np.random.Generator, camera: Camera, 
     parts = np.asarray(part, dtype=np.uint8).copy()
     pattern = _pattern_mask(person.top_pattern, person.top_period, int(rng.integers(0, person.top_period)))
     pattern &= parts == TOP
-    pattern |= _pattern_mask(person.bottom_pattern, 5, 0) & (parts == BOTTOM)
+    pattern |= _pattern_mask(person.bottom_pattern, 8, 0) & (parts == BOTTOM)
     xx = np.arange(W, dtype=np.float32)[None, :]
     across = np.clip((xx - cx) / max(width * 0.75, 1.0), -1, 1)
     relief = np.repeat(1 - 0.22 * across**2, H, axis=0)  # a round body: darker towards its edges
@@ -336,12 +336,12 @@ def _weave(kind: str, rng: np.random.Generator) -> np.ndarray:
     """A material's surface texture in [-1, 1]-ish, the same in both modalities of one image."""
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     phase = rng.uniform(0, 2 * np.pi)
-    if kind == "grain":
-        return rng.standard_normal((H, W)).astype(np.float32)
+    if kind == "grain":  # 2-pixel flecks
+        return np.kron(rng.standard_normal((H // 2, W // 2)), np.ones((2, 2))).astype(np.float32)
     if kind == "rib":
-        return np.sin(2 * np.pi * yy / 3 + phase).astype(np.float32)
+        return np.sin(2 * np.pi * yy / 5 + phase).astype(np.float32)
     if kind == "twill":
-        return np.sin(2 * np.pi * (xx + yy) / 4 + phase).astype(np.float32)
+        return np.sin(2 * np.pi * (xx + yy) / 7 + phase).astype(np.float32)
     if kind == "blotch":
         coarse = Image.fromarray(rng.standard_normal((H // 8, W // 8)).astype(np.float32), "F")
         return 2 * np.asarray(coarse.resize((W, H), Image.BILINEAR), dtype=np.float32)
@@ -369,6 +369,16 @@ def infrared_model(layout: str, infrared: str) -> str:
     return "thermal" if layout == "regdb" else "nir"
 
 
+def _low_grade(pil: Image.Image, camera: Camera, degrade: float) -> Image.Image:
+    """An infrared camera's sensor: a lower resolution (1 + ``degrade`` times coarser) and its own
+    contrast curve (gamma drawn per camera), as surveillance cameras in night mode record."""
+    low = (max(1, round(W / (1 + degrade))), max(1, round(H / (1 + degrade))))
+    pil = pil.resize(low, Image.BILINEAR).resize((W, H), Image.BILINEAR)
+    gamma = float(np.exp(degrade * np.random.default_rng([camera.number, 7]).uniform(-0.5, 0.5)))
+    arr = (np.asarray(pil, dtype=np.float32) / 255.0) ** gamma
+    return Image.fromarray((arr * 255).astype(np.uint8), pil.mode)
+
+
 def shade(
     person: Identity,
     geo: Geometry,
@@ -376,13 +386,14 @@ def shade(
     rng: np.random.Generator,
     infrared: str = "nir",
     look: float = 1.0,
+    degrade: float = 0.0,
 ) -> Image.Image:
     """Colour the part map for the camera's modality.
 
     Visible: dye colours, with each material's weave and sheen scaled by ``look`` (0: the material does
     not show in colour). Near-infrared (active illumination): the fibre's reflectance, weave, sheen,
     prints, folds and the body's roundness; the dye mostly vanishes. Thermal: warmth through the cloth
-    on a cool scene; prints and weave barely show.
+    on a cool scene; prints and weave barely show. ``degrade``: the infrared sensor's lower grade.
     """
     parts = geo.parts
     yy = np.linspace(1.08, 0.9, H)[:, None]  # light from above
@@ -422,6 +433,8 @@ def shade(
     _clutter_and_occlusion(pil, rng, camera, camera.modality == INFRARED)
     if camera.blur > 0:
         pil = pil.filter(ImageFilter.GaussianBlur(camera.blur))
+    if camera.modality == INFRARED and degrade > 0:
+        pil = _low_grade(pil, camera, degrade)
     arr = np.asarray(pil, dtype=np.float32) / 255.0
     arr = np.clip(arr + rng.normal(0, camera.noise, arr.shape), 0, 1)
     if arr.ndim == 2:  # infrared cameras store three identical channels, as SYSU and RegDB do
@@ -436,9 +449,10 @@ def render(
     fill: float = 0.0,
     infrared: str = "nir",
     look: float = 1.0,
+    degrade: float = 0.0,
 ) -> Image.Image:
     geo = render_geometry(person, rng, camera, fill)
-    img = shade(person, geo, camera, rng, infrared, look)
+    img = shade(person, geo, camera, rng, infrared, look, degrade)
     return img.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else img
 
 
@@ -456,10 +470,11 @@ class SynthConfig:
     fill: float = 0.95  # the person's height as a share of the crop (0: the first version's loose crops)
     infrared: str = "auto"  # nir | thermal | auto (the layout's: RegDB thermal, SYSU and LLCM nir)
     material_look: float = 1.0  # how much a material's weave and sheen show in colour (0: not at all)
+    ir_degrade: float = 1.0  # infrared sensors (1 + this) times coarser, with a contrast curve per camera
 
     def render(self, person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
         model = infrared_model(self.layout, self.infrared)
-        return render(person, camera, rng, self.fill, model, self.material_look)
+        return render(person, camera, rng, self.fill, model, self.material_look, self.ir_degrade)
 
 
 def _cameras(layout: str, seed: int) -> list[Camera]:
@@ -504,6 +519,8 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
         raise VitoolError(None, f"--fill {config.fill} is not in [0, 1]", "give a share of the crop's height")
     if config.infrared not in INFRARED_MODELS:
         raise VitoolError(None, f"--infrared '{config.infrared}'", f"use one of {', '.join(INFRARED_MODELS)}")
+    if not 0.0 <= config.ir_degrade <= 3.0:
+        raise VitoolError(None, f"--ir-degrade {config.ir_degrade} is not in [0, 3]", "give a value in [0, 3]")
     if config.material_look < 0:
         raise VitoolError(None, f"--material-look {config.material_look} is negative", "give a value >= 0")
     n_ids = config.train_ids + config.test_ids
