@@ -10,9 +10,10 @@ It reads the run folders `benchmarks/verdict.sh RUNS calibration` writes (NAME-s
   d  METHOD-shuffled against BASELINE  the same with every cross-modal link to another person:
                                      mean paired difference <= 0 (the benchmark punishes a wrong link)
   e  association quality at its first epoch, from the baselines' stage-1 models: CRE's consistent pairs
-     (experts16) >= 85% right; PGM's matches (pclhd) and OTLA's infrared labels (otla) reported
+     (experts) >= 85% right; PGM's matches (pclhd), MULT's transfer (mult-onesched) and OTLA's infrared
+     labels (otla) reported
 
-Pairs (method, its baseline): otla/visible, pclhd/dcl, mult/dcl-onesched, experts16/hel16. Only the
+Pairs (method, its baseline): otla/visible, pclhd/dcl, mult/dcl-onesched, experts/hel. Only the
 targets, never a method's own gain over its baseline, are what the generator is calibrated on.
 
 Usage:  python benchmarks/calibrate.py RUNS [--seeds 0 1 2] [--json]
@@ -32,13 +33,13 @@ SYSU = {
     "supervised": (47.5, "AGW (Ye et al., TPAMI 2021), SYSU-MM01 all-search; its README: 47.50"),
     "visible": (12.25, "OTLA (Wang et al., ECCV 2022), Table 2, row 1, SSVI-ReID"),
     "otla-oracle": (48.15, "OTLA Table 2 row 6 (its full semi-supervised method; no oracle is published)"),
-    "hel16": (47.8, "heterogeneous experts (ICCV 2025), ablation: HEL only"),
-    "experts16-oracle": (70.4, "experts ablation, full model (no oracle is published)"),
+    "hel": (47.8, "heterogeneous experts (ICCV 2025), ablation: HEL only"),
+    "experts-oracle": (70.4, "experts ablation, full model (no oracle is published)"),
     "dcl": (56.3, "PCLHD (Table 2, row 1: the PGM baseline)"),
     "cre": (95.5, "released experts code, a logged SYSU-MM01 run: consistent pairs 95-96% right, covering 28%"),
     "otla-bank": (50.0, "OTLA Fig. 4 (left, upper): infrared pseudo-label accuracy, about 50% late in training"),
 }
-PAIRS = {"otla": "visible", "pclhd": "dcl", "mult": "dcl-onesched", "experts16": "hel16"}
+PAIRS = {"otla": "visible", "pclhd": "dcl", "mult": "dcl-onesched", "experts": "hel"}
 
 
 def _runs(root: Path, name: str, seeds: list[int]):
@@ -86,10 +87,10 @@ def table(root: Path, seeds: list[int]) -> list[dict[str, Any]]:
             sysu = SYSU.get(f"{method}-{suffix}", (None, ""))
             rows.append(_row(target, f"{method}-{suffix} - {baseline}", diff, need, met, sysu, paired_stat=True))
     for method, key, scale, name, need, sysu in (
-        ("experts16", "cre_consistent_precision", 100, "CRE consistent pairs right", 85, SYSU["cre"]),
-        ("experts16", "cre_consistent_coverage", 100, "CRE consistent pairs' coverage", None, (28.0, SYSU["cre"][1])),
+        ("experts", "cre_consistent_precision", 100, "CRE consistent pairs right", 85, SYSU["cre"]),
+        ("experts", "cre_consistent_coverage", 100, "CRE consistent pairs' coverage", None, (28.0, SYSU["cre"][1])),
         ("pclhd", "cross_precision", 100, "PGM matches right", None, (None, "not published")),
-        ("mult", "cross_precision", 100, "MULT transfer right", None, (None, "not published")),
+        ("mult-onesched", "cross_precision", 100, "MULT transfer right", None, (None, "not published")),
         ("otla", "ir_label_accuracy", 1, "OTLA infrared labels right", None, SYSU["otla-bank"]),
     ):
         firsts, lasts = [], []

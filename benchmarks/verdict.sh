@@ -1,20 +1,19 @@
 #!/usr/bin/env bash
-# The paired verdict of docs/results.md: each label-efficient method against its no-association baseline
-# over seeds 0-4, with matched schedules, on the default synthetic data (vitool synth, SYSU layout, seed 0),
-# then `vitool compare` tables. Pairs run one after another, each over every seed, so a stopped script
-# leaves whole pairs; it skips finished runs and resumes interrupted ones, so rerunning it continues.
-#
-# Wall time on 2 idle CPU cores, per seed: otla + visible 13 min, dcl + pclhd + mult 28 min, dcl + mult in
-# MULT's own schedule 17 min, experts + HEL only (16 epochs) 30 min, supervised 8 epochs 6 min and 16
-# epochs 13 min: about 9 hours for five seeds.
+# The paired verdict of docs/results.md and the calibration runs of docs/synthetic.md: each label-efficient
+# method against its no-association baseline over seeds 0-4, with matched schedules, on the default
+# synthetic data (vitool synth, SYSU layout, seed 0), then `vitool compare` tables; `oracles` and
+# `controls` are each method with the true and with a shuffled association (benchmarks/calibrate.py).
+# Pairs run one after another, each over every seed, so a stopped script leaves whole pairs; it skips
+# finished runs and resumes interrupted ones, so rerunning it continues. Every run trains the demo budget,
+# 16 epochs x 30 batches (about 11-14 minutes each on 2 idle CPU cores).
 #
 # Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]
-#         PAIR: otla unsupervised mult experts supervised supervised16
+#         PAIR: supervised otla unsupervised mult experts oracles controls
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
-PAIRS=${*:-otla unsupervised mult experts supervised supervised16}
+PAIRS=${*:-supervised otla unsupervised mult experts}
 SEEDS=${SEEDS:-0 1 2 3 4}
 DATA=${DATA:-data/sysu}
 VITOOL=${VITOOL:-vitool}
@@ -46,24 +45,22 @@ for pair in $PAIRS; do
       otla)
         train visible "$s" --config configs/demo.toml --method visible
         train otla "$s" --config configs/demo.toml --method otla ;;
-      unsupervised)
-        for m in dcl pclhd mult; do train "$m" "$s" --config configs/demo-unsupervised.toml --method "$m"; done ;;
+      unsupervised)  # PCLHD's released schedule (MULT's own is the mult pair)
+        for m in dcl pclhd; do train "$m" "$s" --config configs/demo-unsupervised.toml --method "$m"; done ;;
       mult)  # MULT's released schedule, one over the run: its cross stage at a tenth of stage one's rate
         for m in dcl mult; do train "$m-onesched" "$s" --config configs/demo-mult.toml --method "$m"; done ;;
       experts)
-        train hel16 "$s" --config configs/demo.toml --method experts --epochs 16 \
+        train hel "$s" --config configs/demo.toml --method experts \
           --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
-        train experts16 "$s" --config configs/demo.toml --method experts --epochs 16 ;;
+        train experts "$s" --config configs/demo.toml --method experts ;;
       supervised) train supervised "$s" --config configs/demo.toml --method supervised ;;
-      supervised16) train supervised16 "$s" --config configs/demo.toml --method supervised --epochs 16 ;;
       oracles | controls)  # calibration (c, d): each method's losses with the true / a shuffled association
         if [ "$pair" = oracles ]; then k=oracle v=true a=oracle; else k=shuffled v=true a=shuffled; fi
         train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v"
         train "pclhd-$k" "$s" --config configs/demo-unsupervised.toml --method pclhd --set "association=\"$a\""
         train "mult-$k" "$s" --config configs/demo-mult.toml --method mult --set "association=\"$a\""
-        train "experts16-$k" "$s" --config configs/demo.toml --method experts --epochs 16 --set "experts_$k=$v" ;;
-      *) echo "unknown pair '$pair': use otla, unsupervised, mult, experts, supervised, supervised16," \
-        "oracles or controls" >&2
+        train "experts-$k" "$s" --config configs/demo.toml --method experts --set "experts_$k=$v" ;;
+      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles or controls" >&2
         exit 2 ;;
     esac
   done
@@ -82,11 +79,10 @@ compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR.
 for pair in $PAIRS; do
   case $pair in
     otla) compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible ;;
-    unsupervised) compare "$(group dcl)" "$(group pclhd)" "$(group mult)" --baseline dcl ;;
+    unsupervised) compare "$(group dcl)" "$(group pclhd)" --baseline dcl ;;
     mult) compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched ;;
-    experts) compare "$(group hel16)" "$(group experts16)" --baseline hel16 ;;
+    experts) compare "$(group hel)" "$(group experts)" --baseline hel ;;
     supervised) continue ;;  # in the otla table
-    supervised16) compare "$(group supervised16)" ;;  # no baseline runs its schedule
     oracles | controls) continue ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
   esac
   echo

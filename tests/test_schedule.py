@@ -24,35 +24,33 @@ def multipliers(config_file, synth_root, **overrides):
 
 
 def test_unsupervised_demo_methods_share_the_baselines_schedule(synth_root):
-    expected = [0.5, 1, 1, 0.1, 0.5, 1, 1, 0.1]  # warm-up 2 and a step at 3/4 of each 4-epoch stage
+    stage = [0.5, 1, 1, 1, 1, 1, 0.1, 0.1]  # warm-up 2 and a step at 3/4 of each 8-epoch stage
     for method in ("dcl", "pclhd", "mult"):
-        assert multipliers("demo-unsupervised.toml", synth_root, method=method) == (expected, [4]), method
+        assert multipliers("demo-unsupervised.toml", synth_root, method=method) == (stage + stage, [8]), method
 
 
 def test_mult_in_its_own_schedule_and_its_baseline_match(synth_root):
     """MULT's released schedule is one over the run, its cross stage at a tenth of stage one's rate:
     configs/demo-mult.toml sets it for MULT and DCL alike, on top of its base demo-unsupervised.toml."""
-    expected = ([0.5, 1, 1, 1, 0.1, 0.1, 0.1, 0.1], [])
+    expected = ([0.5, *[1] * 7, *[0.1] * 8], [])
     for method in ("dcl", "mult"):
         assert multipliers("demo-mult.toml", synth_root, method=method) == expected, method
     assert multipliers("demo-mult.toml", synth_root)[0] == expected[0]  # the file's own method, mult
 
 
 def test_experts_and_hel_only_share_the_stages(synth_root):
-    experts = multipliers("demo.toml", synth_root, method="experts", epochs=16)
-    hel_only = multipliers(
-        "demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16, schedule_stages=[4]
-    )
+    experts = multipliers("demo.toml", synth_root, method="experts")
+    hel_only = multipliers("demo.toml", synth_root, method="experts", experts_stage1_epochs=16, schedule_stages=[4])
     # the released warm-up climbs linearly from 0.01 in each stage: 0.01 + 0.99 e / 2 over 2 warm-up epochs
     stage2 = [0.01, 0.505, 1, 1, 1, 1, 1, 1, 1, 0.1, 0.1, 0.1]  # 12 epochs: the step at 9
     assert experts == hel_only == ([0.01, 0.505, 1, 0.1, *stage2], [4])
     # without the explicit stages HEL only would run one schedule: the confound this key removes
-    assert multipliers("demo.toml", synth_root, method="experts", epochs=16, experts_stage1_epochs=16)[1] == []
+    assert multipliers("demo.toml", synth_root, method="experts", experts_stage1_epochs=16)[1] == []
 
 
 def test_single_stage_demo_keeps_its_schedule(synth_root):
-    for method in ("otla", "visible", "supervised"):  # milestones [0.75] of 8 epochs: the old step at 6
-        assert multipliers("demo.toml", synth_root, method=method) == ([0.5, 1, 1, 1, 1, 1, 0.1, 0.1], [])
+    for method in ("otla", "visible", "supervised"):  # milestones [0.75] of 16 epochs: a step at 12
+        assert multipliers("demo.toml", synth_root, method=method) == ([0.5, *[1] * 11, *[0.1] * 4], [])
 
 
 def test_gpu_recipes_keep_the_released_schedules(synth_root):
@@ -114,7 +112,7 @@ def test_momentum_encoder_half_life_is_a_share_of_stage_two(synth_root):
     released, _ = _method_and_net("pclhd", synth_root, dcl_epochs=50)
     released.plan(RunPlan(epochs=100, steps_per_epoch=200))  # the released 50 + 50 epochs x 200 steps
     assert released.beta == pytest.approx(0.999, abs=2e-6)
-    method, _ = _method_and_net("pclhd", synth_root)  # dcl_epochs 4 of 8
+    method, _ = _method_and_net("pclhd", synth_root, dcl_epochs=4)  # dcl_epochs 4 of 8
     method.plan(RunPlan(epochs=8, steps_per_epoch=30))  # stage 2: 120 steps
     assert method.beta == pytest.approx(ema_beta(0.0693 * 120)) and method.beta == pytest.approx(0.920, abs=1e-3)
     assert method.beta**120 < 1e-4  # the online weights are absorbed over stage 2, as over the released one

@@ -99,9 +99,9 @@ def _effective_config(**kwargs: Any) -> dict[str, Any]:
 def synth(
     out: Annotated[Path, typer.Argument(help="New folder to write the dataset into (must not exist or be empty).")],
     layout: Annotated[Layout, typer.Option(help="Official layout to write.")] = Layout.sysu,
-    train_ids: Annotated[int, typer.Option(help="Training identities (SYSU: train + val).")] = 64,
+    train_ids: Annotated[int, typer.Option(help="Training identities (SYSU: train + val; SYSU-MM01 has 395).")] = 256,
     test_ids: Annotated[int, typer.Option(help="Test identities (SYSU-MM01 has 96).")] = 96,
-    images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 5,
+    images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 3,
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
     ir_material: Annotated[
         float,
@@ -135,7 +135,7 @@ def synth(
             help="The infrared sensors' lower grade: (1 + this) times coarser images and a contrast curve per "
             "camera, as night-mode surveillance cameras record; 0: the visible cameras' grade."
         ),
-    ] = 1.0,
+    ] = 0.5,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a procedural visible-infrared pedestrian dataset in an official layout.

@@ -462,15 +462,15 @@ def render(
 @dataclass
 class SynthConfig:
     layout: str = "sysu"
-    train_ids: int = 64
+    train_ids: int = 256  # SYSU-MM01 has 395: many identities with few images each generalise best
     test_ids: int = 96  # SYSU-MM01's test size: 96 identities
-    images: int = 5  # per identity and camera (RegDB: per identity and modality is 2 x this)
+    images: int = 3  # per identity and camera (RegDB: per identity and modality is 2 x this)
     seed: int = 0
     ir_material: float = 0.85  # see make_identity: how wide the modality gap is
     fill: float = 0.95  # the person's height as a share of the crop (0: the first version's loose crops)
     infrared: str = "auto"  # nir | thermal | auto (the layout's: RegDB thermal, SYSU and LLCM nir)
     material_look: float = 1.0  # how much a material's weave and sheen show in colour (0: not at all)
-    ir_degrade: float = 1.0  # infrared sensors (1 + this) times coarser, with a contrast curve per camera
+    ir_degrade: float = 0.5  # infrared sensors (1 + this) times coarser, with a contrast curve per camera
 
     def render(self, person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
         model = infrared_model(self.layout, self.infrared)
