@@ -10,6 +10,7 @@
 # Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]
 #         PAIR: supervised otla unsupervised mult experts oracles controls
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
+#         METHODS="otla experts" benchmarks/verdict.sh runs oracles controls   (those methods' controls only)
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
@@ -56,10 +57,15 @@ for pair in $PAIRS; do
       supervised) train supervised "$s" --config configs/demo.toml --method supervised ;;
       oracles | controls)  # calibration (c, d): each method's losses with the true / a shuffled association
         if [ "$pair" = oracles ]; then k=oracle v=true a=oracle; else k=shuffled v=true a=shuffled; fi
-        train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v"
-        train "pclhd-$k" "$s" --config configs/demo-unsupervised.toml --method pclhd --set "association=\"$a\""
-        train "mult-$k" "$s" --config configs/demo-mult.toml --method mult --set "association=\"$a\""
-        train "experts-$k" "$s" --config configs/demo.toml --method experts --set "experts_$k=$v" ;;
+        for m in ${METHODS:-otla pclhd mult experts}; do
+          case $m in
+            otla) train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v" ;;
+            pclhd) train "pclhd-$k" "$s" --config configs/demo-unsupervised.toml --method pclhd \
+              --set "association=\"$a\"" ;;
+            mult) train "mult-$k" "$s" --config configs/demo-mult.toml --method mult --set "association=\"$a\"" ;;
+            experts) train "experts-$k" "$s" --config configs/demo.toml --method experts --set "experts_$k=$v" ;;
+          esac
+        done ;;
       *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles or controls" >&2
         exit 2 ;;
     esac
