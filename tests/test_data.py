@@ -45,7 +45,7 @@ def test_synth_options_are_recorded_and_checked(tmp_path):
     marker = json.loads((tmp_path / "d" / "vitool-synth.json").read_text())
     assert marker["generator"] == "vitool synth 2" and marker["options"] == dataclasses.asdict(config)
     bads = [(dict(fill=1.5), "--fill"), (dict(infrared="x"), "--infrared"), (dict(material_look=-1), "look")]
-    for bad, flag in [*bads, (dict(ir_degrade=5), "--ir-degrade")]:
+    for bad, flag in [*bads, (dict(ir_degrade=5), "--ir-degrade"), (dict(ir_contrast=-1), "--ir-contrast")]:
         with pytest.raises(VitoolError, match=flag):
             generate(tmp_path / "bad", dataclasses.replace(config, **bad))
 

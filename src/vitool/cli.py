@@ -132,10 +132,16 @@ def synth(
     ir_degrade: Annotated[
         float,
         typer.Option(
-            help="The infrared sensors' lower grade: (1 + this) times coarser images and a contrast curve per "
-            "camera, as night-mode surveillance cameras record; 0: the visible cameras' grade."
+            help="The infrared sensors' lower resolution: (1 + this) times coarser images, as night-mode "
+            "surveillance cameras record; 0: the visible cameras' resolution."
         ),
     ] = 0.5,
+    ir_contrast: Annotated[
+        float,
+        typer.Option(
+            help="Each infrared camera's own contrast curve: a gamma of exp(this x U(-0.5, 0.5)) per camera; 0: none."
+        ),
+    ] = 1.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a procedural visible-infrared pedestrian dataset in an official layout.
@@ -147,7 +153,17 @@ def synth(
     from vitool.data.synth import SynthConfig, generate
 
     config = SynthConfig(
-        layout.value, train_ids, test_ids, images, seed, ir_material, fill, infrared.value, material_look, ir_degrade
+        layout.value,
+        train_ids,
+        test_ids,
+        images,
+        seed,
+        ir_material,
+        fill,
+        infrared.value,
+        material_look,
+        ir_degrade,
+        ir_contrast,
     )
     progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
     with progress:

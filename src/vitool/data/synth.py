@@ -369,14 +369,18 @@ def infrared_model(layout: str, infrared: str) -> str:
     return "thermal" if layout == "regdb" else "nir"
 
 
-def _low_grade(pil: Image.Image, camera: Camera, degrade: float) -> Image.Image:
-    """An infrared camera's sensor: a lower resolution (1 + ``degrade`` times coarser) and its own
-    contrast curve (gamma drawn per camera), as surveillance cameras in night mode record."""
-    low = (max(1, round(W / (1 + degrade))), max(1, round(H / (1 + degrade))))
-    pil = pil.resize(low, Image.BILINEAR).resize((W, H), Image.BILINEAR)
-    gamma = float(np.exp(degrade * np.random.default_rng([camera.number, 7]).uniform(-0.5, 0.5)))
-    arr = (np.asarray(pil, dtype=np.float32) / 255.0) ** gamma
-    return Image.fromarray((arr * 255).astype(np.uint8), pil.mode)
+def _low_grade(pil: Image.Image, camera: Camera, degrade: float, contrast: float) -> Image.Image:
+    """An infrared camera's sensor, as surveillance cameras in night mode record: a lower resolution
+    (1 + ``degrade`` times coarser) and a contrast curve of its own (a gamma of exp(``contrast`` x
+    U(-0.5, 0.5)), drawn per camera)."""
+    if degrade > 0:
+        low = (max(1, round(W / (1 + degrade))), max(1, round(H / (1 + degrade))))
+        pil = pil.resize(low, Image.BILINEAR).resize((W, H), Image.BILINEAR)
+    if contrast > 0:
+        gamma = float(np.exp(contrast * np.random.default_rng([camera.number, 7]).uniform(-0.5, 0.5)))
+        arr = (np.asarray(pil, dtype=np.float32) / 255.0) ** gamma
+        pil = Image.fromarray((arr * 255).astype(np.uint8), pil.mode)
+    return pil
 
 
 def shade(
@@ -387,13 +391,14 @@ def shade(
     infrared: str = "nir",
     look: float = 1.0,
     degrade: float = 0.0,
+    contrast: float = 0.0,
 ) -> Image.Image:
     """Colour the part map for the camera's modality.
 
     Visible: dye colours, with each material's weave and sheen scaled by ``look`` (0: the material does
     not show in colour). Near-infrared (active illumination): the fibre's reflectance, weave, sheen,
     prints, folds and the body's roundness; the dye mostly vanishes. Thermal: warmth through the cloth
-    on a cool scene; prints and weave barely show. ``degrade``: the infrared sensor's lower grade.
+    on a cool scene; prints and weave barely show. ``degrade``, ``contrast``: the infrared sensor's grade.
     """
     parts = geo.parts
     yy = np.linspace(1.08, 0.9, H)[:, None]  # light from above
@@ -433,8 +438,8 @@ def shade(
     _clutter_and_occlusion(pil, rng, camera, camera.modality == INFRARED)
     if camera.blur > 0:
         pil = pil.filter(ImageFilter.GaussianBlur(camera.blur))
-    if camera.modality == INFRARED and degrade > 0:
-        pil = _low_grade(pil, camera, degrade)
+    if camera.modality == INFRARED:
+        pil = _low_grade(pil, camera, degrade, contrast)
     arr = np.asarray(pil, dtype=np.float32) / 255.0
     arr = np.clip(arr + rng.normal(0, camera.noise, arr.shape), 0, 1)
     if arr.ndim == 2:  # infrared cameras store three identical channels, as SYSU and RegDB do
@@ -450,9 +455,10 @@ def render(
     infrared: str = "nir",
     look: float = 1.0,
     degrade: float = 0.0,
+    contrast: float = 0.0,
 ) -> Image.Image:
     geo = render_geometry(person, rng, camera, fill)
-    img = shade(person, geo, camera, rng, infrared, look, degrade)
+    img = shade(person, geo, camera, rng, infrared, look, degrade, contrast)
     return img.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else img
 
 
@@ -470,11 +476,13 @@ class SynthConfig:
     fill: float = 0.95  # the person's height as a share of the crop (0: the first version's loose crops)
     infrared: str = "auto"  # nir | thermal | auto (the layout's: RegDB thermal, SYSU and LLCM nir)
     material_look: float = 1.0  # how much a material's weave and sheen show in colour (0: not at all)
-    ir_degrade: float = 0.5  # infrared sensors (1 + this) times coarser, with a contrast curve per camera
+    ir_degrade: float = 0.5  # infrared sensors (1 + this) times coarser
+    ir_contrast: float = 1.0  # infrared sensors' contrast curve per camera: gamma exp(this x U(-0.5, 0.5))
 
     def render(self, person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
         model = infrared_model(self.layout, self.infrared)
-        return render(person, camera, rng, self.fill, model, self.material_look, self.ir_degrade)
+        grade = (self.ir_degrade, self.ir_contrast)
+        return render(person, camera, rng, self.fill, model, self.material_look, *grade)
 
 
 def _cameras(layout: str, seed: int) -> list[Camera]:
@@ -521,6 +529,8 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
         raise VitoolError(None, f"--infrared '{config.infrared}'", f"use one of {', '.join(INFRARED_MODELS)}")
     if not 0.0 <= config.ir_degrade <= 3.0:
         raise VitoolError(None, f"--ir-degrade {config.ir_degrade} is not in [0, 3]", "give a value in [0, 3]")
+    if not 0.0 <= config.ir_contrast <= 3.0:
+        raise VitoolError(None, f"--ir-contrast {config.ir_contrast} is not in [0, 3]", "give a value in [0, 3]")
     if config.material_look < 0:
         raise VitoolError(None, f"--material-look {config.material_look} is negative", "give a value >= 0")
     n_ids = config.train_ids + config.test_ids
