@@ -112,3 +112,18 @@ def test_embedding_names_a_missing_dataset():
         fs.embedding("features_pre_bn", "f.h5")
     with pytest.raises(VitoolError, match="has no dataset 'logits'"):
         fs.embedding("logits", "f.h5")
+
+
+def test_provenance_names_the_machine_in_plain_types_a_safe_load_accepts(tmp_path):
+    """Checkpoints carry provenance and load with weights_only=True: no torch object may hide in it."""
+    import json
+
+    import torch
+
+    from vitool.io import make_provenance
+
+    made = make_provenance({"seed": 0}, seed=0)
+    assert made["machine"]["cores"] >= 1 and type(made["machine"]["torch"]) is str
+    json.dumps(made)
+    torch.save({"provenance": made}, tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["provenance"] == made

@@ -111,7 +111,7 @@ def machine_facts() -> dict[str, Any]:
     }
     torch = sys.modules.get("torch")  # only when the command already uses torch: io does not import it
     if torch is not None:
-        facts["torch"] = torch.__version__
+        facts["torch"] = str(torch.__version__)  # a plain str: checkpoints load with weights_only
         facts["threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             facts["gpu"] = torch.cuda.get_device_name()
