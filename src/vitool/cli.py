@@ -141,7 +141,7 @@ def synth(
         typer.Option(
             help="Each infrared camera's own contrast curve: a gamma of exp(this x U(-0.5, 0.5)) per camera; 0: none."
         ),
-    ] = 1.0,
+    ] = 0.5,
     as_json: JsonFlag = False,
 ) -> None:
     """Write a procedural visible-infrared pedestrian dataset in an official layout.

@@ -477,7 +477,7 @@ class SynthConfig:
     infrared: str = "auto"  # nir | thermal | auto (the layout's: RegDB thermal, SYSU and LLCM nir)
     material_look: float = 1.0  # how much a material's weave and sheen show in colour (0: not at all)
     ir_degrade: float = 0.5  # infrared sensors (1 + this) times coarser
-    ir_contrast: float = 1.0  # infrared sensors' contrast curve per camera: gamma exp(this x U(-0.5, 0.5))
+    ir_contrast: float = 0.5  # infrared sensors' contrast curve per camera: gamma exp(this x U(-0.5, 0.5))
 
     def render(self, person: Identity, camera: Camera, rng: np.random.Generator) -> Image.Image:
         model = infrared_model(self.layout, self.infrared)
