@@ -3,9 +3,11 @@
 Why: the real datasets are licence-gated, yet the demo, the tests and the benchmarks need data with a
 real modality gap. Each identity is a set of body, clothing, pattern, material and accessory
 attributes; each camera has its own lighting, viewpoint habits, scale, background, occlusion and noise.
-One geometry render (a part map plus a pattern mask) is shaded twice: in colour for visible cameras,
-and for infrared from body heat and garment emissivity, so shape, texture and material survive the
-modality change but clothing colour does not. Everything is drawn from ``numpy.random.default_rng``
+One geometry render (a part map, a print mask, relief and highlight) is shaded by the camera's
+modality: in colour by the dyes, in near-infrared by each material's reflectance (SYSU-MM01, LLCM), in
+thermal by warmth through the cloth (RegDB), so shape, prints, weave and material survive the modality
+change but clothing colour mostly does not; the infrared sensors record at a lower grade. The options
+are calibrated against SYSU-MM01's baselines (docs/synthetic.md). Everything is drawn from ``numpy.random.default_rng``
 streams keyed by (seed, identity) and (seed, camera, identity, image), so output is deterministic.
 """
 
@@ -107,8 +109,16 @@ def _nir_response(rgb: np.ndarray) -> float:
     return float(0.65 * rgb[0] + 0.25 * rgb[1] + 0.1 * rgb[2])
 
 
-GARMENTS = {TOP: "top", BOTTOM: "bottom", SHOES: "shoes", BACKPACK: "carried", BAG: "carried", HAT: "worn"}
-GARMENTS[SCARF] = "worn"
+# each garment part and the GARMENT_MATERIALS list it draws its material from
+GARMENTS = {
+    TOP: "top",
+    BOTTOM: "bottom",
+    SHOES: "shoes",
+    BACKPACK: "carried",
+    BAG: "carried",
+    HAT: "worn",
+    SCARF: "worn",
+}
 
 
 def make_identity(rng: np.random.Generator, ir_material: float = 0.85) -> Identity:
