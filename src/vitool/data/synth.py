@@ -342,16 +342,21 @@ def _clutter_and_occlusion(img: Image.Image, rng: np.random.Generator, camera: C
         d.rectangle([x, y, x + int(rng.integers(12, 30)), H], fill=fill)
 
 
+# pixel rows and columns, and the illuminator's falloff (centre 1.1, corners 0.8): the same for every image
+_ROWS, _COLS = np.mgrid[0:H, 0:W].astype(np.float32)
+_RADIUS2 = np.linspace(-1, 1, H)[:, None] ** 2 + np.linspace(-1, 1, W)[None, :] ** 2
+_ILLUMINATION = (1.1 - 0.3 * _RADIUS2 / 2).astype(np.float32)
+
+
 def _weave(kind: str, rng: np.random.Generator) -> np.ndarray:
     """A material's surface texture in [-1, 1]-ish, the same in both modalities of one image."""
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     phase = rng.uniform(0, 2 * np.pi)
     if kind == "grain":  # 2-pixel flecks
         return np.kron(rng.standard_normal((H // 2, W // 2)), np.ones((2, 2))).astype(np.float32)
     if kind == "rib":
-        return np.sin(2 * np.pi * yy / 5 + phase).astype(np.float32)
+        return np.sin(2 * np.pi * _ROWS / 5 + phase).astype(np.float32)
     if kind == "twill":
-        return np.sin(2 * np.pi * (xx + yy) / 7 + phase).astype(np.float32)
+        return np.sin(2 * np.pi * (_COLS + _ROWS) / 7 + phase).astype(np.float32)
     if kind == "blotch":
         coarse = Image.fromarray(rng.standard_normal((H // 8, W // 8)).astype(np.float32), "F")
         return 2 * np.asarray(coarse.resize((W, H), Image.BILINEAR), dtype=np.float32)
@@ -437,9 +442,7 @@ def shade(
         img = table[parts]
         if infrared == "nir":
             img = np.where(geo.pattern, img + person.print_contrast, img)
-            img = img * (1 + weave) * geo.relief + sheen
-            ry, rx = np.mgrid[-1 : 1 : H * 1j, -1 : 1 : W * 1j]
-            img = img * (1.1 - 0.3 * (rx**2 + ry**2) / 2)  # the illuminator lights the centre most
+            img = (img * (1 + weave) * geo.relief + sheen) * _ILLUMINATION  # the illuminator lights the centre most
         else:
             img = img * (1 + 0.3 * weave) * (0.85 + 0.15 * geo.relief)
         img = img * camera.brightness * rng.uniform(0.85, 1.15)
