@@ -1,7 +1,8 @@
 """The synthetic benchmark's calibration table (docs/synthetic.md): targets a-e of the calibrated-benchmark
 issue, measured from run folders, beside SYSU-MM01's published figures.
 
-It reads the run folders `benchmarks/verdict.sh RUNS calibration` writes (NAME-sSEED, seeds paired):
+It reads the run folders NAME-sSEED that `benchmarks/verdict.sh RUNS supervised otla unsupervised mult
+experts oracles controls` writes (seeds paired):
 
   a  supervised                      the upper bound, true cross-modal labels           >= 40 Rank-1
   b  visible / supervised            visible-only over the upper bound                  <= 0.35
@@ -33,9 +34,7 @@ SYSU = {
     "supervised": (47.5, "AGW (Ye et al., TPAMI 2021), SYSU-MM01 all-search; its README: 47.50"),
     "visible": (12.25, "OTLA (Wang et al., ECCV 2022), Table 2, row 1, SSVI-ReID"),
     "otla-oracle": (48.15, "OTLA Table 2 row 6 (its full semi-supervised method; no oracle is published)"),
-    "hel": (47.8, "heterogeneous experts (ICCV 2025), ablation: HEL only"),
     "experts-oracle": (70.4, "experts ablation, full model (no oracle is published)"),
-    "dcl": (56.3, "PCLHD (Table 2, row 1: the PGM baseline)"),
     "cre": (95.5, "released experts code, a logged SYSU-MM01 run: consistent pairs 95-96% right, covering 28%"),
     "otla-bank": (50.0, "OTLA Fig. 4 (left, upper): infrared pseudo-label accuracy, about 50% late in training"),
 }

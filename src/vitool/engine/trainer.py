@@ -387,9 +387,8 @@ class Engine:
             for name in ("features", "features_pre_bn", "probs"):
                 local = getattr(fs, name)
                 if local is not None:
-                    whole = gather_rows(
-                        torch.as_tensor(local, device=self.device), len(samples)
-                    )  # NCCL: GPU, gloo: CPU
+                    # on the run's device: the GPU under NCCL, the CPU under gloo
+                    whole = gather_rows(torch.as_tensor(local, device=self.device), len(samples))
                     setattr(fs, name, whole.cpu().numpy())
             for name in ("path", "pid", "cam", "modality"):
                 setattr(fs, name, np.asarray([getattr(s, name) for s in samples], dtype=getattr(fs, name).dtype))
