@@ -2,13 +2,16 @@
 # The paired verdict of docs/results.md and the calibration runs of docs/synthetic.md: each label-efficient
 # method against its no-association baseline over seeds 0-4, with matched schedules, on the default
 # synthetic data (vitool synth, SYSU layout, seed 0), then `vitool compare` tables; `oracles` and
-# `controls` are each method with the true and with a shuffled association (benchmarks/calibrate.py).
+# `controls` are each method with the true and with a shuffled association (benchmarks/calibrate.py), and
+# for OTLA also the per-image random one (otla-random) and its exposure-matched baseline, Table 2 row 2
+# (visible-ld: the infrared images reach only the modality discriminator); `ablations` is OTLA's Table 2
+# row 4 (otla-nopal: no PAL).
 # Pairs run one after another, each over every seed, so a stopped script leaves whole pairs; it skips
 # finished runs and resumes interrupted ones, so rerunning it continues. Every run trains the demo budget,
 # 16 epochs x 30 batches (about 11-14 minutes each on 2 idle CPU cores).
 #
 # Usage:  benchmarks/verdict.sh [RUNS_DIR] [PAIR ...]
-#         PAIR: supervised otla unsupervised mult experts oracles controls
+#         PAIR: supervised otla unsupervised mult experts oracles controls ablations
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
 #         METHODS="otla experts" benchmarks/verdict.sh runs oracles controls   (those methods' controls only)
 set -euo pipefail
@@ -59,14 +62,20 @@ for pair in $PAIRS; do
         if [ "$pair" = oracles ]; then k=oracle v=true a=oracle; else k=shuffled v=true a=shuffled; fi
         for m in ${METHODS:-otla pclhd mult experts}; do
           case $m in
-            otla) train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v" ;;
+            otla) train "otla-$k" "$s" --config configs/demo.toml --method otla --set "ot_$k=$v"
+              if [ "$pair" = controls ]; then
+                train otla-random "$s" --config configs/demo.toml --method otla --set ot_random=true
+                train visible-ld "$s" --config configs/demo.toml --method otla --set ot_random=true \
+                  --set otla_ir_loss=false --set otla_pal=false
+              fi ;;
             pclhd) train "pclhd-$k" "$s" --config configs/demo-unsupervised.toml --method pclhd \
               --set "association=\"$a\"" ;;
             mult) train "mult-$k" "$s" --config configs/demo-mult.toml --method mult --set "association=\"$a\"" ;;
             experts) train "experts-$k" "$s" --config configs/demo.toml --method experts --set "experts_$k=$v" ;;
           esac
         done ;;
-      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles or controls" >&2
+      ablations) train otla-nopal "$s" --config configs/demo.toml --method otla --set otla_pal=false ;;
+      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles, controls or ablations" >&2
         exit 2 ;;
     esac
   done
@@ -89,7 +98,7 @@ for pair in $PAIRS; do
     mult) compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched ;;
     experts) compare "$(group hel)" "$(group experts)" --baseline hel ;;
     supervised) continue ;;  # in the otla table
-    oracles | controls) continue ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
+    oracles | controls | ablations) continue ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
   esac
   echo
 done

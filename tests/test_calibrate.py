@@ -25,6 +25,8 @@ def test_targets_from_run_folders(tmp_path):
     _runs(tmp_path, "visible", [10.0, 12.0])
     _runs(tmp_path, "otla-oracle", [20.0, 21.0])  # +10, +9 over visible: interval above zero, >= 2.75
     _runs(tmp_path, "otla-shuffled", [11.0, 11.0])  # +1, -1: mean 0, not above the baseline
+    _runs(tmp_path, "visible-ld", [14.0, 15.0])  # Table 2 row 2: the same infrared exposure, no label
+    _runs(tmp_path, "otla-random", [13.0, 13.0])  # above visible-only (+2), under visible-ld (-1.5)
     _runs(tmp_path, "hel", [30.0, 30.0])
     _runs(tmp_path, "experts-oracle", [31.0, 32.0])  # +1, +2: above zero, but under a quarter of 30
     _runs(tmp_path, "experts-shuffled", [31.0, 31.0])  # +1: above the baseline, the benchmark fails d
@@ -40,6 +42,9 @@ def test_targets_from_run_folders(tmp_path):
     )
     assert not rows["c", "experts-oracle - hel"]["met"]
     assert rows["d", "otla-shuffled - visible"]["met"] and not rows["d", "experts-shuffled - hel"]["met"]
+    assert not rows["d", "otla-random - visible"]["met"]
+    assert rows["d", "otla-random - visible-ld"]["met"]
+    assert rows["d", "otla-random - visible-ld"]["measured"].startswith("-1.5")
     cre = rows["e", "CRE consistent pairs right"]
     assert cre["measured"].startswith("90.0") and cre["met"]  # the first epoch that logged it: 90% >= 85%
     assert ("c", "pclhd-oracle - dcl") not in rows  # pairs without runs are left out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from vitool.errors import VitoolError
 from vitool.methods.association import associate, shuffled_identities
@@ -74,3 +75,39 @@ def test_a_shuffled_otla_and_oracle_together_are_refused():
 
     with pytest.raises(ValueError, match="ot_shuffled"):
         OTLAOptions(ot_oracle=True, ot_shuffled=True)
+
+
+def test_otla_random_bank_is_an_equipartition_fixed_for_the_run(tmp_path, synth_root):
+    from vitool.engine.trainer import Engine
+
+    engine = Engine(tiny(synth_root["sysu"], method="otla", ot_random=True), tmp_path / "run", lambda _: None)
+    method = engine.method
+    ir = method.modality == INFRARED
+    first = method.epoch_labels(engine.context, 0).labels.copy()
+    counts = np.bincount(first[ir], minlength=method.classes)
+    assert counts.max() - counts.min() <= 1  # every visible class gets its share of infrared images
+    assert (first[~ir] == method.visible[~ir]).all()
+    assert (method.epoch_labels(engine.context, 3).labels == first).all()  # the same draw every epoch
+    assert method.report()["ot_cost"] == "random-fixed"
+    assert method.report()["ir_label_accuracy"] < 50.0
+
+
+def test_otla_ablations_drop_their_loss_terms(tmp_path, synth_root):
+    from vitool.engine.trainer import Engine
+
+    config = tiny(synth_root["sysu"], method="otla", ot_random=True, otla_ir_loss=False, otla_pal=False)
+    engine = Engine(config, tmp_path / "run", lambda _: None)
+    logits = torch.randn(8, engine.method.classes)
+    out = {"logits": logits, "pre_bn": torch.randn(8, 16), "modality_logit": torch.randn(8)}
+    modality = torch.tensor([VISIBLE] * 4 + [INFRARED] * 4)
+    labels = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    _, terms = engine.method.loss(out, labels, modality, torch.arange(8))
+    assert sorted(terms) == ["ce_v", "modality", "triplet_v"]  # Table 2 row 2: L_V-ReID + L_D
+
+
+def test_a_random_otla_with_the_oracle_or_the_shuffle_is_refused():
+    from vitool.methods.otla import OTLAOptions
+
+    for other in ("ot_oracle", "ot_shuffled"):
+        with pytest.raises(ValueError, match="ot_random"):
+            OTLAOptions(ot_random=True, **{other: True})

@@ -181,8 +181,15 @@ class OTLAOptions:
     grl_step: int = 1  # with grl_ramp = 0: GRL iterations per training step (released: 1 SYSU, 5 RegDB)
     ot_oracle: bool = False  # diagnostic: true infrared identities instead of the Sinkhorn bank
     # control: the oracle's labels with every infrared identity moved to another person's class
-    # (methods.association.shuffled_identities): a broken association, which must not beat visible-only
+    # (methods.association.shuffled_identities): a broken link that keeps each infrared person together
     ot_shuffled: bool = False
+    # control: every infrared image a random visible class, the classes filled equally and fixed for the
+    # run: OTLA's association is per image, and this one is an equipartition that carries no information
+    ot_random: bool = False
+    # ablations (paper Table 2): false drops the infrared images' CE and triplet terms, so they train only
+    # the modality discriminator (row 2 with ot_random and otla_pal false); otla_pal false drops L_a
+    otla_ir_loss: bool = True
+    otla_pal: bool = True
 
     def __post_init__(self) -> None:
         check_options(
@@ -193,6 +200,8 @@ class OTLAOptions:
                 "grl_ramp": (self.grl_ramp >= 0, "a value >= 0"),
                 "grl_step": (self.grl_step >= 1, "a value >= 1"),
                 "ot_shuffled": (not (self.ot_shuffled and self.ot_oracle), "false when ot_oracle is true"),
+                "ot_random": (not (self.ot_random and (self.ot_oracle or self.ot_shuffled)),
+                              "false when ot_oracle or ot_shuffled is true"),
             },
         )
 
@@ -261,6 +270,11 @@ class OTLA(Method):
             bank[ir] = self._true_classes(ir, pid)
             self._sinkhorn = {"cost": "shuffled" if self.options.ot_shuffled else "truth"}
             return bank
+        if self.options.ot_random:  # the same draw every epoch: fixed for the run, and on resume
+            rng = np.random.default_rng([self.config.seed, 37])
+            bank[ir] = rng.permutation(np.arange(len(ir)) % self.classes)
+            self._sinkhorn = {"cost": "random-fixed"}
+            return bank
         if epoch == 0 and self.options.ot_init == "random":
             rng = np.random.default_rng(self.config.seed)
             bank[ir] = rng.integers(0, self.classes, len(ir))
@@ -321,14 +335,13 @@ class OTLA(Method):
             "triplet_v": batch_hard_triplet(pre_bn[vis], labels[vis]),
         }
         if self.use_infrared:
-            pal_vr, pal_rv = prediction_alignment_loss(logits[vis], logits[ir])
-            target = vis.float()
-            terms |= {
-                "ce_r": IR_CE_WEIGHT * F.cross_entropy(logits[ir], labels[ir]),
-                "triplet_r": IR_TRIPLET_WEIGHT * batch_hard_triplet(pre_bn[ir], labels[ir]),
-                "modality": F.binary_cross_entropy_with_logits(out["modality_logit"].float(), target),
-                "pal": LAMBDA_VR * pal_vr + LAMBDA_RV * pal_rv,
-            }
+            if self.options.otla_ir_loss:
+                terms["ce_r"] = IR_CE_WEIGHT * F.cross_entropy(logits[ir], labels[ir])
+                terms["triplet_r"] = IR_TRIPLET_WEIGHT * batch_hard_triplet(pre_bn[ir], labels[ir])
+            terms["modality"] = F.binary_cross_entropy_with_logits(out["modality_logit"].float(), vis.float())
+            if self.options.otla_pal:
+                pal_vr, pal_rv = prediction_alignment_loss(logits[vis], logits[ir])
+                terms["pal"] = LAMBDA_VR * pal_vr + LAMBDA_RV * pal_rv
         total = sum(terms.values())
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
