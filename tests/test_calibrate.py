@@ -45,6 +45,9 @@ def test_targets_from_run_folders(tmp_path):
     assert not rows["d", "otla-random - visible"]["met"]
     assert rows["d", "otla-random - visible-ld"]["met"]
     assert rows["d", "otla-random - visible-ld"]["measured"].startswith("-1.5")
+    separation = rows["c-d", "otla-oracle - otla-shuffled"]  # +9, +10: the true links above the broken ones
+    assert separation["met"] and separation["measured"].startswith("+9.5")
+    assert not rows["c-d", "experts-oracle - experts-shuffled"]["met"]  # 0, +1: the interval reaches below 0
     cre = rows["e", "CRE consistent pairs right"]
     assert cre["measured"].startswith("90.0") and cre["met"]  # the first epoch that logged it: 90% >= 85%
     assert ("c", "pclhd-oracle - dcl") not in rows  # pairs without runs are left out
