@@ -17,7 +17,7 @@ from vitool.engine.config import load_config
 from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 from vitool.io import LabelSet, read_labels, write_labels
-from vitool.methods.experts import Experts, entropy_weights, weak_loss
+from vitool.methods.experts import Experts, ExpertsNet, entropy_weights, weak_loss
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 
@@ -209,30 +209,25 @@ def test_hel_trained_experts_pair_people_across_modalities_and_untrained_ones_do
     intra = np.where(modality == VISIBLE, pid, (pid * 5) % 12)  # each modality numbers its people its own way
     torch.manual_seed(0)
     x = torch.as_tensor(feats)
-    heads = {m: nn.Linear(x.shape[1], 12, bias=False) for m in (VISIBLE, INFRARED)}
-    for head in heads.values():
-        nn.init.normal_(head.weight, std=0.001)
+    features = nn.Identity()
+    features.feature_dim = x.shape[1]
+    net = ExpertsNet(features, 12, 12)  # the method's heads, at their initial weights
+    heads = {VISIBLE: net.expert_visible, INFRARED: net.expert_infrared}
 
-    def precision(heads) -> float:
-        experts = {
-            "expert_visible": heads[VISIBLE].weight.detach().numpy(),
-            "expert_visible_classes": np.arange(12),
-            "expert_infrared": heads[INFRARED].weight.detach().numpy(),
-            "expert_infrared_classes": np.arange(12),
-        }
-        result = assign("experts", feats, modality, intra, experts=experts, sharpen=3.0)
+    def precision() -> float:
+        result = assign("experts", feats, modality, intra, experts=net.classifiers(), sharpen=3.0)
         diag = match_diagnostics(pid, modality, intra, result.extra)
         kinds = ("consistent", "single", "contradictory")
         pairs = sum(diag[f"{k}_pairs"] for k in kinds)
         return sum(diag.get(f"{k}_precision", 0.0) * diag[f"{k}_pairs"] for k in kinds) / max(pairs, 1)
 
-    untrained = precision(heads)
+    untrained = precision()
     optimiser = torch.optim.Adam([p for h in heads.values() for p in h.parameters()], lr=0.01)
     for _ in range(100):
         loss = sum(F.cross_entropy(heads[m](x[modality == m]), torch.as_tensor(intra[modality == m])) for m in heads)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    trained = precision(heads)
+    trained = precision()
     print(f"CRE pair precision: initial heads {untrained:.3f}, HEL-trained {trained:.3f}")
     assert untrained < 0.3 and trained == 1.0, (untrained, trained)

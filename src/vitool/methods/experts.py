@@ -97,6 +97,14 @@ class ExpertsNet(nn.Module):
             out["logits_r_detached"] = self.expert_infrared(detached)
         return out
 
+    def classifiers(self) -> dict[str, np.ndarray]:
+        """The two experts as ``assign("experts")`` reads them: weight rows are each modality's ids."""
+        out = {}
+        for name, expert in (("expert_visible", self.expert_visible), ("expert_infrared", self.expert_infrared)):
+            out[name] = expert.weight.detach().float().cpu().numpy()
+            out[f"{name}_classes"] = np.arange(expert.out_features)
+        return out
+
     def heads_state(self) -> dict[str, Any]:
         return {k: v for k, v in self.state_dict().items() if not k.startswith("model.")}
 
@@ -223,12 +231,6 @@ class Experts(Method):
                 pid = shuffled_identities(self.pid, self.modality, self.config.seed)
             result = self._true_pairs(pid)
         else:
-            experts = {
-                "expert_visible": self.net.expert_visible.weight.detach().float().cpu().numpy(),
-                "expert_visible_classes": np.arange(self.classes[VISIBLE]),
-                "expert_infrared": self.net.expert_infrared.weight.detach().float().cpu().numpy(),
-                "expert_infrared_classes": np.arange(self.classes[INFRARED]),
-            }
             result = computed_on_main(  # one CRE for every process, computed once
                 assign,
                 "experts",
@@ -236,7 +238,7 @@ class Experts(Method):
                 self.modality,
                 self.intra,
                 where="training labels",
-                experts=experts,
+                experts=self.net.classifiers(),
                 sharpen=self.options.experts_sharpen,
             )
         rel = self._no_relations()
