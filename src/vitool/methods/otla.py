@@ -200,8 +200,10 @@ class OTLAOptions:
                 "grl_ramp": (self.grl_ramp >= 0, "a value >= 0"),
                 "grl_step": (self.grl_step >= 1, "a value >= 1"),
                 "ot_shuffled": (not (self.ot_shuffled and self.ot_oracle), "false when ot_oracle is true"),
-                "ot_random": (not (self.ot_random and (self.ot_oracle or self.ot_shuffled)),
-                              "false when ot_oracle or ot_shuffled is true"),
+                "ot_random": (
+                    not (self.ot_random and (self.ot_oracle or self.ot_shuffled)),
+                    "false when ot_oracle or ot_shuffled is true",
+                ),
             },
         )
 
