@@ -37,6 +37,8 @@ def test_targets_from_run_folders(tmp_path):
     assert rows["a", "supervised Rank-1"]["met"] and rows["a", "supervised Rank-1"]["measured"].startswith("42.0")
     ratio = rows["b", "visible-only / supervised"]
     assert ratio["met"] and ratio["measured"].startswith(f"{(10 / 40 + 12 / 44) / 2:.2f}")
+    hel = rows["b", "HEL only / supervised"]  # reported, not a target
+    assert hel["met"] is None and hel["measured"].startswith(f"{(30 / 40 + 30 / 44) / 2:.2f}")
     assert rows["c", "otla-oracle - visible"]["met"] and rows["c", "otla-oracle - visible"]["measured"].startswith(
         "+9.5"
     )
