@@ -14,6 +14,7 @@
 #         PAIR: supervised otla unsupervised mult experts oracles controls ablations
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
 #         METHODS="otla experts" benchmarks/verdict.sh runs oracles controls   (those methods' controls only)
+#         TRAIN_OPTS="--set workers=0" OMP_NUM_THREADS=1 benchmarks/verdict.sh runs otla   (as docs/results.md ran it)
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
@@ -32,7 +33,8 @@ train() {  # train NAME SEED [train options...]: a run folder per (NAME, SEED), 
   if [ -f "$out/last.pt" ]; then  # the epoch lines go to NAME-sSEED.log beside the folder
     "$VITOOL" train --resume "$out" >/dev/null 2>>"$out.log"
   else
-    "$VITOOL" train --root "$DATA" --seed "$seed" -o "$out" "$@" >/dev/null 2>>"$out.log"
+    # shellcheck disable=SC2086  # TRAIN_OPTS: extra train options, split on spaces
+    "$VITOOL" train --root "$DATA" --seed "$seed" -o "$out" "$@" ${TRAIN_OPTS:-} >/dev/null 2>>"$out.log"
   fi
   echo "$(date +%H:%M) $out done"
 }
