@@ -10,7 +10,7 @@ import matplotlib.image
 from vitool.engine.report import epoch_line, loss_terms, plot_curves, quality_keys
 
 RECORD = {
-    "epoch": 2, "lr": 0.0035, "loss": 8.3, "ce_v": 3.0, "pal": 0.27, "seconds": 60.9, "images_per_s": 31.5,
+    "epoch": 3, "lr": 0.0035, "loss": 8.3, "ce_v": 3.0, "pal": 0.27, "seconds": 60.9, "images_per_s": 31.5,
     "labels_from": "ground truth", "ot_sinkhorn_iterations": 190, "ot_cost": "probs", "ir_label_accuracy": 7.0,
     "grl_coefficient": 1.0, "visible_clusters": 61, "cross_precision": 0.17, "stage": 2,
     "val": {"rank1": 36.36, "mAP": 27.56, "mINP": 18.6},
@@ -33,7 +33,7 @@ def test_epoch_line_is_one_readable_line():
 
 def test_curves_png_has_three_panels(tmp_path):
     log = tmp_path / "log.jsonl"
-    log.write_text("".join(json.dumps({**RECORD, "epoch": e, "loss": 9.0 - e}) + "\n" for e in range(3)))
+    log.write_text("".join(json.dumps({**RECORD, "epoch": e, "loss": 9.0 - e}) + "\n" for e in range(1, 4)))
     plot_curves(log, tmp_path / "curves.png")
     image = matplotlib.image.imread(tmp_path / "curves.png")
     assert image.shape[1] > 2.5 * image.shape[0]  # three panels side by side

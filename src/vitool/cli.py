@@ -840,11 +840,20 @@ def train(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="KEY=VALUE for any config key (TOML value), e.g. --set grl_step=5; repeatable."),
+        typer.Option(
+            "--set", help="KEY=VALUE for any key of `vitool recipes --keys` (TOML value), e.g. grl_step=5; repeatable."
+        ),
     ] = None,
 ) -> None:
-    """Train a model (config file keys = these options), evaluate the last epoch on the test split."""
-    from vitool.engine.config import load_config
+    """Train a model (config file keys = these options), evaluate the last epoch on the test split.
+
+    Every key (`vitool recipes --keys` lists them with their types and defaults) is checked before the
+    run folder is made. The folder has one writer; a run that fails before its first checkpoint leaves
+    nothing behind."""
+    import contextlib
+
+    from vitool.engine.config import parse_assignments
+    from vitool.engine.run_folder import run_config, run_folder
     from vitool.engine.trainer import Engine
 
     if (output is None) == (resume is None):
@@ -868,44 +877,27 @@ def train(
         "workers": workers,
         "image_cache": image_cache,
         "tensorboard": tensorboard,
+        **parse_assignments(set_ or []),
     }
-    from vitool.engine.config import parse_assignments
-
-    overrides.update(parse_assignments(set_ or []))
-    if resume is not None:
-        run_dir = resume
-        if not (run_dir / "last.pt").is_file():
-            raise VitoolError(run_dir, "has no last.pt to resume from", "pass the folder of an earlier vitool train")
-        from vitool.engine.trainer import RUN_PLACE
-
-        # what the run is stays the saved config; its length and where it computes are this command's
-        kept = {k: v for k, v in overrides.items() if k in ("epochs", *RUN_PLACE) and v is not None}
-        kept.setdefault("device", "auto")  # the machine it resumes on, unless --device says otherwise
-        cfg = load_config(run_dir / "config.toml", kept)
-    else:
-        run_dir = output
-        first_process = os.environ.get("RANK", "0") == "0"  # under torchrun, process 0 creates the folder
-        if first_process and run_dir.exists() and any(run_dir.iterdir()):
-            raise VitoolError(run_dir, "exists and is not empty", "choose a new -o folder or --resume it")
-        cfg = load_config(config, overrides)
-        if not cfg.root:
-            raise VitoolError(config, "no dataset root", "pass --root DIR or set root in the config")
+    cfg, run_dir = run_config(output, resume, config, overrides)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
-    engine = Engine(cfg, run_dir, log=console.print)
-    if resume is not None:
-        engine.resume(run_dir / "last.pt")
-    columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("train", total=None, epoch=engine.start_epoch)
+    # a log file keeps each epoch's line whole; a terminal gets its own width
+    console = Console(stderr=True, soft_wrap=True)
+    first_process = os.environ.get("RANK", "0") == "0"  # under torchrun, process 0 holds the folder
+    with run_folder(run_dir, resume is not None) if first_process else contextlib.nullcontext():
+        engine = Engine(cfg, run_dir, log=lambda line: console.print(line, markup=False, highlight=False))
+        if resume is not None:
+            engine.resume(run_dir / "last.pt")
+        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("train", total=None, epoch=engine.start_epoch + 1)
 
-        def advance(step: int, total: int) -> None:
-            epoch = engine.current_epoch
-            progress.update(task, completed=step, total=total, epoch=f"{epoch}/{cfg.epochs - 1}")
+            def advance(step: int, total: int) -> None:
+                progress.update(task, completed=step, total=total, epoch=f"{engine.current_epoch + 1}/{cfg.epochs}")
 
-        results = engine.run(progress=advance)
+            results = engine.run(progress=advance)
     if results is not None:  # process 0 of a distributed run, or a single process
         _emit_json({"run_dir": str(run_dir), **results})
 
@@ -913,6 +905,9 @@ def train(
 @app.command()
 def recipes(
     name: Annotated[str | None, typer.Argument(help="Print this recipe (to copy and edit); omit to list them.")] = None,
+    keys: Annotated[
+        bool, typer.Option("--keys", help="List every config key instead: type, default, allowed values, meaning.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """The training recipes that ship with vitool: each paper's released settings and the CPU demos.
@@ -922,6 +917,9 @@ def recipes(
     """
     from vitool.engine.recipes import describe, describe_all, recipe_path
 
+    if keys:
+        _print_keys(as_json)
+        return
     if name is None:
         rows = describe_all()
         if as_json:
@@ -939,6 +937,23 @@ def recipes(
         _emit_json({**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()})
     else:
         typer.echo(recipe_path(name).read_text(), nl=False)
+
+
+def _print_keys(as_json: bool) -> None:
+    """Every training key, the engine's first, then each method's (the methods that read it in brackets)."""
+    from vitool.engine.config import key_reference
+
+    rows = key_reference()
+    if as_json:
+        _emit_json(rows)
+        return
+    for r in rows:
+        default = json.dumps(r["default"])  # as TOML writes it: "sysu", true, [20, 50]
+        readers = f"  [{', '.join(r['methods'])}]" if r["methods"] else ""
+        typer.echo(f"{r['key']}: {r['type']} = {default}{readers}")
+        text = "; ".join(x for x in (f"allowed: {r['allowed']}" if r["allowed"] else "", r["meaning"]) if x)
+        if text:
+            typer.echo(f"    {text}")
 
 
 # ------------------------------------------------------------------------------------------------- compare

@@ -13,6 +13,7 @@ folder is renamed onto the final name only once it is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE
 SCHEMA_VERSION = 1
 FEATURES = "features"
 LABELS = "labels"
+IMAGE_CACHE = "image_cache"  # vitool cache (vitool.data.cache), summarised by vitool info
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -139,29 +141,74 @@ def make_provenance(
 # ------------------------------------------------------------------------------------------- atomic writes
 
 
+_OUTPUT_FIXES = {
+    errno.EACCES: ("cannot be written (permission denied)", "choose a folder you can write to"),
+    errno.EPERM: ("cannot be written (operation not permitted)", "choose a folder you can write to"),
+    errno.EROFS: ("cannot be written (read-only file system)", "choose a folder on a writable disk"),
+    errno.ENOSPC: ("cannot be written (no space left on the device)", "free some space or write elsewhere"),
+    errno.EDQUOT: ("cannot be written (disk quota exceeded)", "free some space or write elsewhere"),
+    errno.EFBIG: ("cannot be written (file too large for this file system)", "write it elsewhere"),
+    errno.ENOTDIR: ("cannot be written: a part of its path is a file, not a folder", "fix the path"),
+    errno.ENAMETOOLONG: ("cannot be written: the name is too long for the file system", "choose a shorter name"),
+}
+
+
+def output_error(path: str | Path, exc: OSError) -> VitoolError:
+    """An OSError met while writing ``path`` as one line naming the path, what went wrong and the fix."""
+    problem, fix = _OUTPUT_FIXES.get(exc.errno, (f"cannot be written ({exc.strerror or exc})", "check the path"))
+    return VitoolError(path, problem, fix)
+
+
+def temporary_name(path: Path, tag: str = "tmp") -> Path:
+    """A hidden name beside ``path`` for a file being written: unique per process and output, and short
+    enough for any file system (a legal 255-byte name must still get a legal temporary name)."""
+    digest = hashlib.sha1(path.name.encode()).hexdigest()[:8]
+    return path.with_name(f".{path.name[:64]}.{digest}.{os.getpid()}.{tag}")
+
+
 def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to clobber a user's file and fail early when the folder is missing."""
+    """Refuse to clobber a user's file and fail before any expensive work when the output cannot be
+    written: a missing folder, a path through a file, a name too long, a folder without write access."""
     path = Path(path)
     if path.is_dir():
         raise VitoolError(path, "is a folder", "give a file name to -o")
     if path.exists() and not overwrite:
-        raise VitoolError(path, "already exists", "pass --overwrite to replace it or choose another -o")
-    if not path.parent.exists():
-        raise VitoolError(path.parent, "output folder does not exist", "create it first")
+        raise VitoolError(
+            path, "already exists", "pass --overwrite (overwrite=True from Python) or choose another name"
+        )
+    parent = path.parent
+    for folder in (parent, *parent.parents):  # the deepest part of the path that exists
+        if folder.exists():
+            if not folder.is_dir():
+                raise VitoolError(path, f"cannot be written: {folder} is a file, not a folder", "fix the path")
+            break
+    if not parent.exists():
+        raise VitoolError(parent, "output folder does not exist", "create it first")
+    try:  # a real write answers for permissions, read-only mounts and name lengths alike
+        probe = temporary_name(path, "probe")
+        probe.touch(exist_ok=False)
+        probe.unlink()
+        if len(path.name.encode()) > os.pathconf(parent, "PC_NAME_MAX"):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+    except OSError as exc:
+        raise output_error(path, exc) from None
     return path
 
 
 @contextlib.contextmanager
 def atomic_output(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success. The body only
+    writes, so an OSError inside it (no space, permission) is this output's error, said in one line."""
     path = check_output(path, overwrite)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -295,7 +342,14 @@ def _read(handle: h5py.File, path: str | Path, name: str, required: bool = True)
     if not isinstance(ds, h5py.Dataset):
         raise VitoolError(path, f"'{name}' is a group, not a dataset", "see docs/formats.md")
     if h5py.check_string_dtype(ds.dtype) is not None:
-        return np.asarray(ds.asstr()[()], dtype=object)
+        try:
+            return np.asarray(ds.asstr()[()], dtype=object)
+        except UnicodeDecodeError as exc:
+            raise VitoolError(
+                path,
+                f"dataset '{name}' holds bytes that are not UTF-8 ({exc.reason})",
+                "regenerate the file with vitool",
+            ) from None
     return ds[()]
 
 
@@ -387,14 +441,28 @@ def validate_features(fs: FeatureSet, path: str | Path) -> None:
     _check_rows(path, n, "cam", fs.cam, "iu", 1)
     _check_rows(path, n, "features_pre_bn", fs.features_pre_bn, "f", 2)
     _check_rows(path, n, "probs", fs.probs, "f", 2)
-    finite = np.isfinite(fs.features).all(axis=1)
-    if not finite.all():
-        first = int(np.flatnonzero(~finite)[0])
-        raise VitoolError(
-            path,
-            f"dataset 'features' has NaN/Inf in {int((~finite).sum())} rows (first: row {first}, {fs.path[first]})",
-            "re-extract the features (a diverged checkpoint?)",
-        )
+    for name in ("features", "features_pre_bn"):
+        values = getattr(fs, name)
+        if values is None:
+            continue
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():
+            first = int(np.flatnonzero(~finite)[0])
+            raise VitoolError(
+                path,
+                f"dataset '{name}' has NaN/Inf in {int((~finite).sum())} rows (first: row {first}, {fs.path[first]})",
+                "re-extract the features (a diverged checkpoint?)",
+            )
+        # a network's embedding is never exactly zero: such rows are erased or unwritten bytes, which would
+        # otherwise score as ties
+        zero = ~values.any(axis=1)
+        if zero.any():
+            first = int(np.flatnonzero(zero)[0])
+            raise VitoolError(
+                path,
+                f"dataset '{name}' has {int(zero.sum())} all-zero rows (first: row {first}, {fs.path[first]})",
+                "re-extract the features: a damaged or unfinished file",
+            )
 
 
 def validate_labels(ls: LabelSet, path: str | Path) -> None:
@@ -428,6 +496,15 @@ def align_labels(fs: FeatureSet, ls: LabelSet, labels_path: str | Path) -> np.nd
 
 def summarise(path: str | Path) -> dict[str, Any]:
     """What ``vitool info`` prints: the kind, size, modalities, identities and provenance of a file."""
+    with _open(path) as handle:
+        if handle.attrs.get("vitool_format") in (IMAGE_CACHE, IMAGE_CACHE.encode()):
+            return {
+                "file": str(path),
+                "kind": IMAGE_CACHE,
+                "rows": len(handle["path"]) if "path" in handle else 0,
+                "size": f"{int(handle.attrs.get('height', 0))}x{int(handle.attrs.get('width', 0))}",
+                "provenance": _attrs(handle).get("provenance", {}),
+            }
     kind = read_kind(path)
     data = read_features(path) if kind == FEATURES else read_labels(path)
     out: dict[str, Any] = {"file": str(path), "kind": kind, "schema_version": SCHEMA_VERSION, "rows": len(data)}

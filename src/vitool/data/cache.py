@@ -21,9 +21,8 @@ from PIL import Image
 from vitool.data.datasets import Sample
 from vitool.data.images import load_rgb
 from vitool.errors import VitoolError
+from vitool.io import IMAGE_CACHE as CACHE_FORMAT
 from vitool.io import atomic_output
-
-CACHE_FORMAT = "image_cache"
 
 
 def build_cache(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import colorsys
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from vitool.errors import VitoolError
+from vitool.io import check_output, output_error, temporary_name
 from vitool.modality import INFRARED, VISIBLE
 
 H, W = 128, 64
@@ -549,15 +551,25 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
     n_ids = config.train_ids + config.test_ids
     people = [make_identity(np.random.default_rng([config.seed, 2, i]), config.ir_material) for i in range(n_ids)]
     cameras = _cameras(config.layout, config.seed)
-    tmp = out.with_name(f".{out.name}.tmp-synth")
-    if tmp.exists():
-        raise VitoolError(tmp, "left over from an interrupted run", "remove it")
+    if not out.exists():  # a writable folder to create it in, before any image is drawn
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error(out, exc) from None
+        check_output(out, overwrite=False)
+    tmp = temporary_name(out, "synth")  # this process's own: a folder left by a killed run blocks nothing
     writer = {"sysu": _write_sysu, "regdb": _write_regdb, "llcm": _write_llcm}[config.layout]
-    counts = writer(tmp, people, cameras, config, progress)
-    (tmp / SYNTH_MARKER).write_text(json.dumps({"generator": GENERATOR, "options": asdict(config)}, indent=1) + "\n")
-    if out.exists():
-        out.rmdir()  # verified empty above
-    tmp.rename(out)
+    try:
+        counts = writer(tmp, people, cameras, config, progress)
+        marker = json.dumps({"generator": GENERATOR, "options": asdict(config)}, indent=1) + "\n"
+        (tmp / SYNTH_MARKER).write_text(marker)
+        if out.exists():
+            out.rmdir()  # verified empty above
+        tmp.rename(out)
+    except OSError as exc:
+        raise output_error(out, exc) from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written stays behind
     return counts
 
 

@@ -9,35 +9,36 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 from vitool.errors import VitoolError
 
 
 @dataclass
 class TrainConfig:
-    dataset: str = "sysu"
-    root: str = ""
-    trial: int = 1
+    dataset: str = "sysu"  # the layout of root: sysu | regdb | llcm | manifest (a CSV of your own)
+    root: str = ""  # the dataset folder, as the dataset ships it (stored absolute in config.toml)
+    trial: int = 1  # RegDB: which of the ten train/test splits
     method: str = "supervised"  # supervised | otla | visible | experts | dcl | pclhd | mult | a plugin's
     # otla / visible: visible labels (e.g. vitool cluster output); experts: per-modality labels
     # (vitool weak-labels output); none = derived from the ground truth
     labels: str = ""
-    backbone: str = "resnet50"
-    pretrained: str = "imagenet"
+    backbone: str = "resnet50"  # resnet50 (the papers') | resnet18 | mobilenet_v2 (CPU-sized)
+    pretrained: str = "imagenet"  # imagenet | none | a local weights file
     height: int = 0  # 0: the backbone's default (288x144 for resnet50, 128x64 otherwise)
-    width: int = 0
-    epochs: int = 81
+    width: int = 0  # 0: the backbone's default
+    epochs: int = 81  # the whole run, every stage included
     ids_per_batch: int = 0  # 0: the method's (AGW 8 x 4, OTLA 4 x 8)
-    images_per_id: int = 0
+    images_per_id: int = 0  # 0: the method's; set alone, the other stays the method's
     batches_per_epoch: int = 0  # 0: max(#visible, #infrared) // batch + 1, as AGW
-    optimizer: str = "sgd"
+    optimizer: str = "sgd"  # sgd (nesterov, as AGW) | adam
     lr: float = 0.1  # heads (BNNeck, classifier); the backbone gets lr * backbone_lr_factor
-    backbone_lr_factor: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    backbone_lr_factor: float = 0.1  # the backbone's learning rate as a share of lr
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 5e-4  # L2 weight decay of every parameter group
     # The learning-rate schedule restarts at every schedule stage: warm-up, then a step by gamma at each
     # milestone, counted from the stage's start. A milestone >= 1 is an epoch of the stage; one in (0, 1)
     # is a fraction of the stage's length (rounded), so stages of different lengths decay at the same places.
@@ -46,21 +47,21 @@ class TrainConfig:
     # linear from f: f + (1 - f) e / warmup_epochs (the experts' released 0.01, 0.109, ..., 0.901); -1: the
     # method's (experts 0.01, others 0)
     warmup_factor: float = -1.0
-    milestones: list[float] = field(default_factory=lambda: [20, 50])
-    gamma: float = 0.1
+    milestones: list[float] = field(default_factory=lambda: [20, 50])  # where lr steps by gamma (see warmup_epochs)
+    gamma: float = 0.1  # the factor of each step
     # epochs at which a new schedule stage starts; [-1]: the method's stage switch where its released code
     # restarts there (pclhd: dcl_epochs, experts: experts_stage1_epochs), else none; []: one schedule
     schedule_stages: list[int] = field(default_factory=lambda: [-1])
     stage_optimizer_restart: bool = True  # a new schedule stage also clears the optimiser's state (Adam's moments)
-    erasing: float = 0.0
+    erasing: float = 0.0  # chance of random erasing on a training image
     visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
     # chance a visible training image becomes one of its colour channels, thrice; -1: the method's
     # (dcl / pclhd / mult 0.5, others 0)
     visible_channel_exchange: float = -1.0
     val_ids: int = 0  # identities held out of training to choose best.pt (never the test set)
-    eval_every: int = 1
-    seed: int = 0
-    device: str = "auto"
+    eval_every: int = 1  # epochs between held-out (val_ids) evaluations
+    seed: int = 0  # seeds the sampler, the augmentations and the initialisation
+    device: str = "auto"  # auto (CUDA when there is one) | cpu | cuda
     amp: str = "auto"  # auto (fp16 on CUDA, none on CPU) | none | fp16 | bf16
     workers: int = -1  # DataLoader worker processes; -1: 0 on the CPU, min(8, CPU cores) with a GPU
     channels_last: bool = False  # NHWC activations on the GPU: usually faster convolutions under AMP
@@ -106,6 +107,98 @@ def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tu
 
 
 KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_restart_schedule"}  # a legacy alias
+COMMAND_LINE = "command line"  # where a value given by --set, an option or a Python caller came from
+
+DATASETS = ("sysu", "regdb", "llcm", "manifest")
+BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")
+OPTIMIZERS = ("sgd", "adam")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "none", "fp16", "bf16")
+
+
+def _chance(value: float, method_default: bool = True) -> bool:
+    return 0 <= value <= 1 or (method_default and value == -1)
+
+
+# The engine's keys that a type alone does not fully check: (is the value valid, what is allowed).
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "trial": (lambda v: 1 <= v <= 10, "a RegDB trial in 1..10"),
+    "backbone": (lambda v: v in BACKBONES, f"one of {', '.join(BACKBONES)}"),
+    "height": (lambda v: v >= 0, "pixels >= 1, or 0 (the backbone's)"),
+    "width": (lambda v: v >= 0, "pixels >= 1, or 0 (the backbone's)"),
+    "epochs": (lambda v: v >= 1, "an epoch count >= 1"),
+    "ids_per_batch": (lambda v: v >= 0, "a count >= 1, or 0 (the method's)"),
+    "images_per_id": (lambda v: v >= 0, "a count >= 1, or 0 (the method's)"),
+    "batches_per_epoch": (lambda v: v >= 0, "a count >= 1, or 0 (AGW's rule)"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "lr": (lambda v: v > 0, "a learning rate > 0"),
+    "backbone_lr_factor": (lambda v: v >= 0, "a factor >= 0"),
+    "momentum": (lambda v: 0 <= v < 1, "a value in [0, 1)"),
+    "weight_decay": (lambda v: v >= 0, "a value >= 0"),
+    "warmup_epochs": (lambda v: v >= 0, "an epoch count >= 0"),
+    "warmup_factor": (_chance, "a value in [0, 1] or -1 (the method's)"),
+    "milestones": (lambda v: all(m > 0 for m in v), "epochs >= 1 or fractions in (0, 1) of a stage"),
+    "gamma": (lambda v: v > 0, "a factor > 0"),
+    "schedule_stages": (lambda v: v == [-1] or all(s >= 1 for s in v), "epochs >= 1, [] or [-1] (the method's)"),
+    "erasing": (lambda v: _chance(v, method_default=False), "a probability in [0, 1]"),
+    "visible_grayscale": (_chance, "a probability in [0, 1] or -1 (the method's)"),
+    "visible_channel_exchange": (_chance, "a probability in [0, 1] or -1 (the method's)"),
+    "val_ids": (lambda v: v >= 0, "a count >= 0"),
+    "eval_every": (lambda v: v >= 1, "an epoch count >= 1"),
+    "seed": (lambda v: v >= 0, "a seed >= 0"),
+    "device": (lambda v: v in DEVICES, f"one of {', '.join(DEVICES)}"),
+    "amp": (lambda v: v in AMP_MODES, f"one of {', '.join(AMP_MODES)}"),
+    "workers": (lambda v: v >= -1, "a count >= 0, or -1 (0 on a CPU, up to 8 with a GPU)"),
+}
+
+
+def _type_name(kind: Any) -> str:
+    if get_origin(kind) is list:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(get_args(kind)[0], "values")
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
+
+
+def typed_value(kind: Any, value: Any) -> tuple[bool, Any]:
+    """(does ``value`` fit the annotation ``kind``, the value as that type): TOML's integers are numbers
+    too, but a bool is never a number and a number never a string."""
+    if get_origin(kind) is list:
+        if not isinstance(value, list):
+            return False, value
+        items = [typed_value(get_args(kind)[0], v) for v in value]
+        return all(ok for ok, _ in items), [v for _, v in items]
+    if kind is float:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number, float(value) if number else value
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind in (bool, str):
+        return isinstance(value, kind), value
+    return True, value  # a plugin's own annotation: its dataclass checks it
+
+
+def check_keys(cls: type, values: dict[str, Any], origins: dict[str, str | None], rules: dict | None = None) -> None:
+    """Check each of ``values`` against the annotation of ``cls``'s field of that name (and ``rules``),
+    in place (an integer where a number is meant becomes a float); the error names where it came from."""
+    hints = get_type_hints(cls)
+    for key, value in values.items():
+        if key not in hints:
+            continue
+        ok, values[key] = typed_value(hints[key], value)
+        rule = (rules or {}).get(key)
+        if ok and (rule is None or rule[0](values[key])):
+            continue
+        allowed = rule[1] if ok and rule else _type_name(hints[key])
+        raise VitoolError(origins.get(key), f"{key} = {_toml(value)}", f"use {allowed}")
+
+
+def _toml(value: Any) -> str:
+    """A value as it is written in a config file (what the user typed)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
 
 
 def _split_method_options(values: dict[str, Any], where: Path | None) -> dict[str, Any]:
@@ -119,26 +212,27 @@ def _split_method_options(values: dict[str, Any], where: Path | None) -> dict[st
     known = option_keys()
     bad = [k for k in unknown if k not in known]
     if bad:
-        raise VitoolError(where, f"unknown keys {', '.join(bad)}", "see `vitool train --help` for the keys")
+        fix = "see `vitool recipes --keys` for every key"
+        raise VitoolError(where, f"unknown key{'s' * (len(bad) > 1)} {', '.join(bad)}", fix)
     options = {k: values.pop(k) for k in unknown}
     return {**values, "method_options": options}
 
 
-def read_config_file(path: Path, _inside: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A TOML config's keys on top of those of the file its ``base`` key names (a path relative to it),
-    as fast-reid's ``_BASE_``: a variant states only what it changes (recipes/demo-mult.toml). A base that is
-    no file there may name a packaged recipe (``base = "pclhd"``)."""
+def config_layers(path: Path, _inside: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """A TOML config file and the files its ``base`` keys lead to, each with its own keys, the deepest
+    base first: fast-reid's ``_BASE_``, so that a variant states only what it changes (recipes/demo-mult.toml).
+    ``base`` is a path relative to the file; a base that is no file there may name a packaged recipe."""
     if not path.is_file():
         raise VitoolError(
             path, "config file does not exist", "check the path, or name a packaged recipe (vitool recipes)"
         )
     try:
         values = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise VitoolError(path, f"is not valid TOML ({exc})", "fix the syntax") from None
     base = values.pop("base", None)
     if base is None:
-        return values
+        return [(path, values)]
     from vitool.engine.recipes import recipe_path
 
     inside = (*_inside, path.resolve())
@@ -150,50 +244,129 @@ def read_config_file(path: Path, _inside: tuple[Path, ...] = ()) -> dict[str, An
     if not base_path.is_file():
         fix = "name a file relative to this one or a packaged recipe (vitool recipes)"
         raise VitoolError(path, f"base = {base!r}: {base_path} does not exist", fix)
-    return read_config_file(base_path, inside) | values
+    return [*config_layers(base_path, inside), (path, values)]
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML config's keys on top of those of its bases (``config_layers``)."""
+    merged: dict[str, Any] = {}
+    for _, values in config_layers(path):
+        merged.update(values)
+    return merged
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """The configuration of ``path`` (None: the defaults) with ``overrides`` on top; the chosen method's
-    options are validated and kept with their defaults (those of other methods are dropped)."""
+    """The configuration of ``path`` (None: the defaults) with ``overrides`` (command-line values) on top,
+    checked before anything starts: every key's type, range and choices, each error naming the file (or
+    the command line) the value came from. The chosen method's options are validated and kept with their
+    defaults; those of other methods in a file are left out, and an override of a key the method does not
+    read is an error naming the methods that do."""
     values: dict[str, Any] = {}
+    origins: dict[str, str | None] = {}
+    layers: list[tuple[str | None, dict[str, Any]]] = []
     if path is not None:
         from vitool.engine.recipes import resolve_config
 
         path = resolve_config(path)
-        values = _split_method_options(read_config_file(path), path)
-    overrides = _split_method_options({k: v for k, v in overrides.items() if v is not None}, None)
-    values["method_options"] = {**values.get("method_options", {}), **overrides.pop("method_options", {})}
-    values.update(overrides)
+        layers = [(str(p), v) for p, v in config_layers(path)]
+    layers.append((COMMAND_LINE, {k: v for k, v in overrides.items() if v is not None}))
+    options: dict[str, Any] = {}
+    set_options: set[str] = set()
+    for where, layer in layers:
+        layer = _split_method_options(dict(layer), where if where != COMMAND_LINE else None)
+        own = layer.pop("method_options", {})
+        options.update(own)
+        if where == COMMAND_LINE:
+            set_options |= set(own)
+        values.update(layer)
+        origins.update(dict.fromkeys([*layer, *own], where))
     if values.pop("experts_restart_schedule", True) is False and "schedule_stages" not in values:
         values["schedule_stages"] = []  # the key before schedule_stages (run folders of vitool 0.1)
-    try:
-        config = TrainConfig(**values)
-    except TypeError as exc:
-        raise VitoolError(path, f"bad config ({exc})", "see `vitool train --help`") from None
-    from vitool.methods.registry import method_options, methods
+    check_keys(TrainConfig, values, origins, RULES)
+    from vitool.methods.registry import method_spec, methods, option_keys
 
-    if config.method not in methods():
-        raise VitoolError(path, f"method = {config.method!r} is not a method", f"use one of {', '.join(methods())}")
-    options = method_options(config.method, config.method_options, path)
-    config.method_options = asdict(options) if options is not None else {}
-    for key in ("erasing", "visible_grayscale", "visible_channel_exchange"):  # chances; -1 = the method's
-        value = getattr(config, key)
-        if not (0 <= value <= 1 or (value == -1 and key != "erasing")):
-            fix = "use a probability in [0, 1]" + ("" if key == "erasing" else " or -1 (the method's)")
-            raise VitoolError(path, f"{key} = {value}", fix)
-    if config.workers < -1:
+    method = values.get("method", TrainConfig.method)
+    if method not in methods():
+        raise VitoolError(origins.get("method"), f"method = {method!r}", f"use one of {', '.join(methods())}")
+    cls = method_spec(method).options_class()
+    own = {f.name for f in fields(cls)} if cls is not None else set()
+    foreign = sorted(set_options - own)
+    if foreign:
+        readers = option_keys()[foreign[0]]
         raise VitoolError(
-            path, f"workers = {config.workers}", "use a count >= 0, or -1 (0 on a CPU, up to 8 with a GPU)"
+            COMMAND_LINE,
+            f"{foreign[0]} is not read by method {method}",
+            f"it belongs to {', '.join(readers)}: drop it, or train one of those",
         )
-    if not (0 <= config.warmup_factor <= 1 or config.warmup_factor == -1):
-        raise VitoolError(path, f"warmup_factor = {config.warmup_factor}", "use a value in [0, 1] or -1 (the method's)")
-    if any(m <= 0 for m in config.milestones):
-        fix = "use epochs >= 1 or fractions in (0, 1) of a stage"
-        raise VitoolError(path, f"milestones = {config.milestones}", fix)
-    if config.schedule_stages != [-1] and any(s < 1 for s in config.schedule_stages):
-        raise VitoolError(path, f"schedule_stages = {config.schedule_stages}", "use epochs >= 1, [] or [-1]")
+    options = {k: v for k, v in options.items() if k in own}
+    if cls is not None:
+        check_keys(cls, options, origins)
+    config = TrainConfig(**values)
+    from vitool.methods.registry import method_options
+
+    try:
+        made = method_options(method, options)
+    except VitoolError as exc:  # the options' own check names the key first: "key = value: use ..."
+        key = exc.problem.partition(": ")[2].partition(" ")[0]
+        raise VitoolError(origins.get(key, str(path) if path else None), exc.problem, exc.fix) from None
+    config.method_options = asdict(made) if made is not None else {}
     return config
+
+
+def field_notes(cls: type) -> dict[str, str]:
+    """Each field's meaning from the comments beside it in ``cls``'s source (the block just above the
+    field, then its line's own comment): the comments stay the one place a key is explained."""
+    import inspect
+    import textwrap
+
+    names = {f.name for f in fields(cls)}
+    notes: dict[str, str] = {}
+    for klass in cls.__mro__:  # a field inherited from a base class is explained in the base's source
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # a class without source (object, or one built at run time)
+            continue
+        block: list[str] = []
+        for line in source.splitlines():
+            text = line.strip()
+            if text.startswith("#"):
+                block.append(text.lstrip("# "))
+                continue
+            name, colon, rest = text.partition(":")
+            if colon and name in names and name not in notes:
+                notes[name] = " ".join([*block, rest.partition("  # ")[2].strip()]).strip()
+            block = []
+    return notes
+
+
+def key_reference() -> list[dict[str, Any]]:
+    """Every training key: its name, type, default, meaning and the methods that read it (none: the engine),
+    for ``vitool recipes --keys``."""
+    from vitool.methods.registry import methods
+
+    rows: dict[str, dict[str, Any]] = {}
+    classes = [(TrainConfig, None)] + [(s.options_class(), s.name) for s in methods().values()]
+    for cls, method in classes:
+        if cls is None:
+            continue
+        notes, hints = field_notes(cls), get_type_hints(cls)
+        for f in fields(cls):
+            if f.name == "method_options":
+                continue
+            if f.name in rows:
+                rows[f.name]["methods"].append(method)
+                continue
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            kind = hints[f.name]
+            rows[f.name] = {
+                "key": f.name,
+                "type": getattr(kind, "__name__", str(kind)) if get_origin(kind) is None else str(kind),
+                "default": default,
+                "allowed": RULES[f.name][1] if method is None and f.name in RULES else "",
+                "meaning": notes.get(f.name, ""),
+                "methods": [] if method is None else [method],
+            }
+    return list(rows.values())
 
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
@@ -206,7 +379,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or key not in known:
-            raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool train --help`")
+            raise VitoolError(None, f"--set {item}", "use --set KEY=VALUE with a key of `vitool recipes --keys`")
         try:
             out[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:

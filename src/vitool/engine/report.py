@@ -1,9 +1,9 @@
 """What a run shows a person: one readable line per epoch, and curves.png. log.jsonl keeps every number.
 
-An epoch record (one line of log.jsonl) is flat: ``epoch``, ``lr``, the loss terms (named in
-``loss_terms``), ``seconds``, ``images_per_s``, the method's report (label-quality figures end in one of
-``DIAGNOSTIC_SUFFIXES``; effective settings such as ``grl_coefficient``), and ``val`` with the held-out
-Rank-1, mAP and mINP.
+An epoch record (one line of log.jsonl) is flat: ``epoch`` (counted from 1, as the line and the plot),
+``lr``, the loss terms (named in ``loss_terms``), ``seconds``, ``images_per_s``, the method's report
+(label-quality figures end in one of ``DIAGNOSTIC_SUFFIXES``; effective settings such as
+``grl_coefficient``), and ``val`` with the held-out Rank-1, mAP and mINP.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def quality_keys(record: dict[str, Any]) -> list[str]:
 def epoch_line(record: dict[str, Any], epochs: int) -> str:
     """``epoch 3/8  lr 3.50e-03  loss 8.31 (ce_v 3.00, ...)  31 img/s  val Rank-1 36.4 mAP 27.6  ...``"""
     terms = [k for k in loss_terms(record) if k != "loss"]
-    line = f"epoch {record['epoch'] + 1}/{epochs}"
+    line = f"epoch {record['epoch']}/{epochs}"
     if "stage" in record:
         line += f" (stage {record['stage']})"
     line += f"  lr {record['lr']:.2e}  loss {record.get('loss', float('nan')):.3f}"
@@ -91,6 +91,7 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from vitool.show import save_png
 
@@ -99,7 +100,7 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
 
     def series(ax, keys: list[str], get, names: dict[str, str] | None = None) -> None:
         for key in keys:
-            points = [(r["epoch"] + 1, get(r, key)) for r in records if get(r, key) is not None]
+            points = [(r["epoch"], get(r, key)) for r in records if get(r, key) is not None]
             if points:
                 ax.plot(*zip(*points, strict=True), marker=".", label=(names or {}).get(key, key))
         if ax.lines:
@@ -123,5 +124,6 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
         ax_quality.text(0.5, 0.5, "the method reports none", ha="center", va="center", transform=ax_quality.transAxes)
     for ax in (ax_loss, ax_val, ax_quality):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     save_png(fig, out, meta or {})

@@ -18,6 +18,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import asdict, is_dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from vitool.data.transforms import train_transform
 from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_curves
+from vitool.engine.run_folder import RUN_PLACE
 from vitool.errors import VitoolError
 from vitool.io import make_provenance
 from vitool.methods.contract import Method, RunPlan, TrainingContext
@@ -73,6 +75,35 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, samples: list[Sample]) -> TrainConfig:
+    """``config`` with every "the method's" or "the backbone's" stand-in (0 or -1) replaced by the value
+    the run uses, so that config.toml, checkpoints and provenance say what ran. Where the run computes
+    (device, amp, workers) stays as given: a resume decides that on the machine it runs on."""
+    ids, images = method.batch_shape
+    ids, images = config.ids_per_batch or ids, config.images_per_id or images
+    visible = sum(s.modality == VISIBLE for s in samples)
+    restart = method.schedule_restart()
+    stages = ([restart] if restart is not None else []) if config.schedule_stages == [-1] else config.schedule_stages
+    options = method.options
+    return replace(
+        config,
+        height=config.height or model.height,
+        width=config.width or model.width,
+        ids_per_batch=ids,
+        images_per_id=images,
+        batches_per_epoch=CrossModalIdentitySampler.epoch_length(
+            visible, len(samples) - visible, ids, images, config.batches_per_epoch or None
+        ),
+        visible_grayscale=method.visible_grayscale if config.visible_grayscale < 0 else config.visible_grayscale,
+        visible_channel_exchange=(
+            method.visible_channel_exchange if config.visible_channel_exchange < 0 else config.visible_channel_exchange
+        ),
+        warmup_factor=config.warmup_from(method.warmup_factor),
+        schedule_stages=stages,
+        method_options=asdict(options) if is_dataclass(options) else config.method_options,
+    )
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -90,7 +121,6 @@ def split_validation(samples: list[Sample], val_ids: int, seed: int) -> tuple[li
 
 DISTRIBUTED_TIMEOUT_MINUTES = 60
 RANK_SEED = 7_919  # process r of a distributed run draws its augmentation from seed + r x this (r = 0: the seed)
-RUN_PLACE = ("device", "amp", "workers")  # where a run computes: a resume takes them from where it runs now
 
 
 class Engine:
@@ -116,14 +146,17 @@ class Engine:
         # visible rows first, then infrared, as the sampler expects
         samples = sorted(samples, key=lambda s: s.modality)
         self.train_samples, self.val_samples = split_validation(samples, config.val_ids, config.seed)
+        if not any(s.modality == INFRARED for s in self.train_samples):
+            raise VitoolError(
+                config.root, "has no infrared training images", "check the dataset layout (vitool check-dataset)"
+            )
         self.method: Method = build_method(config, self.train_samples)
-        self.stages = config.stages(self.method.schedule_restart())  # epochs that start a new lr schedule
-        self.warmup_factor = config.warmup_from(self.method.warmup_factor)
         model_config = ModelConfig.cpu_default(config.backbone)
         self.method.adjust_model(model_config)
         model_config.num_classes = self.method.num_classes()
-        model_config.height = config.height or model_config.height
-        model_config.width = config.width or model_config.width
+        self.config = config = resolved_config(config, self.method, model_config, self.train_samples)
+        model_config.height, model_config.width = config.height, config.width
+        self.stages = config.stages()  # epochs that start a new lr schedule
         torch.manual_seed(config.seed)
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -208,8 +241,9 @@ class Engine:
         moved = {k: (saved[k], v) for k, v in where.items() if k in saved and saved[k] != v}
         note = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in moved.items())
         self.log(
-            f"resuming at epoch {self.start_epoch} on {self.device} (amp {self.amp_dtype or 'none'}, "
-            f"workers {self.workers})" + (f"; changed since it was saved: {note}" if note else "")
+            f"resuming at epoch {self.start_epoch + 1}/{self.config.epochs} on {self.device} "
+            f"(amp {self.amp_dtype or 'none'}, workers {self.workers})"
+            + (f"; changed since it was saved: {note}" if note else "")
         )
 
     # ----------------------------------------------------------------------------------------- loop
@@ -217,11 +251,7 @@ class Engine:
     def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
         cfg = self.config
         size = (self.model.config.height, self.model.config.width)
-        # -1 in the config: the method's own chance (same name on the method)
-        gray = self.method.visible_grayscale if cfg.visible_grayscale < 0 else cfg.visible_grayscale
-        exchange = (
-            self.method.visible_channel_exchange if cfg.visible_channel_exchange < 0 else cfg.visible_channel_exchange
-        )
+        gray, exchange = cfg.visible_grayscale, cfg.visible_channel_exchange
         dataset = TrainSet(
             self.train_samples,
             self.root,
@@ -231,12 +261,7 @@ class Engine:
         )
         modality = np.array([s.modality for s in self.train_samples])
         ir_offset = int((modality == VISIBLE).sum())
-        ids_per_batch, images_per_id = cfg.ids_per_batch, cfg.images_per_id
-        if not ids_per_batch or not images_per_id:  # 0: the method's batch shape
-            ids_per_batch, images_per_id = self.method.batch_shape
-        steps = CrossModalIdentitySampler.epoch_length(
-            ir_offset, len(modality) - ir_offset, ids_per_batch, images_per_id, cfg.batches_per_epoch or None
-        )
+        ids_per_batch, images_per_id, steps = cfg.ids_per_batch, cfg.images_per_id, cfg.batches_per_epoch
         self.method.plan(RunPlan(cfg.epochs, steps, tuple(self.stages)))
         main = self.rank == 0
         if main:
@@ -262,7 +287,7 @@ class Engine:
                 ids_per_batch,
                 images_per_id,
                 seed=cfg.seed * 100_003 + epoch,
-                batches=cfg.batches_per_epoch or None,
+                batches=steps,
                 independent=plan.independent,
                 second=None
                 if plan.second is None
@@ -309,7 +334,7 @@ class Engine:
             torch.distributed.barrier()
 
     def _train_epoch(self, epoch: int, loader, progress) -> dict[str, Any]:
-        lr = self.config.lr_at(epoch, self.stages, self.warmup_factor)
+        lr = self.config.lr_at(epoch, self.stages, self.config.warmup_factor)
         if epoch in self.stages and self.config.stage_optimizer_restart:
             self.optimizer.state.clear()
         for group in self.optimizer.param_groups:
@@ -333,7 +358,7 @@ class Engine:
             if not torch.isfinite(loss):
                 raise VitoolError(
                     self.run_dir,
-                    f"loss became {float(loss)} at epoch {epoch}",
+                    f"loss became {float(loss)} in epoch {epoch + 1}",
                     "lower --lr or use --amp none; the previous last.pt is intact",
                 )
             self.optimizer.zero_grad(set_to_none=True)
@@ -349,7 +374,7 @@ class Engine:
         elapsed = time.perf_counter() - start
         steps = max(len(loader), 1)
         return {
-            "epoch": epoch,
+            "epoch": epoch + 1,  # people count epochs from 1: the log, the line and the plot alike
             "lr": lr,
             **{k: v / steps for k, v in sums.items()},
             "loss_terms": list(sums),

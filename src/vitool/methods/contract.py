@@ -82,6 +82,9 @@ class Method:
     visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
     visible_channel_exchange = 0.0  # chance it becomes one random colour channel, thrice (ADCA)
     warmup_factor = 0.0  # the warm-up's first multiplier when linear (experts 0.01); 0: AGW's (e + 1) / warm-up
+    # the method's options dataclass as it runs, stand-ins such as "-1: the paper's" resolved: the engine
+    # records it in the run's config.toml (None: a method without options)
+    options: Any = None
 
     def num_classes(self) -> int:
         raise NotImplementedError

@@ -23,7 +23,7 @@ compute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -46,9 +46,9 @@ class ClusteringOptions:
     distance + DBSCAN, as cluster-contrast-reid) and ClusterNCE memories of the clusters."""
 
     cluster_eps: float = 0.6  # DBSCAN radius (SYSU and LLCM 0.6, RegDB 0.3)
-    cluster_k1: int = 30
-    cluster_k2: int = 6
-    cluster_min_samples: int = 4
+    cluster_k1: int = 30  # k-reciprocal neighbours of the Jaccard distance
+    cluster_k2: int = 6  # neighbours of its query expansion
+    cluster_min_samples: int = 4  # DBSCAN's core-point size
     cluster_oracle: bool = False  # diagnostic: each modality's true identities as its clusters
     memory_temperature: float = 0.05  # ClusterNCE temperature of every cluster memory
     memory_momentum: float = 0.1  # weight of the old prototype in each memory update
@@ -99,14 +99,18 @@ class ClusterContrast(Method):
     two_stage = False  # PCLHD and MULT: their own stage from ``dcl_epochs`` on
     stage2_independent = True  # False: stage 2 samples identity-aligned batches in one label space
     default_dcl_epochs = 0
+    default_association = ""  # association = "" means this one (PCLHD hungarian, MULT mult)
     batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
     visible_channel_exchange = 0.5
 
     def __init__(self, config, samples: list[Sample], options: ClusteringOptions) -> None:
-        self.config, self.options = config, options
-        self.dcl_epochs = getattr(options, "dcl_epochs", -1)
-        if self.dcl_epochs < 0:
-            self.dcl_epochs = self.default_dcl_epochs
+        resolved = {}  # the options' stand-ins made explicit, so that the run's config.toml says what ran
+        if getattr(options, "dcl_epochs", 0) < 0:
+            resolved["dcl_epochs"] = self.default_dcl_epochs
+        if getattr(options, "association", None) == "":
+            resolved["association"] = self.default_association
+        self.config, self.options = config, replace(options, **resolved)
+        self.dcl_epochs = getattr(self.options, "dcl_epochs", self.default_dcl_epochs)
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
         self.rows_of = {m: np.flatnonzero(self.modality == m) for m in MODALITIES}

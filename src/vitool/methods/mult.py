@@ -70,6 +70,7 @@ class MULT(ClusterContrast):
     name = "mult"
     two_stage = True
     stage2_independent = False  # identity-aligned batches in the spaces' clusters
+    default_association = "mult"
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
 
@@ -93,7 +94,7 @@ class MULT(ClusterContrast):
         cfg = self.options
         space = "visible" if (self.epoch - self.dcl_epochs) % 2 == 0 else "infrared"
         results = associate_spaces(
-            cfg.association or "mult",
+            cfg.association,
             features,
             self.modality,
             self.intra,

@@ -189,7 +189,7 @@ class OTLAOptions:
     # ablations (paper Table 2): false drops the infrared images' CE and triplet terms, so they train only
     # the modality discriminator (row 2 with ot_random and otla_pal false); otla_pal false drops L_a
     otla_ir_loss: bool = True
-    otla_pal: bool = True
+    otla_pal: bool = True  # false drops PAL (L_a, the prediction alignment of §3.4)
 
     def __post_init__(self) -> None:
         check_options(

@@ -131,7 +131,7 @@ class PCLHDOptions(CrossStageOptions):
     pclhd_cross_weight: float = 0.25  # PGM's cross-modal term
     # the memory loss: CE(hard) + max(0, CE(centroid) - margin), as released; false: CE(hard) alone (eq. 15)
     pclhd_centroid_hinge: bool = True
-    pclhd_centroid_margin: float = 0.2
+    pclhd_centroid_margin: float = 0.2  # the hinge's margin
     pclhd_hard_init: str = "centroid"  # the hard memory's start each epoch: centroid (released) | farthest (eq. 6)
 
     def __post_init__(self) -> None:
@@ -152,6 +152,7 @@ class PCLHDOptions(CrossStageOptions):
 class PCLHD(ClusterContrast):
     name = "pclhd"
     two_stage = True
+    default_association = "hungarian"
     default_dcl_epochs = 50  # E_CPCL
 
     def __init__(self, config, samples, options: PCLHDOptions) -> None:
@@ -204,7 +205,7 @@ class PCLHD(ClusterContrast):
         self._dynamic_memories(context)
         space = "infrared" if (self.epoch - self.dcl_epochs) % 2 == 0 else "visible"  # PGM's alternation
         result = associate(
-            cfg.association or "hungarian",
+            cfg.association,
             features,
             self.modality,
             self.intra,
