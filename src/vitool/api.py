@@ -340,7 +340,7 @@ def convert_checkpoint(source: str | Path, output: str | Path, fmt: str = "auto"
     if fmt not in ("auto", *FORMATS):
         raise ValueError(f"fmt: expected auto or one of {', '.join(FORMATS)}, got {fmt!r}")
     source, output = Path(source), Path(output)
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(source,))
     inputs = {str(source): sha256_file(source)} if source.is_file() else {}
     return convert_file(source, fmt, output, make_provenance({"source": str(source), "format": fmt}, inputs=inputs))
 

@@ -371,7 +371,7 @@ def evaluate(
 
     for target in (output, plot):
         if target is not None:
-            check_output(target, overwrite)
+            check_output(target, overwrite, inputs=(features, checkpoint))
     if (features is None) == (checkpoint is None):
         raise typer.BadParameter("give either a FEATURES file or --checkpoint with --dataset and --root")
     if checkpoint is not None:
@@ -395,7 +395,7 @@ def evaluate(
         fs = read_features(features)
         source, digest = str(features), sha256_file(features)
     proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(str(fs.attrs.get("dataset")), "generic")
-    check_protocol_fits(fs.attrs.get("dataset"), proto, source, cross_dataset)
+    check_protocol_fits(fs.attrs.get("dataset"), proto, source, cross_dataset, fs.attrs.get("split"))
     spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
     eval_device = "cpu"
     if device == Device.cuda:
@@ -457,7 +457,7 @@ def convert(
     from vitool.io import check_output, make_provenance, sha256_file
     from vitool.models.convert import convert_file
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(source,))
     provenance = make_provenance(
         _effective_config(source=source, format=from_),
         inputs={str(source): sha256_file(source)} if source.is_file() else {},
@@ -590,7 +590,7 @@ def cluster(
     from vitool.cluster import ClusterConfig, cluster_labels
     from vitool.io import check_output, read_features, sha256_file
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(features,))
     fs = read_features(features)
     config = ClusterConfig(method.value, k1, k2, eps, min_samples, k, joint, seed, device.value)
     labels = cluster_labels(fs.features, fs.modality, config)
@@ -624,7 +624,7 @@ def assign_labels(
     from vitool.assign import assign
     from vitool.io import align_labels, check_output, read_features, read_labels, sha256_file
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(features, labels))
     fs = read_features(features)
     ls = read_labels(labels)
     index = align_labels(fs, ls, labels)
@@ -1027,27 +1027,31 @@ def show_ranks(
     worst: Annotated[int, typer.Option(min=0, help="Queries with the lowest AP.")] = 1,
     query: Annotated[list[str] | None, typer.Option(help="A query image path (as in the file); repeatable.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random queries.")] = 0,
+    cross_dataset: Annotated[
+        bool, typer.Option("--cross-dataset", help="Allow a protocol of another dataset than the file's.")
+    ] = False,
     as_json: JsonFlag = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Query images of one modality with their top-k gallery images of the other (trial 0 of the
     protocol, its exclusion rule applied); true matches framed green, others red."""
-    from vitool.data.datasets import image_root
+    from vitool.data.datasets import check_images_match, image_root
     from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec, check_protocol_fits
     from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
     from vitool.show import plot_rank_lists, rank_lists
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(features,))
     fs = read_features(features)
     dataset = str(fs.attrs.get("dataset", "manifest"))
     proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(dataset, "generic")
-    check_protocol_fits(fs.attrs.get("dataset"), proto, str(features))
+    check_protocol_fits(fs.attrs.get("dataset"), proto, str(features), cross_dataset, fs.attrs.get("split"))
     spec = ProtocolSpec(proto, mode.value, "single", direction.value if direction else None, trials=1)
     lists = rank_lists(fs, spec, top, random_queries, best, worst, query, seed, where=str(features))
     base = image_root(dataset, root)
     missing = [str(fs.path[r.query]) for r in lists if not (base / fs.path[r.query]).is_file()]
     if missing:
         raise VitoolError(root, f"has no image '{missing[0]}'", "pass the dataset root the features were made from")
+    check_images_match(fs, base, root)
     config = _effective_config(protocol=proto, mode=mode, direction=spec.resolved_direction(), top=top, seed=seed)
     meta = make_provenance(config, inputs={str(features): sha256_file(features)})
     title = f"{proto} {spec.resolved_direction()} ({features.name}); green: same identity"
@@ -1096,7 +1100,7 @@ def show_embedding(
     )
     from vitool.show import embedding_2d, plot_embedding
 
-    check_output(output, overwrite)
+    check_output(output, overwrite, inputs=(features,))
     fs = read_features(features)
     emb = fs.embedding(feature, features)
     colour_by, what = fs.pid, "identity"
@@ -1139,6 +1143,10 @@ def main() -> None:
         app()
     except VitoolError as err:
         sys.stderr.write(f"vitool: error: {err.line()}\n")
+        sys.exit(1)
+    except OSError as err:  # the machine said no where no writer expected it (a disk full mid-read, a lost mount)
+        fix = "check the path, its permissions and the disk"
+        sys.stderr.write(f"vitool: error: {err.filename or 'vitool'}: {err.strerror or err}; {fix}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("vitool: interrupted\n")

@@ -166,9 +166,10 @@ def temporary_name(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name[:64]}.{digest}.{os.getpid()}.{tag}")
 
 
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse to clobber a user's file and fail before any expensive work when the output cannot be
-    written: a missing folder, a path through a file, a name too long, a folder without write access."""
+def check_output(path: str | Path, overwrite: bool, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """Refuse to clobber a user's file (``overwrite`` or not, never one of the command's ``inputs``) and
+    fail before any expensive work when the output cannot be written: a missing folder, a path through a
+    file, a name too long, a folder without write access."""
     path = Path(path)
     if path.is_dir():
         raise VitoolError(path, "is a folder", "give a file name to -o")
@@ -176,6 +177,9 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
         raise VitoolError(
             path, "already exists", "pass --overwrite (overwrite=True from Python) or choose another name"
         )
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+            raise VitoolError(path, "is also this command's input", "write the output to another file")
     parent = path.parent
     for folder in (parent, *parent.parents):  # the deepest part of the path that exists
         if folder.exists():

@@ -229,3 +229,21 @@ def listing_sha256(samples: list[Sample], root: Path) -> str:
     for s in samples:
         digest.update(f"{s.path}\t{s.pid}\t{s.cam}\t{s.modality}\t{(root / s.path).stat().st_size}\n".encode())
     return digest.hexdigest()
+
+
+def check_images_match(fs, root: Path, where: str | Path) -> None:
+    """Refuse a dataset root whose images are not the ones a features file was made from (its
+    ``dataset_listing`` fingerprint): drawing its rows from other pictures would show the wrong people."""
+    expected = ((fs.attrs.get("provenance") or {}).get("inputs") or {}).get("dataset_listing")
+    if not expected:
+        return  # a file made outside vitool's extractors carries no fingerprint
+    columns = zip(fs.path, fs.pid, fs.cam, fs.modality, strict=True)
+    rows = [Sample(str(p), int(i), int(c), int(m)) for p, i, c, m in columns]
+    fix = "pass the dataset root the features were made from"
+    try:
+        found = listing_sha256(rows, root)
+    except OSError as exc:
+        raise VitoolError(where, f"has no image '{exc.filename}'", fix) from None
+    if found != expected:
+        problem = "does not hold the images the features were made from (names or sizes differ from their fingerprint)"
+        raise VitoolError(where, problem, fix)

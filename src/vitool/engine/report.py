@@ -93,6 +93,7 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from vitool.io import atomic_output
     from vitool.show import save_png
 
     records = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
@@ -126,4 +127,5 @@ def plot_curves(log_file: Path, out: Path, meta: dict[str, Any] | None = None) -
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
-    save_png(fig, out, meta or {})
+    with atomic_output(out, overwrite=True) as tmp:  # the run's own file, redrawn at the end of each run
+        save_png(fig, tmp, meta or {})

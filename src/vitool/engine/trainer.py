@@ -35,7 +35,7 @@ from vitool.engine.config import TrainConfig, dump_config
 from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_curves
 from vitool.engine.run_folder import RUN_PLACE
 from vitool.errors import VitoolError
-from vitool.io import make_provenance
+from vitool.io import atomic_output, make_provenance, output_error
 from vitool.methods.contract import Method, RunPlan, TrainingContext
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
@@ -266,7 +266,8 @@ class Engine:
         main = self.rank == 0
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.toml").write_text(dump_config(cfg))
+            with atomic_output(self.run_dir / "config.toml", overwrite=True) as tmp:  # a resume writes it anew
+                tmp.write_text(dump_config(cfg))
         board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
@@ -310,8 +311,11 @@ class Engine:
                         self.best_rank1 = record["val"]["rank1"]
                         save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
                 save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
-                with open(self.run_dir / "log.jsonl", "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                try:
+                    with open(self.run_dir / "log.jsonl", "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                except OSError as exc:
+                    raise output_error(self.run_dir / "log.jsonl", exc) from None
                 self.log(epoch_line(record, cfg.epochs))
                 if board is not None:
                     for tag, value in board_scalars(record).items():
@@ -446,7 +450,7 @@ class Engine:
         """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""
         from vitool.evaluation.evaluate import SUMMARY_KEYS, evaluate_protocols
         from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, reported_specs
-        from vitool.io import atomic_output, write_features
+        from vitool.io import write_features
 
         cfg = self.config
         fs = self.features(

@@ -63,11 +63,20 @@ class ProtocolSpec:
         return self.direction or DEFAULT_DIRECTION[self.protocol]
 
 
-def check_protocol_fits(dataset: str | None, protocol: str, where: str, cross_dataset: bool = False) -> None:
+def check_protocol_fits(
+    dataset: str | None, protocol: str, where: str, cross_dataset: bool = False, split: str | None = None
+) -> None:
     """Refuse a dataset's protocol on features of another dataset: its queries, gallery cameras and
     exclusions would be drawn from the wrong cameras and still print a normal-looking score. ``generic``
     fits any file; a file without a recorded dataset is taken as it is; ``cross_dataset`` is the
-    deliberate exception (the results then record it)."""
+    deliberate exception (the results then record it). A dataset's protocol on its train ``split`` is
+    refused too: the score would read as a test score of identities the model trained on."""
+    if split == "train" and protocol != "generic":
+        raise VitoolError(
+            where,
+            f"holds the train split, which the {protocol} protocol does not score",
+            "extract the test split (vitool extract-features --split test), or --protocol generic to look at it",
+        )
     fits = PROTOCOL_OF_DATASET.get(str(dataset)) if dataset else None
     if cross_dataset or fits is None or protocol in (fits, "generic"):
         return

@@ -11,7 +11,6 @@ dtype and scalar reconstruction globals allowed through torch's safe-globals mec
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import warnings
@@ -24,6 +23,7 @@ import torch
 
 from vitool import __version__
 from vitool.errors import VitoolError
+from vitool.io import atomic_output
 from vitool.models.network import ModelConfig, VIReIDNet
 
 CHECKPOINT_FORMAT = 1
@@ -62,8 +62,6 @@ def _numpy_globals() -> list[Any]:
 
 def save_checkpoint(path: str | Path, model: VIReIDNet, extra: dict[str, Any] | None = None) -> None:
     """Atomic write: a killed process never leaves a truncated checkpoint under the final name."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     state = {
         "vitool_checkpoint": CHECKPOINT_FORMAT,
         "vitool_version": __version__,
@@ -72,17 +70,14 @@ def save_checkpoint(path: str | Path, model: VIReIDNet, extra: dict[str, Any] | 
         **plain(extra or {}),
     }
     try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:  # a full disk surfaces as either, depending on where it fails
+        with atomic_output(path, overwrite=True) as tmp:  # an OSError is atomic_output's one line
+            torch.save(state, tmp)
+    except RuntimeError as exc:  # torch's own writer reports a full disk this way
         raise VitoolError(
             path,
             f"could not be written ({exc})".replace("\n", " "),
             "free disk space; any earlier file there is intact",
         ) from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _refused_global(exc: Exception) -> str | None:
