@@ -1146,7 +1146,8 @@ def main() -> None:
         sys.exit(1)
     except OSError as err:  # the machine said no where no writer expected it (a disk full mid-read, a lost mount)
         fix = "check the path, its permissions and the disk"
-        sys.stderr.write(f"vitool: error: {err.filename or 'vitool'}: {err.strerror or err}; {fix}\n")
+        where = f"{err.filename}: " if err.filename else ""
+        sys.stderr.write(f"vitool: error: {where}{err.strerror or err}; {fix}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("vitool: interrupted\n")

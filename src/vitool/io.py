@@ -166,13 +166,25 @@ def temporary_name(path: Path, tag: str = "tmp") -> Path:
     return path.with_name(f".{path.name[:64]}.{digest}.{os.getpid()}.{tag}")
 
 
-def check_output(path: str | Path, overwrite: bool, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+def check_output(
+    path: str | Path, overwrite: bool, inputs: tuple[str | Path | None, ...] = (), make_parent: bool = False
+) -> Path:
     """Refuse to clobber a user's file (``overwrite`` or not, never one of the command's ``inputs``) and
-    fail before any expensive work when the output cannot be written: a missing folder, a path through a
-    file, a name too long, a folder without write access."""
+    fail before any expensive work when the output cannot be written: a missing folder (created with
+    ``make_parent``), a path through a file, a name too long, a folder without write access."""
     path = Path(path)
+    try:
+        _check_output(path, overwrite, inputs, make_parent)
+    except OSError as exc:  # stat() itself can fail: a name too long, a folder without search access
+        raise output_error(path, exc) from None
+    return path
+
+
+def _check_output(path: Path, overwrite: bool, inputs: tuple[str | Path | None, ...], make_parent: bool) -> None:
     if path.is_dir():
         raise VitoolError(path, "is a folder", "give a file name to -o")
+    if path.exists() and not path.is_file():
+        raise VitoolError(path, "is not a regular file (a device, a pipe)", "give a file name to -o")
     if path.exists() and not overwrite:
         raise VitoolError(
             path, "already exists", "pass --overwrite (overwrite=True from Python) or choose another name"
@@ -186,17 +198,15 @@ def check_output(path: str | Path, overwrite: bool, inputs: tuple[str | Path | N
             if not folder.is_dir():
                 raise VitoolError(path, f"cannot be written: {folder} is a file, not a folder", "fix the path")
             break
+    if make_parent:
+        parent.mkdir(parents=True, exist_ok=True)
     if not parent.exists():
         raise VitoolError(parent, "output folder does not exist", "create it first")
-    try:  # a real write answers for permissions, read-only mounts and name lengths alike
-        probe = temporary_name(path, "probe")
-        probe.touch(exist_ok=False)
-        probe.unlink()
-        if len(path.name.encode()) > os.pathconf(parent, "PC_NAME_MAX"):
-            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
-    except OSError as exc:
-        raise output_error(path, exc) from None
-    return path
+    if len(path.name.encode()) > os.pathconf(parent, "PC_NAME_MAX"):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+    probe = temporary_name(path, "probe")  # a real write answers for permissions and read-only mounts alike
+    probe.touch(exist_ok=False)
+    probe.unlink()
 
 
 @contextlib.contextmanager

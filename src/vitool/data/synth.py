@@ -552,11 +552,7 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
     people = [make_identity(np.random.default_rng([config.seed, 2, i]), config.ir_material) for i in range(n_ids)]
     cameras = _cameras(config.layout, config.seed)
     if not out.exists():  # a writable folder to create it in, before any image is drawn
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise output_error(out, exc) from None
-        check_output(out, overwrite=False)
+        check_output(out, overwrite=False, make_parent=True)
     tmp = temporary_name(out, "synth")  # this process's own: a folder left by a killed run blocks nothing
     writer = {"sysu": _write_sysu, "regdb": _write_regdb, "llcm": _write_llcm}[config.layout]
     try:
