@@ -32,3 +32,17 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
     lines = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("make ")]
     assert [line.split()[:2] for line in lines[:2]] == [["make", "demo"], ["make", "test"]]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_test_the_reliability_page_names_exists():
+    """docs/reliability.md pairs each promise with tests; a renamed or deleted test must not leave it empty."""
+    import re
+
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`(?:(test_\w+)\.py::)?(test_\w+)", text)
+    assert len(named) > 20
+    module = None
+    for file, test in named:
+        module = file or module  # a bare name belongs to the file named before it in the same cell
+        source = (ROOT / "tests" / f"{module}.py").read_text()
+        assert f"def {test}(" in source, f"docs/reliability.md names {module}.py::{test}, which does not exist"

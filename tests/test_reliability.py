@@ -271,6 +271,8 @@ def test_every_writer_says_in_one_line_when_its_output_cannot_be_written(
         "show embedding": ["show", "embedding", features_file, "-o", bad / "e.png"],
         "cache": ["cache", "--dataset", "sysu", "--root", root, "-o", bad / "c.h5"],
         "synth": ["synth", bad / "data", "--train-ids", "4", "--test-ids", "2"],
+        "convert": ["convert", features_file, "-o", bad / "c.pt"],
+        "compare --plot": ["compare", f"a={tmp_path}", f"b={tmp_path}", "--plot", bad / "c.png"],
     }
     for name, args in commands.items():
         res = vitool(*args)
