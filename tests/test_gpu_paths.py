@@ -35,7 +35,7 @@ def test_a_run_saved_without_a_scaler_resumes_into_an_enabled_one(tmp_path, synt
     engine.scaler = torch.amp.GradScaler("cpu", enabled=True)  # as a CUDA fp16 run builds it
     engine.resume(tmp_path / "run" / "last.pt")  # vitool 0.1: "does not fit this run's model (RuntimeError)"
     assert engine.start_epoch == 1 and engine.scaler.get_scale() == 65536.0  # a fresh scale
-    assert any(line.startswith("resuming at epoch 1 on cpu") for line in lines)
+    assert any(line.startswith("resuming at epoch 2/2 on cpu") for line in lines)
     # and the reverse: a scaler's state into a run without scaling is left out
     torch.save({**saved, "scaler": torch.amp.GradScaler("cpu", enabled=True).state_dict()}, tmp_path / "s.pt")
     Engine(tiny(synth_root["sysu"], epochs=2, val_ids=0), tmp_path / "run", log=lambda _: None).resume(
@@ -51,7 +51,7 @@ def test_resume_honours_where_it_runs_now(tmp_path, synth_root):
     assert res.returncode == 0, res.stderr
     res = run_cli("train", "--resume", run, "--epochs", "2", "--workers", "1", "--amp", "bf16")
     assert res.returncode == 0, res.stderr
-    assert "resuming at epoch 1 on cpu (amp torch.bfloat16, workers 1)" in res.stderr
+    assert "resuming at epoch 2/2 on cpu (amp torch.bfloat16, workers 1)" in res.stderr
     assert "workers 0 -> 1" in res.stderr and "amp 'auto' -> 'bf16'" in res.stderr
     config = (run / "config.toml").read_text()
     assert 'amp = "bf16"' in config and "workers = 1" in config and "epochs = 2" in config

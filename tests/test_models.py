@@ -72,7 +72,7 @@ def test_a_failed_checkpoint_write_leaves_the_earlier_one_intact(tmp_path, monke
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(VitoolError, match="No space left on device"):
+    with pytest.raises(VitoolError, match="no space left on the device"):
         save_checkpoint(tmp_path / "last.pt", model, {"epoch": 2})
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
