@@ -126,14 +126,18 @@ def engine_epochs(root: Path, args: argparse.Namespace) -> dict:
     from vitool.engine.config import load_config
     from vitool.engine.trainer import Engine
 
+    from vitool.methods.registry import option_keys
+
+    readers = option_keys()
     out: dict[str, dict] = {}
     for method in args.methods.split(","):
+        own = {k: v for k, v in ENGINE_KEYS.items() if k not in readers or method in readers[k]}  # its keys only
         for channels_last in (False, True):
             config = load_config(None, {
                 "dataset": "sysu", "root": str(root), "method": method, "backbone": args.backbone,
                 "pretrained": "none", "epochs": 2, "batches_per_epoch": args.steps, "optimizer": "adam",
                 "lr": 3.5e-4, "warmup_epochs": 0, "device": args.device, "amp": "auto",
-                "channels_last": channels_last, **ENGINE_KEYS,
+                "channels_last": channels_last, **own,
             })  # fmt: skip
             if args.device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
