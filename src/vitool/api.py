@@ -204,7 +204,7 @@ def protocol_trials(
     spec = _spec(protocol, rows.attrs.get("dataset"), mode, shot, direction, trials, deen_swap)
     from vitool.evaluation.protocols import build_trials, check_protocol_fits
 
-    check_protocol_fits(rows.attrs.get("dataset"), spec.protocol, "test_set")
+    check_protocol_fits(rows.attrs.get("dataset"), spec.protocol, "test_set", split=rows.attrs.get("split"))
     return build_trials(spec, rows.path, rows.pid, rows.cam, rows.modality, "test_set")
 
 
@@ -244,7 +244,7 @@ def evaluate(
     rows.features = emb.astype(np.float32, copy=False)
     dataset = rows.attrs.get("dataset")
     spec = _spec(protocol, dataset, mode, shot, direction, trials, deen_swap)
-    check_protocol_fits(dataset, spec.protocol, "test_set", cross_dataset)
+    check_protocol_fits(dataset, spec.protocol, "test_set", cross_dataset, rows.attrs.get("split"))
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device: expected cpu or cuda, got {device!r}")
     if device == "cuda":
