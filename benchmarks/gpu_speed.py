@@ -125,13 +125,11 @@ def engine_epochs(root: Path, args: argparse.Namespace) -> dict:
     of its per-epoch labels stage, and the peak GPU memory."""
     from vitool.engine.config import load_config
     from vitool.engine.trainer import Engine
+    from vitool.methods.registry import read_by
 
-    from vitool.methods.registry import option_keys
-
-    readers = option_keys()
     out: dict[str, dict] = {}
     for method in args.methods.split(","):
-        own = {k: v for k, v in ENGINE_KEYS.items() if k not in readers or method in readers[k]}  # its keys only
+        own = read_by(method, ENGINE_KEYS)
         for channels_last in (False, True):
             config = load_config(None, {
                 "dataset": "sysu", "root": str(root), "method": method, "backbone": args.backbone,

@@ -17,6 +17,7 @@ from vitool.data.datasets import load_split  # noqa: E402
 from vitool.engine.trainer import Engine  # noqa: E402
 from vitool.evaluation.evaluate import evaluate_features  # noqa: E402
 from vitool.evaluation.protocols import ProtocolSpec  # noqa: E402
+from vitool.methods.registry import read_by  # noqa: E402
 
 from .conftest import random_featureset  # noqa: E402
 from .test_train import tiny  # noqa: E402
@@ -138,7 +139,7 @@ def test_every_method_trains_on_the_gpu_at_resnet50_two_stream_with_amp(tmp_path
     Untrained features cluster into one group, so the clusters and associations are the true ones."""
     kw = dict(method=method, device="cuda", amp="auto", backbone="resnet50", height=288, width=144, workers=-1)
     kw |= dict(pretrained="none", dcl_epochs=1, experts_stage1_epochs=1, cluster_oracle=True, association="oracle")
-    engine = Engine(tiny(synth_root["sysu"], **kw), tmp_path / "run", log=lambda _: None)
+    engine = Engine(tiny(synth_root["sysu"], **read_by(method, kw)), tmp_path / "run", log=lambda _: None)
     assert engine.amp_dtype == torch.float16 and engine.workers > 0 and torch.backends.cudnn.benchmark
     assert engine.model.config.non_local == (method == "supervised")
     results = engine.run()

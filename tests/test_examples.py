@@ -53,6 +53,7 @@ def test_cron_example_scores_each_checkpoint_once_and_fails_loudly(tmp_path, syn
         ("llcm.sh", "supervised"),
         ("regdb.sh", "pclhd"),
         ("llcm.sh", "mult"),
+        pytest.param("sysu.sh", "dcl", marks=pytest.mark.slow),
     ],
 )
 def test_recipes_run_at_smoke_size(recipe, method, tmp_path, synth_root):

@@ -173,12 +173,17 @@ def test_a_failed_start_leaves_nothing_behind(vitool, tmp_path, synth_root, tiny
     from vitool.engine import trainer
 
     def disk_full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "scratch"))
 
     monkeypatch.setattr(trainer.Engine, "_train_epoch", disk_full)  # fails in the first epoch
-    one_line(vitool("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run"))
+    line = one_line(vitool("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run"))
+    assert str(tmp_path / "run" / "scratch") in line and "No space left on device" in line
     assert not (tmp_path / "run").exists()
     one_line(vitool("train", "--resume", tmp_path / "run"), "has no last.pt")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's file")
+    one_line(vitool("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "mine"), "not empty")
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]  # no lock file left in it
 
 
 def _hold_lock(run: Path) -> subprocess.Popen:
@@ -225,12 +230,25 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(vitool, tmp_path, sy
     epoch_lines = [line for line in resumed.stderr.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 1 and epoch_lines[0].startswith("epoch 2/2") and "val Rank-1" in epoch_lines[0]
 
-    from vitool.engine.run_folder import run_config
-
     moved = tmp_path / "moved"
     (data / "sysu").rename(moved)
-    config, _ = run_config(None, run, None, {"root": str(moved)})  # --resume RUN --root DIR
-    assert config.root == str(moved) and config.seed == 3
+    one_line(vitool("train", "--resume", run, "--epochs", "3"), "sysu")  # the saved root is gone
+    one_line(vitool("train", "--resume", run, "--lr", "0.5"), "a resumed run keeps its saved lr", "drop it")
+    one_line(vitool("train", "--resume", run, "--config", tiny_config), "keeps its saved config")
+    resumed = vitool("train", "--resume", run, "--root", moved, "--epochs", "3")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f'root = "{moved}"' in (run / "config.toml").read_text()
+
+
+def test_every_path_of_a_run_is_stored_absolute(tmp_path, synth_root, monkeypatch):
+    from vitool.engine.run_folder import run_config
+
+    monkeypatch.chdir(tmp_path)
+    given = {"root": "data", "labels": "l.h5", "image_cache": "c.h5", "pretrained": "weights/r50.pth"}
+    config, _ = run_config(tmp_path / "run", None, None, given)
+    assert all(getattr(config, k) == str(tmp_path / v) for k, v in given.items())
+    named, _ = run_config(tmp_path / "run", None, None, {"root": "data", "pretrained": "imagenet"})
+    assert named.pretrained == "imagenet" and named.labels == ""  # names and empty values stay as they are
 
 
 def test_the_lock_is_refused_on_a_second_writer_in_this_process(tmp_path):

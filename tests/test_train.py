@@ -182,9 +182,9 @@ def test_method_options_live_with_their_method_and_old_run_folders_still_load(tm
     assert method.options.ot_lambda == 10 and method.options.grl_ramp == 0.177  # set, and the default
     for method_name, bad, named in (
         ("otla", {"ot_init": "zeros"}, "ot_init = 'zeros': use prototypes or random"),
-        ("experts", {"experts_sharpen": 0}, "experts_sharpen = 0.0: use a value > 0"),
-        ("mult", {"mult_sharpen": -1}, "mult_sharpen = -1.0: use a value > 0"),
-        ("pclhd", {"pclhd_lambda": 2}, "pclhd_lambda = 2.0: use a value in [0, 1]"),
+        ("experts", {"experts_sharpen": 0}, "experts_sharpen = 0: use a value > 0"),
+        ("mult", {"mult_sharpen": -1}, "mult_sharpen = -1: use a value > 0"),
+        ("pclhd", {"pclhd_lambda": 2}, "pclhd_lambda = 2: use a value in [0, 1]"),
         ("dcl", {"memory_momentum": 1.0}, "memory_momentum = 1.0: use a value in [0, 1)"),
     ):
         with pytest.raises(VitoolError, match=re.escape(f"method {method_name}: {named}")):

@@ -29,8 +29,8 @@ run_recipe() {
   if [ "${TINY:-0}" = 1 ]; then  # a method's own keys only where it reads them (--set of another's: an error)
     case $method in
       experts) small+=(--set experts_stage1_epochs=1) ;;
-      pclhd|mult|dcl) small+=(--set dcl_epochs=1 --set cluster_k1=4 --set cluster_k2=2 --set cluster_min_samples=2
-                              --set cluster_eps=0.7) ;;
+      pclhd|mult|dcl) small+=(--set cluster_k1=4 --set cluster_k2=2 --set cluster_min_samples=2 --set cluster_eps=0.7)
+                      [ "$method" = dcl ] || small+=(--set dcl_epochs=1) ;;  # dcl has no second stage
     esac
   fi
   set -- --trial "${TRIAL:-1}" "$@"

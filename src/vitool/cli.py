@@ -803,7 +803,8 @@ def train(
         Path | None,
         typer.Option(
             help="Continue the run in this folder from its last.pt, on this machine's device (--device auto "
-            "unless given); --epochs, --amp and --workers may be given anew too."
+            "unless given); --epochs, --amp, --workers and --root (a moved dataset) may be given anew, any "
+            "other option is refused."
         ),
     ] = None,
     dataset: Annotated[Dataset | None, typer.Option(help="Dataset layout of --root.")] = None,

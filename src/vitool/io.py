@@ -163,7 +163,8 @@ def temporary_name(path: Path, tag: str = "tmp") -> Path:
     """A hidden name beside ``path`` for a file being written: unique per process and output, and short
     enough for any file system (a legal 255-byte name must still get a legal temporary name)."""
     digest = hashlib.sha1(path.name.encode()).hexdigest()[:8]
-    return path.with_name(f".{path.name[:64]}.{digest}.{os.getpid()}.{tag}")
+    stem = path.name.encode()[:64].decode(errors="ignore")  # 64 bytes: a name of 4-byte characters fits too
+    return path.with_name(f".{stem}.{digest}.{os.getpid()}.{tag}")
 
 
 def check_output(

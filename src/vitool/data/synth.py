@@ -554,6 +554,7 @@ def generate(out: str | Path, config: SynthConfig, progress=None) -> dict[str, i
     if not out.exists():  # a writable folder to create it in, before any image is drawn
         check_output(out, overwrite=False, make_parent=True)
     tmp = temporary_name(out, "synth")  # this process's own: a folder left by a killed run blocks nothing
+    shutil.rmtree(tmp, ignore_errors=True)  # one with this pid is from a process gone (containers reuse pids)
     writer = {"sysu": _write_sysu, "regdb": _write_regdb, "llcm": _write_llcm}[config.layout]
     try:
         counts = writer(tmp, people, cameras, config, progress)

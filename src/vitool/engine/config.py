@@ -177,14 +177,18 @@ def typed_value(kind: Any, value: Any) -> tuple[bool, Any]:
     return True, value  # a plugin's own annotation: its dataclass checks it
 
 
-def check_keys(cls: type, values: dict[str, Any], origins: dict[str, str | None], rules: dict | None = None) -> None:
+def check_keys(
+    cls: type, values: dict[str, Any], origins: dict[str, str | None], rules: dict | None = None, convert: bool = True
+) -> None:
     """Check each of ``values`` against the annotation of ``cls``'s field of that name (and ``rules``),
-    in place (an integer where a number is meant becomes a float); the error names where it came from."""
+    in place (with ``convert``, an integer where a number is meant becomes a float); the error names
+    where it came from."""
     hints = get_type_hints(cls)
     for key, value in values.items():
         if key not in hints:
             continue
-        ok, values[key] = typed_value(hints[key], value)
+        ok, typed = typed_value(hints[key], value)
+        values[key] = typed if convert else value
         rule = (rules or {}).get(key)
         if ok and (rule is None or rule[0](values[key])):
             continue
@@ -299,8 +303,8 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             f"it belongs to {', '.join(readers)}: drop it, or train one of those",
         )
     options = {k: v for k, v in options.items() if k in own}
-    if cls is not None:
-        check_keys(cls, options, origins)
+    if cls is not None:  # the types here; the ranges by the options' own check, which shows values as typed
+        check_keys(cls, options, origins, convert=False)
     config = TrainConfig(**values)
     from vitool.methods.registry import method_options
 

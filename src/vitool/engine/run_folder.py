@@ -3,7 +3,9 @@ new run against a resumed one (what is read from the folder, what the command ma
 
 The lock is an ``fcntl`` lock on ``RUN/.lock``, which holds the writer's pid: the kernel releases it when
 the process ends in any way (kill -9 included), so a stale file never blocks a later ``--resume``. The
-file itself stays; deleting it would let two writers lock two different files.
+file stays with the run; a failed start removes it with the rest of what it made, and a process that
+locked the removed file (it opened it just before) finds the name gone or on another inode and refuses,
+so two writers never hold two different files.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from vitool.io import output_error
 LOCK = ".lock"
 RUN_PLACE = ("device", "amp", "workers")  # where a run computes: a resume takes them from where it runs now
 RESUME_KEYS = ("epochs", "root", *RUN_PLACE)  # what a resume may give anew; the rest is the saved run's
-PATH_KEYS = ("root", "labels", "image_cache")  # stored absolute: a run resumes from any working directory
+PATH_KEYS = ("root", "labels", "image_cache", "pretrained")  # stored absolute: a resume works from anywhere
+NOT_PATHS = ("", "imagenet", "none")  # pretrained's names of weights rather than files
 
 
 def _absolute(config: TrainConfig) -> TrainConfig:
-    return replace(config, **{k: str(Path(v).absolute()) for k in PATH_KEYS if (v := getattr(config, k))})
+    paths = {k: str(Path(v).absolute()) for k in PATH_KEYS if (v := getattr(config, k)) not in NOT_PATHS}
+    return replace(config, **paths)
 
 
 def run_config(
@@ -41,7 +45,15 @@ def run_config(
     if resume is not None:
         if not (resume / "last.pt").is_file():
             raise VitoolError(resume, "has no last.pt to resume from", "pass the folder of an earlier vitool train")
-        kept = {k: v for k, v in overrides.items() if k in RESUME_KEYS and v is not None}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        ignored = [k for k in given if k not in RESUME_KEYS] + (["config"] if config is not None else [])
+        if ignored:  # a value typed for the resumed run that it would not use
+            raise VitoolError(
+                resume,
+                f"a resumed run keeps its saved {ignored[0]}",
+                f"drop it (a resume may change only {', '.join(RESUME_KEYS)}), or start a new run with -o",
+            )
+        kept = {k: v for k, v in given.items() if k in RESUME_KEYS}
         kept.setdefault("device", "auto")  # the machine it resumes on, unless --device says otherwise
         return _absolute(load_config(resume / "config.toml", kept)), resume
     cfg = load_config(config, overrides)
@@ -59,13 +71,16 @@ def run_folder(path: Path, resume: bool) -> Iterator[Path]:
     created = not path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
+        had_lock = (path / LOCK).exists()
         handle = open(path / LOCK, "a+")  # held for the whole run
     except OSError as exc:
         raise output_error(path, exc) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(handle.fileno()).st_ino != os.stat(path / LOCK).st_ino:  # removed by a failed start
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise VitoolError(
@@ -73,6 +88,8 @@ def run_folder(path: Path, resume: bool) -> Iterator[Path]:
             ) from None
         before = set(os.listdir(path)) - {LOCK}
         if not resume and before:
+            if not had_lock:  # a user's folder: leave it as it was
+                (path / LOCK).unlink()
             raise VitoolError(path, "exists and is not empty", "choose a new -o folder or --resume it")
         handle.seek(0)
         handle.truncate()

@@ -92,6 +92,13 @@ def option_keys() -> dict[str, list[str]]:
     return keys
 
 
+def read_by(method: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the method options that ``method`` does not read (what one set of overrides
+    for several methods gives each: an override the method would ignore is an error in load_config)."""
+    readers = option_keys()
+    return {k: v for k, v in values.items() if k not in readers or method in readers[k]}
+
+
 def method_options(method: str, values: dict[str, Any], where=None) -> Any:
     """The options dataclass of ``method`` from flat ``values`` (keys of other methods are not its own and
     are left out), validated by the dataclass; None for a method without options."""
