@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +27,33 @@ def synth_root(tmp_path_factory) -> dict[str, Path]:
     return roots
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+def run_cli(*args: str, cwd: Path | None = None, isolated: bool = False) -> subprocess.CompletedProcess:
+    """``vitool ARGS``: its exit code, stdout and stderr. It runs in this process (torch is imported once
+    for the whole suite, not once per call) through the same ``main()`` the console script calls; with
+    ``isolated`` in a fresh interpreter, for tests where the process boundary is the point."""
+    argv = [str(a) for a in args]
+    if isolated:
+        return subprocess.run([sys.executable, "-m", "vitool", *argv], capture_output=True, text=True, cwd=cwd)
+    from vitool.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, code = sys.argv, os.getcwd(), 0
+    try:
+        sys.argv = ["vitool", *argv]
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except Exception:  # what a separate process would print before exiting 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess(["vitool", *argv], code, out.getvalue(), err.getvalue())
 
 
 def random_featureset(n_vis: int = 40, n_ir: int = 30, dim: int = 8, n_ids: int = 6, seed: int = 0) -> FeatureSet:

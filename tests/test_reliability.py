@@ -1,7 +1,7 @@
 """What vitool promises when a run or a file goes wrong (docs/reliability.md lists each promise with its test):
 bad input is one line and exit 1, a config is checked before anything starts, a run folder has one writer
 and a failed start leaves nothing, a run resumes from anywhere, an output that cannot be written is one line
-and leaves no partial file, epochs are counted one way. Tiny synthetic data, the CLI run in this process."""
+and leaves no partial file, epochs are counted one way. Tiny synthetic data."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -22,7 +21,7 @@ import pytest
 from vitool.errors import VitoolError
 from vitool.io import atomic_output, make_provenance, read_features, write_features
 
-from .conftest import random_featureset
+from .conftest import random_featureset, run_cli
 
 TINY = """dataset = "sysu"
 backbone = "mobilenet_v2"
@@ -42,33 +41,7 @@ workers = 0
 """
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def vitool(capsys, monkeypatch):
-    """``vitool ARGS`` in this process (torch is imported once): its exit code, stdout and stderr."""
-    from vitool.cli import main
-
-    def run(*args) -> Ran:
-        monkeypatch.setattr(sys, "argv", ["vitool", *map(str, args)])
-        capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        out = capsys.readouterr()
-        return Ran(code, out.out, out.err)
-
-    return run
-
-
-def one_line(res: Ran, *needles: str) -> str:
+def one_line(res: subprocess.CompletedProcess, *needles: str) -> str:
     assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
     lines = res.stderr.strip("\n").split("\n")
     assert len(lines) == 1 and lines[0].startswith("vitool: error: "), res.stderr[-2000:]
@@ -116,39 +89,37 @@ def features_file(tmp_path) -> Path:
         ("", ["method=mystery"], ["method = 'mystery'", "use one of"]),
     ],
 )
-def test_a_bad_config_value_is_one_line_before_any_folder(
-    vitool, tmp_path, synth_root, tiny_config, in_file, sets, needles
-):
+def test_a_bad_config_value_is_one_line_before_any_folder(tmp_path, synth_root, tiny_config, in_file, sets, needles):
     config = tmp_path / "c.toml"
     config.write_text(f'base = "{tiny_config.name}"\n{in_file}\n')
     args = [a for s in sets for a in ("--set", s)]
     line = one_line(
-        vitool("train", "--config", config, "--root", synth_root["sysu"], *args, "-o", tmp_path / "run"), *needles
+        run_cli("train", "--config", config, "--root", synth_root["sysu"], *args, "-o", tmp_path / "run"), *needles
     )
     assert in_file == "" or str(config) in line  # the file the value came from
     assert not (tmp_path / "run").exists()
 
 
-def test_an_error_names_the_base_file_the_value_came_from(vitool, tmp_path, synth_root):
+def test_an_error_names_the_base_file_the_value_came_from(tmp_path, synth_root):
     (tmp_path / "base.toml").write_text(TINY + "gamma = -0.1\n")
     (tmp_path / "variant.toml").write_text('base = "base.toml"\nlr = 0.01\n')
     line = one_line(
-        vitool("train", "--config", tmp_path / "variant.toml", "--root", synth_root["sysu"], "-o", tmp_path / "r")
+        run_cli("train", "--config", tmp_path / "variant.toml", "--root", synth_root["sysu"], "-o", tmp_path / "r")
     )
     assert line.startswith(f"vitool: error: {tmp_path / 'base.toml'}: gamma = -0.1")
 
 
-def test_every_key_is_listed_with_its_type_default_and_meaning(vitool):
+def test_every_key_is_listed_with_its_type_default_and_meaning():
     from vitool.engine.config import KEYS
     from vitool.methods.registry import option_keys
 
-    res = vitool("recipes", "--keys", "--json")
+    res = run_cli("recipes", "--keys", "--json")
     rows = {r["key"]: r for r in json.loads(res.stdout)}
     assert set(rows) == (KEYS - {"experts_restart_schedule"}) | set(option_keys())
     assert rows["lr"]["type"] == "float" and rows["lr"]["default"] == 0.1 and "> 0" in rows["lr"]["allowed"]
     assert rows["ot_lambda"]["methods"] == ["otla", "visible"] and "Sinkhorn" in rows["ot_lambda"]["meaning"]
     assert rows["dcl_epochs"]["meaning"]  # explained in a base class of the method's options
-    assert "vitool recipes --keys" in vitool("train", "--help").stdout
+    assert "vitool recipes --keys" in run_cli("train", "--help").stdout
 
 
 # ------------------------------------------------------------------------------ 2-4, 8. run folders
@@ -162,12 +133,12 @@ def _swap_root_without_infrared(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_a_failed_start_leaves_nothing_behind(vitool, tmp_path, synth_root, tiny_config, monkeypatch):
+def test_a_failed_start_leaves_nothing_behind(tmp_path, synth_root, tiny_config, monkeypatch):
     no_ir = _swap_root_without_infrared(synth_root["sysu"], tmp_path / "no_ir")
-    one_line(vitool("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "run"), "no infrared training")
+    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "run"), "no infrared training")
     assert not (tmp_path / "run").exists()  # the message names the cause, not a later evaluation
     (tmp_path / "empty").mkdir()
-    one_line(vitool("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "empty"))
+    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "empty"))
     assert list((tmp_path / "empty").iterdir()) == []  # a folder that was there stays, as it was
 
     from vitool.engine import trainer
@@ -176,13 +147,13 @@ def test_a_failed_start_leaves_nothing_behind(vitool, tmp_path, synth_root, tiny
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "scratch"))
 
     monkeypatch.setattr(trainer.Engine, "_train_epoch", disk_full)  # fails in the first epoch
-    line = one_line(vitool("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run"))
+    line = one_line(run_cli("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run"))
     assert str(tmp_path / "run" / "scratch") in line and "No space left on device" in line
     assert not (tmp_path / "run").exists()
-    one_line(vitool("train", "--resume", tmp_path / "run"), "has no last.pt")
+    one_line(run_cli("train", "--resume", tmp_path / "run"), "has no last.pt")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("a user's file")
-    one_line(vitool("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "mine"), "not empty")
+    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "mine"), "not empty")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]  # no lock file left in it
 
 
@@ -201,11 +172,11 @@ def _hold_lock(run: Path) -> subprocess.Popen:
     return holder
 
 
-def test_one_writer_per_run_folder_and_resume_from_anywhere(vitool, tmp_path, synth_root, tiny_config, monkeypatch):
+def test_one_writer_per_run_folder_and_resume_from_anywhere(tmp_path, synth_root, tiny_config, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(synth_root["sysu"], data / "sysu")
     monkeypatch.chdir(data)  # the root typed relative to where the run starts
-    first = vitool("train", "--config", tiny_config, "--root", "sysu", "-o", tmp_path / "run")
+    first = run_cli("train", "--config", tiny_config, "--root", "sysu", "-o", tmp_path / "run")
     assert first.returncode == 0, first.stderr[-2000:]
     run = tmp_path / "run"
     saved = (run / "config.toml").read_text()
@@ -214,7 +185,7 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(vitool, tmp_path, sy
     holder = _hold_lock(run)
     try:
         for args in (["--resume", run, "--epochs", "2"], ["--config", tiny_config, "--root", "sysu", "-o", run]):
-            one_line(vitool("train", *args), str(run), f"in use by another vitool train (pid {holder.pid})")
+            one_line(run_cli("train", *args), str(run), f"in use by another vitool train (pid {holder.pid})")
     finally:
         holder.send_signal(signal.SIGKILL)  # as kill -9: the lock file stays, the lock does not
         holder.wait()
@@ -222,7 +193,7 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(vitool, tmp_path, sy
 
     monkeypatch.chdir(tmp_path)  # resumed from another working directory
     monkeypatch.setenv("COLUMNS", "40")  # a narrow terminal width must not break a logged line
-    resumed = vitool("train", "--resume", run, "--epochs", "2")
+    resumed = run_cli("train", "--resume", run, "--epochs", "2")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming at epoch 2/2" in resumed.stderr
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -232,10 +203,10 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(vitool, tmp_path, sy
 
     moved = tmp_path / "moved"
     (data / "sysu").rename(moved)
-    one_line(vitool("train", "--resume", run, "--epochs", "3"), "sysu")  # the saved root is gone
-    one_line(vitool("train", "--resume", run, "--lr", "0.5"), "a resumed run keeps its saved lr", "drop it")
-    one_line(vitool("train", "--resume", run, "--config", tiny_config), "keeps its saved config")
-    resumed = vitool("train", "--resume", run, "--root", moved, "--epochs", "3")
+    one_line(run_cli("train", "--resume", run, "--epochs", "3"), "sysu")  # the saved root is gone
+    one_line(run_cli("train", "--resume", run, "--lr", "0.5"), "a resumed run keeps its saved lr", "drop it")
+    one_line(run_cli("train", "--resume", run, "--config", tiny_config), "keeps its saved config")
+    resumed = run_cli("train", "--resume", run, "--root", moved, "--epochs", "3")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f'root = "{moved}"' in (run / "config.toml").read_text()
 
@@ -264,12 +235,12 @@ def test_the_lock_is_refused_on_a_second_writer_in_this_process(tmp_path):
 
 
 def test_every_writer_says_in_one_line_when_its_output_cannot_be_written(
-    vitool, tmp_path, synth_root, features_file, monkeypatch
+    tmp_path, synth_root, features_file, monkeypatch
 ):
     (tmp_path / "afile").write_text("a file, not a folder")
     bad = tmp_path / "afile"
     labels = tmp_path / "labels.h5"
-    assert vitool("cluster", features_file, "--method", "kmeans", "--k", "4", "-o", labels).returncode == 0
+    assert run_cli("cluster", features_file, "--method", "kmeans", "--k", "4", "-o", labels).returncode == 0
 
     from vitool import features as extraction
 
@@ -293,11 +264,11 @@ def test_every_writer_says_in_one_line_when_its_output_cannot_be_written(
         "compare --plot": ["compare", f"a={tmp_path}", f"b={tmp_path}", "--plot", bad / "c.png"],
     }
     for name, args in commands.items():
-        res = vitool(*args)
+        res = run_cli(*args)
         assert res.returncode == 1, (name, res.stderr[-2000:])
         one_line(res, str(bad), "is a file, not a folder")
-    one_line(vitool("evaluate", features_file, "-o", tmp_path / ("x" * 300 + ".json")), "name is too long")
-    one_line(vitool("cluster", features_file, "-o", features_file, "--overwrite"), "is also this command's input")
+    one_line(run_cli("evaluate", features_file, "-o", tmp_path / ("x" * 300 + ".json")), "name is too long")
+    one_line(run_cli("cluster", features_file, "-o", features_file, "--overwrite"), "is also this command's input")
     assert read_features(features_file).features.shape[0] == 70  # the input is intact
 
 
@@ -362,7 +333,7 @@ def _damage(path: Path, name: str, values) -> None:
         ("path", "bytes", ["path", "not UTF-8"]),
     ],
 )
-def test_damaged_feature_files_are_one_line(vitool, tmp_path, name, damage, needles):
+def test_damaged_feature_files_are_one_line(tmp_path, name, damage, needles):
     fs = random_featureset()
     fs.features_pre_bn = fs.features.copy()
     write_features(tmp_path / "f.h5", fs, make_provenance({}))
@@ -376,14 +347,14 @@ def test_damaged_feature_files_are_one_line(vitool, tmp_path, name, damage, need
         values = np.array([b"cam1/0001/\xff\xfe.jpg"] * len(fs.path), dtype=h5py.vlen_dtype(bytes))
     _damage(tmp_path / "f.h5", name, values)
     scored = ["--feature", "features_pre_bn"] if name == "features_pre_bn" else []
-    one_line(vitool("evaluate", tmp_path / "f.h5", *scored), "f.h5", *needles)
+    one_line(run_cli("evaluate", tmp_path / "f.h5", *scored), "f.h5", *needles)
     if name == "path":
-        one_line(vitool("info", tmp_path / "f.h5"), "f.h5", *needles)
+        one_line(run_cli("info", tmp_path / "f.h5"), "f.h5", *needles)
 
 
-def test_info_describes_an_image_cache(vitool, tmp_path, synth_root):
+def test_info_describes_an_image_cache(tmp_path, synth_root):
     assert (
-        vitool(
+        run_cli(
             "cache",
             "--dataset",
             "sysu",
@@ -398,7 +369,7 @@ def test_info_describes_an_image_cache(vitool, tmp_path, synth_root):
         ).returncode
         == 0
     )
-    res = vitool("info", tmp_path / "c.h5", "--json")
+    res = run_cli("info", tmp_path / "c.h5", "--json")
     info = json.loads(res.stdout)
     assert res.returncode == 0 and info["kind"] == "image_cache" and info["rows"] > 0
 
@@ -406,9 +377,9 @@ def test_info_describes_an_image_cache(vitool, tmp_path, synth_root):
 # ------------------------------------------------------------------------------ 7. messages and the worth-deciding
 
 
-def test_messages_point_to_what_works(vitool, tmp_path, synth_root, tiny_config, features_file):
+def test_messages_point_to_what_works(tmp_path, synth_root, tiny_config, features_file):
     line = one_line(
-        vitool(
+        run_cli(
             "train",
             "--config",
             tiny_config,
@@ -424,7 +395,7 @@ def test_messages_point_to_what_works(vitool, tmp_path, synth_root, tiny_config,
     )
     assert line and not (tmp_path / "run").exists()  # ids_per_batch alone took effect: the message is true
     line = one_line(
-        vitool(
+        run_cli(
             "show",
             "ranks",
             features_file,
@@ -437,21 +408,21 @@ def test_messages_point_to_what_works(vitool, tmp_path, synth_root, tiny_config,
         )
     )
     flag = "--cross-dataset"
-    assert flag in line and flag in vitool("show", "ranks", "--help").stdout
+    assert flag in line and flag in run_cli("show", "ranks", "--help").stdout
 
 
-def test_train_split_features_are_not_scored_as_a_test(vitool, tmp_path):
+def test_train_split_features_are_not_scored_as_a_test(tmp_path):
     fs = random_featureset()
     fs.attrs = {"dataset": "sysu", "split": "train", "trial": 0}
     write_features(tmp_path / "train.h5", fs, make_provenance({}))
-    one_line(vitool("evaluate", tmp_path / "train.h5"), "train split", "--split test")
-    assert vitool("evaluate", tmp_path / "train.h5", "--protocol", "generic").returncode == 0
+    one_line(run_cli("evaluate", tmp_path / "train.h5"), "train split", "--split test")
+    assert run_cli("evaluate", tmp_path / "train.h5", "--protocol", "generic").returncode == 0
 
 
-def test_show_ranks_refuses_a_root_whose_images_are_not_the_files(vitool, tmp_path, synth_root):
+def test_show_ranks_refuses_a_root_whose_images_are_not_the_files(tmp_path, synth_root):
     root = tmp_path / "sysu"
     shutil.copytree(synth_root["sysu"], root)
-    made = vitool(
+    made = run_cli(
         "extract-features",
         "--dataset",
         "sysu",
@@ -470,12 +441,12 @@ def test_show_ranks_refuses_a_root_whose_images_are_not_the_files(vitool, tmp_pa
     )
     assert made.returncode == 0, made.stderr[-2000:]
     args = ["show", "ranks", tmp_path / "f.h5", "--root", root, "--random", "1", "--best", "0", "--worst", "0"]
-    assert vitool(*args, "-o", tmp_path / "ok.png").returncode == 0
+    assert run_cli(*args, "-o", tmp_path / "ok.png").returncode == 0
     first, second = sorted(p for p in (root / "cam1").iterdir() if p.is_dir())[:2]  # two people swapped
     first.rename(root / "cam1" / "swap")
     second.rename(first)
     (root / "cam1" / "swap").rename(second)
-    one_line(vitool(*args, "-o", tmp_path / "swapped.png"), "does not hold the images the features were made from")
+    one_line(run_cli(*args, "-o", tmp_path / "swapped.png"), "does not hold the images the features were made from")
     assert not (tmp_path / "swapped.png").exists()
 
 
