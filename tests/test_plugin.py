@@ -58,3 +58,12 @@ def test_plugin_options_are_checked_by_the_plugin(plugin_path, synth_root, tmp_p
     # without the plugin installed, its option and its name are unknown
     res = subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True)
     assert res.returncode == 2 and "heterocenter" in res.stderr
+
+
+def test_a_taken_method_name_is_refused():
+    from vitool.methods.registry import method_spec, register
+
+    otla = method_spec("otla")
+    with pytest.raises(ValueError, match="'otla' is already registered"):
+        register("otla", lambda config, samples: None, "a plugin that would replace OTLA")
+    assert method_spec("otla") is otla

@@ -21,8 +21,6 @@ from vitool.engine.report import DIAGNOSTIC_SUFFIXES
 from vitool.errors import VitoolError
 from vitool.evaluation.evaluate import SUMMARY_KEYS as METRICS  # the metrics results.json holds
 
-# label-quality figures the methods log per epoch (vitool.diagnostics), recognised by their name's end
-
 
 @dataclass
 class Run:

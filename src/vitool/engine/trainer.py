@@ -36,7 +36,7 @@ from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_c
 from vitool.engine.run_folder import RUN_PLACE
 from vitool.errors import VitoolError
 from vitool.io import atomic_output, make_provenance, output_error
-from vitool.methods.contract import Method, RunPlan, TrainingContext
+from vitool.methods.contract import Method, RunPlan, TrainingContext, epoch_seed
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
@@ -271,7 +271,7 @@ class Engine:
         board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
-            seed_everything(cfg.seed * 100_003 + epoch)
+            seed_everything(epoch_seed(cfg.seed, epoch))
             labelled = time.perf_counter()
             plan = self.method.epoch_labels(self.context, epoch)
             labels_seconds = time.perf_counter() - labelled  # clustering, association, relabelling
@@ -279,7 +279,7 @@ class Engine:
                 plan = broadcast_from_main(plan)
                 self.method.adopt_labels(plan)
             if self.world > 1:  # the same labels everywhere, but each process its own augmentation and dropout
-                seed_everything(cfg.seed * 100_003 + epoch + RANK_SEED * self.rank)
+                seed_everything(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank)
             labels = dataset.labels = plan.labels
             sampler = CrossModalIdentitySampler(
                 labels[modality == VISIBLE],
@@ -287,7 +287,7 @@ class Engine:
                 ir_offset,
                 ids_per_batch,
                 images_per_id,
-                seed=cfg.seed * 100_003 + epoch,
+                seed=epoch_seed(cfg.seed, epoch),
                 batches=steps,
                 independent=plan.independent,
                 second=None
@@ -299,7 +299,7 @@ class Engine:
                 batch_sampler=RankSlice(sampler, self.rank, self.world),
                 num_workers=self.workers,
                 pin_memory=self.device.type == "cuda",
-                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + RANK_SEED * self.rank),
+                generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank),
             )
             record = self._train_epoch(epoch, loader, progress if main else None)
             record["labels_seconds"] = round(labels_seconds, 2)

@@ -65,6 +65,12 @@ class TrainingContext:
         return self.rank == 0
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch of a run: its sampler, augmentation and any draw a method makes, so that a
+    resumed run draws what an uninterrupted one would."""
+    return seed * 100_003 + epoch
+
+
 def check_options(options: Any, rules: dict[str, tuple[bool, str]]) -> None:
     """Validate a method's options dataclass: ``rules`` maps a key to (is its value valid, what is valid).
     The ValueError names the key, its value and the fix; vitool shows it as one line."""

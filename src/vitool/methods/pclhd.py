@@ -51,12 +51,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.methods.association import associate
-from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext, check_options, epoch_seed
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
-
-NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
 
 
 def dynamic_logits(queries: torch.Tensor, samples: torch.Tensor, labels: torch.Tensor, temperature: float):
@@ -225,7 +223,7 @@ class PCLHD(ClusterContrast):
     def _dynamic_memories(self, context: TrainingContext) -> None:
         """Eq. 17-18: M members per cluster, with replacement, encoded by the momentum encoder."""
         m_per = self.options.pclhd_dynamic_samples
-        rng = np.random.default_rng(self.config.seed * 100_003 + self.epoch)
+        rng = np.random.default_rng(epoch_seed(self.config.seed, self.epoch))
         picks = {}
         for m in (VISIBLE, INFRARED):
             rows = self.rows_of[m]

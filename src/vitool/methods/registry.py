@@ -44,11 +44,16 @@ _REGISTRY: dict[str, MethodSpec] = {}
 _loaded_plugins = False
 
 
-def register(name: str, build: Callable[..., Method], summary: str, options: type | str | None = None) -> None:
+def register(
+    name: str, build: Callable[..., Method], summary: str, options: type | str | None = None, replace: bool = False
+) -> None:
     """Make ``--method name`` build ``build(config, samples, options)`` (``build(config, samples)`` for a
-    method without options of its own)."""
+    method without options of its own). A name already taken is refused unless ``replace``: two plugins
+    (or a plugin and vitool) must not silently swap the method a recipe names."""
     if options is not None and not isinstance(options, str) and not dataclasses.is_dataclass(options):
         raise TypeError(f"method {name}: options must be a dataclass")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"method {name!r} is already registered; pick another name, or pass replace=True")
     _REGISTRY[name] = MethodSpec(name, build, summary, options)
 
 
