@@ -13,6 +13,7 @@ _API = (
     "Rerank",
     "TestSet",
     "assign_labels",
+    "check_method",
     "cluster_features",
     "convert_checkpoint",
     "evaluate",
