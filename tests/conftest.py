@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vitool.data.datasets import load_split
 from vitool.data.synth import SynthConfig, generate
+from vitool.engine.config import load_config
 from vitool.io import FeatureSet
 
 
@@ -77,3 +80,87 @@ def random_featureset(n_vis: int = 40, n_ir: int = 30, dim: int = 8, n_ids: int 
 def assign_cli(features: Path, labels: Path, method: str, out: Path) -> subprocess.CompletedProcess:
     """`vitool assign-labels FEATURES --labels LABELS --method METHOD -o OUT --json`."""
     return run_cli("assign-labels", features, "--labels", labels, "--method", method, "-o", out, "--json")
+
+
+def tiny(root, **kw):
+    base = dict(
+        dataset="sysu",
+        root=str(root),
+        backbone="mobilenet_v2",
+        height=64,
+        width=32,
+        epochs=2,
+        ids_per_batch=2,
+        images_per_id=2,
+        batches_per_epoch=2,
+        optimizer="adam",
+        lr=3.5e-3,
+        warmup_epochs=1,
+        milestones=[],
+        val_ids=2,
+        seed=3,
+        workers=0,
+    )
+    base.update(kw)
+    return load_config(None, base)
+
+
+def one_line_error(res: subprocess.CompletedProcess, *needles: str) -> str:
+    """A command that failed as vitool promises: exit 1, nothing on stdout, one line on stderr holding
+    each of ``needles``; returns that line."""
+    assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
+    assert res.stdout == ""
+    lines = res.stderr.strip("\n").split("\n")
+    assert len(lines) == 1 and lines[0].startswith("vitool: error: "), res.stderr[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def identity_features(ids=12, per_vis=30, per_ir=20, noise=0.25, gap=0.8, dim=32, seed=0):
+    """Well-separated identities; the infrared half is shifted by a common modality offset."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(ids, dim))
+    shift = gap * rng.normal(size=dim)
+    pid = np.r_[np.repeat(np.arange(ids), per_vis), np.repeat(np.arange(ids), per_ir)]
+    modality = np.r_[np.zeros(ids * per_vis), np.ones(ids * per_ir)].astype(np.uint8)
+    feats = centres[pid] + noise * rng.normal(size=(len(pid), dim)) + np.where(modality[:, None] == 1, shift, 0)
+    return feats.astype(np.float32), pid, modality
+
+
+def featureset_of(dataset, root, trial=1, seed=0):
+    samples = load_split(dataset, root, "test", trial)
+    rng = np.random.default_rng(seed)
+    return FeatureSet(
+        features=rng.normal(size=(len(samples), 16)).astype(np.float32),
+        path=np.array([s.path for s in samples], dtype=object),
+        pid=np.array([s.pid for s in samples]),
+        cam=np.array([s.cam for s in samples]),
+        modality=np.array([s.modality for s in samples], dtype=np.uint8),
+    )
+
+
+class Payload:
+    """Unpickling this runs a shell command that creates ``marker``: the classic malicious checkpoint."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch '{self.marker}'",)
+
+
+def make_run(folder, seed, rank1, mAP, accuracy=None, dataset="sysu", protocol="sysu", config=True):
+    folder.mkdir(parents=True)
+    scores = {"rank1": rank1, "rank5": rank1 + 10, "rank10": 80.0, "rank20": 90.0, "mAP": mAP, "mINP": 5.0}
+    names = ("all", "indoor") if protocol == "sysu" else ("v2i", "i2v")
+    (folder / "results.json").write_text(json.dumps({"protocol": protocol, **{n: scores for n in names}}))
+    if config:
+        (folder / "config.toml").write_text(f'dataset = "{dataset}"\nseed = {seed}\n')
+    if accuracy is not None:
+        records = [
+            {"epoch": 0, "loss": 3.0, "ir_label_accuracy": 1.0},
+            {"epoch": 1, "loss": 2.0, "lr": 0.1, "ir_label_accuracy": accuracy, "labels_from": "truth"},
+        ]
+        (folder / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return folder

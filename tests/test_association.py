@@ -16,18 +16,7 @@ from vitool.diagnostics import label_diagnostics
 from vitool.errors import VitoolError
 from vitool.io import FeatureSet, LabelSet, make_provenance, read_labels, write_features, write_labels
 
-from .conftest import assign_cli, run_cli
-
-
-def identity_features(ids=12, per_vis=30, per_ir=20, noise=0.25, gap=0.8, dim=32, seed=0):
-    """Well-separated identities; the infrared half is shifted by a common modality offset."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(ids, dim))
-    shift = gap * rng.normal(size=dim)
-    pid = np.r_[np.repeat(np.arange(ids), per_vis), np.repeat(np.arange(ids), per_ir)]
-    modality = np.r_[np.zeros(ids * per_vis), np.ones(ids * per_ir)].astype(np.uint8)
-    feats = centres[pid] + noise * rng.normal(size=(len(pid), dim)) + np.where(modality[:, None] == 1, shift, 0)
-    return feats.astype(np.float32), pid, modality
+from .conftest import assign_cli, identity_features, run_cli
 
 
 def unit(x):

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from .test_compare import make_run
+from .conftest import make_run
 
 spec = importlib.util.spec_from_file_location("calibrate", Path(__file__).parents[1] / "benchmarks" / "calibrate.py")
 calibrate = importlib.util.module_from_spec(spec)

@@ -1,6 +1,5 @@
 """Checkpoints are data: no command that reads one runs code from it, and every bad one is one line."""
 
-import os
 import pickle
 
 import numpy as np
@@ -12,19 +11,7 @@ from vitool.errors import VitoolError
 from vitool.models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
 
-from .conftest import run_cli
-from .test_cli import _one_line_error
-from .test_train import tiny
-
-
-class Payload:
-    """Unpickling this runs a shell command that creates ``marker``: the classic malicious checkpoint."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch '{self.marker}'",)
+from .conftest import Payload, one_line_error, run_cli, tiny
 
 
 def _payload_checkpoint(path, marker):
@@ -60,7 +47,7 @@ def test_no_command_runs_a_checkpoint_payload(tmp_path, synth_root):
         ("train", "--resume", run_dir),
     ):
         res = run_cli(*args)
-        _one_line_error(res, "posix.system", "not a safe checkpoint")
+        one_line_error(res, "posix.system", "not a safe checkpoint")
         assert not marker.exists(), args
     assert not (tmp_path / "f.h5").exists()
 
@@ -78,7 +65,7 @@ def test_unreadable_files_are_one_line(tmp_path, synth_root, content, needle):
     with pytest.raises(VitoolError, match=needle):
         load_checkpoint(tmp_path / "bad.pt")
     data = ("--dataset", "regdb", "--root", synth_root["regdb"])
-    _one_line_error(run_cli("evaluate", "--checkpoint", tmp_path / "bad.pt", *data), "bad.pt", needle)
+    one_line_error(run_cli("evaluate", "--checkpoint", tmp_path / "bad.pt", *data), "bad.pt", needle)
 
 
 def test_truncated_and_malformed_vitool_checkpoints(tmp_path, synth_root):
@@ -107,12 +94,12 @@ def test_truncated_and_malformed_vitool_checkpoints(tmp_path, synth_root):
             model_from_checkpoint(tmp_path / name)
     data = ("--dataset", "regdb", "--root", synth_root["regdb"])
     res = run_cli("evaluate", "--checkpoint", tmp_path / "bad_shapes.pt", *data)
-    _one_line_error(res, "bad_shapes.pt", "bnneck.weight")
+    one_line_error(res, "bad_shapes.pt", "bnneck.weight")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.toml").write_text(dump_config(tiny(synth_root["sysu"], pretrained="none")))
     (run_dir / "last.pt").write_bytes((tmp_path / "good.pt").read_bytes())  # weights only: no optimiser state
-    _one_line_error(run_cli("train", "--resume", run_dir), "last.pt", "no epoch, optimizer, scaler, method")
+    one_line_error(run_cli("train", "--resume", run_dir), "last.pt", "no epoch, optimizer, scaler, method")
 
 
 def test_what_vitool_writes_loads_with_weights_only(tmp_path):

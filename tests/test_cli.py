@@ -10,7 +10,7 @@ import pytest
 
 from vitool.io import make_provenance, write_features
 
-from .conftest import assign_cli, random_featureset, run_cli
+from .conftest import assign_cli, one_line_error, random_featureset, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -129,27 +129,18 @@ def test_checkpoint_is_self_describing(tmp_path, synth_root, features_file):
     assert direct["protocol"] == "regdb" and direct["direction"] == "v2i"
 
 
-def _one_line_error(res, *needles):
-    assert res.returncode == 1, (res.returncode, res.stderr)
-    assert res.stdout == ""
-    lines = res.stderr.strip("\n").split("\n")
-    assert len(lines) == 1 and lines[0].startswith("vitool: error: "), res.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
 def test_bad_input_gets_one_line(tmp_path, synth_root, features_file):
     (tmp_path / "junk.h5").write_text("junk")
-    _one_line_error(run_cli("evaluate", tmp_path / "junk.h5"), "junk.h5", "not a readable HDF5")
-    _one_line_error(run_cli("evaluate", tmp_path / "missing.h5"), "missing.h5", "no such file")
+    one_line_error(run_cli("evaluate", tmp_path / "junk.h5"), "junk.h5", "not a readable HDF5")
+    one_line_error(run_cli("evaluate", tmp_path / "missing.h5"), "missing.h5", "no such file")
     with h5py.File(tmp_path / "foreign.h5", "w") as h:
         h["x"] = [1, 2]
-    _one_line_error(run_cli("info", tmp_path / "foreign.h5"), "not a vitool stage file")
+    one_line_error(run_cli("info", tmp_path / "foreign.h5"), "not a vitool stage file")
     fs = random_featureset()
     fs.cam[:] = 1
     write_features(tmp_path / "nocam3.h5", fs, make_provenance({}))
-    _one_line_error(run_cli("evaluate", tmp_path / "nocam3.h5", "--protocol", "sysu"), "empty query set")
-    _one_line_error(
+    one_line_error(run_cli("evaluate", tmp_path / "nocam3.h5", "--protocol", "sysu"), "empty query set")
+    one_line_error(
         run_cli(
             "extract-features",
             "--dataset",
@@ -164,14 +155,14 @@ def test_bad_input_gets_one_line(tmp_path, synth_root, features_file):
         "not a LLCM root",
         "idx/",
     )
-    _one_line_error(
+    one_line_error(
         run_cli("extract-features", "--dataset", "sysu", "--root", tmp_path / "nowhere", "-o", tmp_path / "x.h5"),
         "nowhere",
         "does not exist",
     )
     assert not (tmp_path / "x.h5").exists()
-    _one_line_error(run_cli("evaluate", features_file, "-o", features_file), "already exists", "--overwrite")
-    _one_line_error(
+    one_line_error(run_cli("evaluate", features_file, "-o", features_file), "already exists", "--overwrite")
+    one_line_error(
         run_cli(
             "extract-features",
             "--dataset",
@@ -221,7 +212,7 @@ def test_a_corrupt_image_is_one_line_even_from_dataloader_workers(tmp_path, synt
             "-o",
             tmp_path / "f.h5",
         )
-        _one_line_error(res, listed, "cannot be decoded")
+        one_line_error(res, listed, "cannot be decoded")
     assert not (tmp_path / "f.h5").exists()
 
 
@@ -240,7 +231,7 @@ def test_synth_features_through_cluster_and_every_association(features_file, tmp
 
 def test_a_protocol_of_another_dataset_is_refused_unless_asked_for(features_file, tmp_path):
     for protocol in ("regdb", "llcm"):
-        _one_line_error(
+        one_line_error(
             run_cli("evaluate", features_file, "--protocol", protocol), "dataset 'sysu'", "--protocol sysu or generic"
         )
     assert run_cli("evaluate", features_file, "--protocol", "generic").returncode == 0
@@ -249,7 +240,7 @@ def test_a_protocol_of_another_dataset_is_refused_unless_asked_for(features_file
     out = json.loads(res.stdout)
     assert out["cross_dataset"] == {"features_dataset": "sysu", "protocol": "regdb"}
     assert out["provenance"]["config"]["cross_dataset"] is True
-    _one_line_error(
+    one_line_error(
         run_cli("show", "ranks", features_file, "--root", tmp_path, "-o", tmp_path / "r.png", "--protocol", "llcm"),
         "dataset 'sysu'",
     )

@@ -5,24 +5,7 @@ import math
 
 import pytest
 
-from .conftest import run_cli
-from .test_cli import _one_line_error
-
-
-def make_run(folder, seed, rank1, mAP, accuracy=None, dataset="sysu", protocol="sysu", config=True):
-    folder.mkdir(parents=True)
-    scores = {"rank1": rank1, "rank5": rank1 + 10, "rank10": 80.0, "rank20": 90.0, "mAP": mAP, "mINP": 5.0}
-    names = ("all", "indoor") if protocol == "sysu" else ("v2i", "i2v")
-    (folder / "results.json").write_text(json.dumps({"protocol": protocol, **{n: scores for n in names}}))
-    if config:
-        (folder / "config.toml").write_text(f'dataset = "{dataset}"\nseed = {seed}\n')
-    if accuracy is not None:
-        records = [
-            {"epoch": 0, "loss": 3.0, "ir_label_accuracy": 1.0},
-            {"epoch": 1, "loss": 2.0, "lr": 0.1, "ir_label_accuracy": accuracy, "labels_from": "truth"},
-        ]
-        (folder / "log.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    return folder
+from .conftest import make_run, one_line_error, run_cli
 
 
 def test_paired_difference_and_interval_match_hand_computation(tmp_path):
@@ -63,13 +46,13 @@ def test_compare_refuses_what_cannot_be_compared(tmp_path):
     regdb = make_run(tmp_path / "regdb", 0, 50, 40, dataset="regdb", protocol="regdb")
     scored = make_run(tmp_path / "scored", 0, 11, 21, config=False)  # a checkpoint scored elsewhere: no seed
     (tmp_path / "empty").mkdir()
-    _one_line_error(run_cli("compare", f"x={tmp_path / 'empty'}"), "empty", "no results.json")
-    _one_line_error(run_cli("compare", f"x={a}", f"y={b}", "--baseline", "x"), "seeds [1]", "[0]")
-    _one_line_error(run_cli("compare", f"x={a}", f"y={regdb}"), "different datasets or protocols")
-    _one_line_error(run_cli("compare", f"x={a}", f"y={scored}", "--baseline", "x"), "no config.toml with a seed")
-    _one_line_error(run_cli("compare", f"x={a}", "--baseline", "z"), "--baseline z is not a group")
+    one_line_error(run_cli("compare", f"x={tmp_path / 'empty'}"), "empty", "no results.json")
+    one_line_error(run_cli("compare", f"x={a}", f"y={b}", "--baseline", "x"), "seeds [1]", "[0]")
+    one_line_error(run_cli("compare", f"x={a}", f"y={regdb}"), "different datasets or protocols")
+    one_line_error(run_cli("compare", f"x={a}", f"y={scored}", "--baseline", "x"), "no config.toml with a seed")
+    one_line_error(run_cli("compare", f"x={a}", "--baseline", "z"), "--baseline z is not a group")
     (b / "log.jsonl").write_text("{not json\n")
-    _one_line_error(run_cli("compare", f"x={b}"), "log.jsonl", "not JSON")
+    one_line_error(run_cli("compare", f"x={b}"), "log.jsonl", "not JSON")
     assert run_cli("compare", f"x={a}", f"y={scored}").returncode == 0  # without pairing a seedless run is fine
     assert run_cli("compare", "nonsense").returncode == 2
 
@@ -86,10 +69,10 @@ def test_plot_draws_the_comparison_with_its_provenance_and_never_overwrites(tmp_
     assert json.loads(res.stdout)["plot"] == str(plot)
     meta = json.loads(Image.open(plot).text["Description"])
     assert meta["config"]["baseline"] == "base" and str(base[0] / "results.json") in meta["inputs"]
-    _one_line_error(run_cli("compare", *groups, "--plot", plot), "verdict.png", "already exists")
+    one_line_error(run_cli("compare", *groups, "--plot", plot), "verdict.png", "already exists")
     assert run_cli("compare", *groups, "--plot", plot, "--overwrite").returncode == 0
     bad = tmp_path / "never.png"  # an error after the output check leaves no file behind
-    _one_line_error(run_cli("compare", f"x={base[0]}", "--baseline", "z", "--plot", bad), "--baseline z")
+    one_line_error(run_cli("compare", f"x={base[0]}", "--baseline", "z", "--plot", bad), "--baseline z")
     assert not bad.exists() and not list(tmp_path.glob(".never.png*"))
 
 

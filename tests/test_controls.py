@@ -11,7 +11,7 @@ from vitool.errors import VitoolError
 from vitool.methods.association import associate, shuffled_identities
 from vitool.modality import INFRARED, VISIBLE
 
-from .test_train import tiny
+from .conftest import tiny
 
 
 def _toy():

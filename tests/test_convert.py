@@ -26,9 +26,7 @@ from vitool.models.checkpoint import save_checkpoint
 from vitool.models.convert import convert_file, convert_state, detect_format
 from vitool.models.network import ModelConfig, VIReIDNet
 
-from .conftest import run_cli
-from .test_checkpoint import Payload
-from .test_cli import _one_line_error
+from .conftest import Payload, one_line_error, run_cli
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAYER_STRIDES = (1, 2, 2, 1)  # last stride 1 everywhere
@@ -311,7 +309,7 @@ def test_wrong_format_and_damaged_files_are_one_line(tmp_path):
     source, out = tmp_path / "sysu_best.t", tmp_path / "x.pt"
     obj = released_checkpoint("agw")
     torch.save(obj, source)
-    _one_line_error(run_cli("convert", source, "--from", "otla", "-o", out), "looks like a agw", "--from agw")
+    one_line_error(run_cli("convert", source, "--from", "otla", "-o", out), "looks like a agw", "--from agw")
     del obj["net"]["base_resnet.base.layer3.2.conv2.weight"]
     obj["net"]["NL_2.0.theta.weight"] = torch.zeros(1, 7, 1, 1)
     obj["net"]["NL_4.0.theta.weight"] = torch.zeros(1, 7, 1, 1)
@@ -331,11 +329,11 @@ def test_convert_refuses_code_and_never_overwrites(tmp_path):
     obj = released_checkpoint("pclhd")
     torch.save(obj, source)
     out.write_text("mine")
-    _one_line_error(run_cli("convert", source, "-o", out), "already exists")
+    one_line_error(run_cli("convert", source, "-o", out), "already exists")
     assert out.read_text() == "mine"
     obj["best_mAP"] = Payload(marker)
     torch.save(obj, source)
-    _one_line_error(run_cli("convert", source, "-o", tmp_path / "y.pt"), "posix.system")
+    one_line_error(run_cli("convert", source, "-o", tmp_path / "y.pt"), "posix.system")
     assert not marker.exists() and not (tmp_path / "y.pt").exists()
 
 
@@ -379,5 +377,5 @@ def test_export_without_the_extra_is_one_line(tmp_path):
         [sys.executable, "-m", "vitool", "export", str(ckpt), "-o", str(tmp_path / "m.onnx")],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
-    _one_line_error(result, "needs the 'onnxruntime' package", "pip install 'vitool[export]'")
+    one_line_error(result, "needs the 'onnxruntime' package", "pip install 'vitool[export]'")
     assert not (tmp_path / "m.onnx").exists()

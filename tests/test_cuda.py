@@ -19,8 +19,10 @@ from vitool.evaluation.evaluate import evaluate_features  # noqa: E402
 from vitool.evaluation.protocols import ProtocolSpec  # noqa: E402
 from vitool.methods.registry import read_by  # noqa: E402
 
-from .conftest import random_featureset  # noqa: E402
-from .test_train import tiny  # noqa: E402
+from .conftest import (
+    random_featureset,  # noqa: E402
+    tiny,  # noqa: E402
+)
 
 pytestmark = [
     pytest.mark.cuda,
@@ -98,7 +100,7 @@ def test_mult_on_the_gpu_gives_the_cpu_labels():
     from vitool.assign import assign
     from vitool.cluster import ClusterConfig, cluster_labels
 
-    from .test_association import identity_features
+    from .conftest import identity_features
 
     feats, _, modality = identity_features(ids=20, noise=0.7, gap=1.0, seed=3)
     labels = cluster_labels(feats, modality, ClusterConfig(eps=0.7, device="cpu"))

@@ -21,8 +21,7 @@ from vitool.methods.experts import Experts, ExpertsNet, entropy_weights, weak_lo
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 
-from .conftest import run_cli
-from .test_train import tiny
+from .conftest import run_cli, tiny
 
 
 def test_weak_labels_keep_identities_inside_each_modality_only():
@@ -203,7 +202,7 @@ def test_hel_trained_experts_pair_people_across_modalities_and_untrained_ones_do
     from vitool.assign import assign
     from vitool.diagnostics import match_diagnostics
 
-    from .test_association import identity_features
+    from .conftest import identity_features
 
     feats, pid, modality = identity_features(ids=12, gap=0.8, noise=0.5)
     intra = np.where(modality == VISIBLE, pid, (pid * 5) % 12)  # each modality numbers its people its own way

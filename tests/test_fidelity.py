@@ -16,7 +16,7 @@ from vitool.methods.pclhd import hard_memory_start
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 
-from .test_train import tiny
+from .conftest import tiny
 
 
 def unit(*rows):

@@ -20,8 +20,7 @@ from vitool.errors import VitoolError
 from vitool.methods.memory import ClusterMemory
 from vitool.models.network import GeM
 
-from .conftest import run_cli
-from .test_train import tiny
+from .conftest import run_cli, tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,7 +126,7 @@ def test_kmeans_runs_without_faiss_and_the_gpu_path_names_what_is_missing(monkey
 PROBE = """
 import json, os, sys, torch
 sys.path.insert(0, {repo!r})
-from tests.test_train import tiny
+from tests.conftest import tiny
 from vitool.engine.trainer import Engine
 
 rank = int(os.environ["RANK"])

@@ -90,7 +90,7 @@ def test_shared_products_give_the_per_trial_loop_numbers(synth_root):
     from vitool.evaluation.evaluate import evaluate_protocols
     from vitool.evaluation.protocols import ProtocolSpec, build_trials
 
-    from .test_protocols import featureset_of
+    from .conftest import featureset_of
 
     fs = featureset_of("sysu", synth_root["sysu"], seed=4)
     specs = [ProtocolSpec("sysu", mode="all", trials=4), ProtocolSpec("sysu", mode="indoor", trials=4)]

@@ -14,7 +14,7 @@ from vitool.methods.labels import labels_from_file, visible_training_labels
 from vitool.methods.otla import GradientReversal, grl_coefficient, prediction_alignment_loss
 from vitool.models.losses import batch_hard_triplet
 
-from .test_train import tiny
+from .conftest import tiny
 
 
 def test_grl_coefficient_follows_the_dann_schedule():

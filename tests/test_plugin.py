@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli import _one_line_error
+from .conftest import one_line_error
 
 PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "method-plugin"
 
@@ -54,7 +54,7 @@ def test_an_installed_plugin_method_trains(plugin_path, synth_root, tmp_path):
 
 def test_plugin_options_are_checked_by_the_plugin(plugin_path, synth_root, tmp_path):
     args = ["train", "--method", "heterocenter", "--root", synth_root["sysu"], "-o", tmp_path / "run"]
-    _one_line_error(_vitool(plugin_path, *args, "--set", "hc_weight=-1"), "hc_weight = -1", "use a value >= 0")
+    one_line_error(_vitool(plugin_path, *args, "--set", "hc_weight=-1"), "hc_weight = -1", "use a value >= 0")
     # without the plugin installed, its option and its name are unknown
     res = subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True)
     assert res.returncode == 2 and "heterocenter" in res.stderr

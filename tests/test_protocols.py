@@ -4,23 +4,12 @@ import random
 import numpy as np
 import pytest
 
-from vitool.data.datasets import load_split
 from vitool.errors import VitoolError
 from vitool.evaluation.evaluate import evaluate_features
 from vitool.evaluation.protocols import ProtocolSpec, build_trials
 from vitool.io import FeatureSet
 
-
-def featureset_of(dataset, root, trial=1, seed=0):
-    samples = load_split(dataset, root, "test", trial)
-    rng = np.random.default_rng(seed)
-    return FeatureSet(
-        features=rng.normal(size=(len(samples), 16)).astype(np.float32),
-        path=np.array([s.path for s in samples], dtype=object),
-        pid=np.array([s.pid for s in samples]),
-        cam=np.array([s.cam for s in samples]),
-        modality=np.array([s.modality for s in samples], dtype=np.uint8),
-    )
+from .conftest import featureset_of
 
 
 def reference_gallery_draw(root, id_file, cam_folders, trial):

@@ -21,7 +21,7 @@ import pytest
 from vitool.errors import VitoolError
 from vitool.io import atomic_output, make_provenance, read_features, write_features
 
-from .conftest import random_featureset, run_cli
+from .conftest import one_line_error, random_featureset, run_cli
 
 TINY = """dataset = "sysu"
 backbone = "mobilenet_v2"
@@ -39,15 +39,6 @@ val_ids = 2
 seed = 3
 workers = 0
 """
-
-
-def one_line(res: subprocess.CompletedProcess, *needles: str) -> str:
-    assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
-    lines = res.stderr.strip("\n").split("\n")
-    assert len(lines) == 1 and lines[0].startswith("vitool: error: "), res.stderr[-2000:]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture
@@ -93,7 +84,7 @@ def test_a_bad_config_value_is_one_line_before_any_folder(tmp_path, synth_root, 
     config = tmp_path / "c.toml"
     config.write_text(f'base = "{tiny_config.name}"\n{in_file}\n')
     args = [a for s in sets for a in ("--set", s)]
-    line = one_line(
+    line = one_line_error(
         run_cli("train", "--config", config, "--root", synth_root["sysu"], *args, "-o", tmp_path / "run"), *needles
     )
     assert in_file == "" or str(config) in line  # the file the value came from
@@ -103,7 +94,7 @@ def test_a_bad_config_value_is_one_line_before_any_folder(tmp_path, synth_root, 
 def test_an_error_names_the_base_file_the_value_came_from(tmp_path, synth_root):
     (tmp_path / "base.toml").write_text(TINY + "gamma = -0.1\n")
     (tmp_path / "variant.toml").write_text('base = "base.toml"\nlr = 0.01\n')
-    line = one_line(
+    line = one_line_error(
         run_cli("train", "--config", tmp_path / "variant.toml", "--root", synth_root["sysu"], "-o", tmp_path / "r")
     )
     assert line.startswith(f"vitool: error: {tmp_path / 'base.toml'}: gamma = -0.1")
@@ -135,10 +126,12 @@ def _swap_root_without_infrared(src: Path, dst: Path) -> Path:
 
 def test_a_failed_start_leaves_nothing_behind(tmp_path, synth_root, tiny_config, monkeypatch):
     no_ir = _swap_root_without_infrared(synth_root["sysu"], tmp_path / "no_ir")
-    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "run"), "no infrared training")
+    one_line_error(
+        run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "run"), "no infrared training"
+    )
     assert not (tmp_path / "run").exists()  # the message names the cause, not a later evaluation
     (tmp_path / "empty").mkdir()
-    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "empty"))
+    one_line_error(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "empty"))
     assert list((tmp_path / "empty").iterdir()) == []  # a folder that was there stays, as it was
 
     from vitool.engine import trainer
@@ -147,13 +140,15 @@ def test_a_failed_start_leaves_nothing_behind(tmp_path, synth_root, tiny_config,
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "scratch"))
 
     monkeypatch.setattr(trainer.Engine, "_train_epoch", disk_full)  # fails in the first epoch
-    line = one_line(run_cli("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run"))
+    line = one_line_error(
+        run_cli("train", "--config", tiny_config, "--root", synth_root["sysu"], "-o", tmp_path / "run")
+    )
     assert str(tmp_path / "run" / "scratch") in line and "No space left on device" in line
     assert not (tmp_path / "run").exists()
-    one_line(run_cli("train", "--resume", tmp_path / "run"), "has no last.pt")
+    one_line_error(run_cli("train", "--resume", tmp_path / "run"), "has no last.pt")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("a user's file")
-    one_line(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "mine"), "not empty")
+    one_line_error(run_cli("train", "--config", tiny_config, "--root", no_ir, "-o", tmp_path / "mine"), "not empty")
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]  # no lock file left in it
 
 
@@ -185,7 +180,7 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(tmp_path, synth_root
     holder = _hold_lock(run)
     try:
         for args in (["--resume", run, "--epochs", "2"], ["--config", tiny_config, "--root", "sysu", "-o", run]):
-            one_line(run_cli("train", *args), str(run), f"in use by another vitool train (pid {holder.pid})")
+            one_line_error(run_cli("train", *args), str(run), f"in use by another vitool train (pid {holder.pid})")
     finally:
         holder.send_signal(signal.SIGKILL)  # as kill -9: the lock file stays, the lock does not
         holder.wait()
@@ -203,9 +198,9 @@ def test_one_writer_per_run_folder_and_resume_from_anywhere(tmp_path, synth_root
 
     moved = tmp_path / "moved"
     (data / "sysu").rename(moved)
-    one_line(run_cli("train", "--resume", run, "--epochs", "3"), "sysu")  # the saved root is gone
-    one_line(run_cli("train", "--resume", run, "--lr", "0.5"), "a resumed run keeps its saved lr", "drop it")
-    one_line(run_cli("train", "--resume", run, "--config", tiny_config), "keeps its saved config")
+    one_line_error(run_cli("train", "--resume", run, "--epochs", "3"), "sysu")  # the saved root is gone
+    one_line_error(run_cli("train", "--resume", run, "--lr", "0.5"), "a resumed run keeps its saved lr", "drop it")
+    one_line_error(run_cli("train", "--resume", run, "--config", tiny_config), "keeps its saved config")
     resumed = run_cli("train", "--resume", run, "--root", moved, "--epochs", "3")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f'root = "{moved}"' in (run / "config.toml").read_text()
@@ -266,9 +261,11 @@ def test_every_writer_says_in_one_line_when_its_output_cannot_be_written(
     for name, args in commands.items():
         res = run_cli(*args)
         assert res.returncode == 1, (name, res.stderr[-2000:])
-        one_line(res, str(bad), "is a file, not a folder")
-    one_line(run_cli("evaluate", features_file, "-o", tmp_path / ("x" * 300 + ".json")), "name is too long")
-    one_line(run_cli("cluster", features_file, "-o", features_file, "--overwrite"), "is also this command's input")
+        one_line_error(res, str(bad), "is a file, not a folder")
+    one_line_error(run_cli("evaluate", features_file, "-o", tmp_path / ("x" * 300 + ".json")), "name is too long")
+    one_line_error(
+        run_cli("cluster", features_file, "-o", features_file, "--overwrite"), "is also this command's input"
+    )
     assert read_features(features_file).features.shape[0] == 70  # the input is intact
 
 
@@ -347,9 +344,9 @@ def test_damaged_feature_files_are_one_line(tmp_path, name, damage, needles):
         values = np.array([b"cam1/0001/\xff\xfe.jpg"] * len(fs.path), dtype=h5py.vlen_dtype(bytes))
     _damage(tmp_path / "f.h5", name, values)
     scored = ["--feature", "features_pre_bn"] if name == "features_pre_bn" else []
-    one_line(run_cli("evaluate", tmp_path / "f.h5", *scored), "f.h5", *needles)
+    one_line_error(run_cli("evaluate", tmp_path / "f.h5", *scored), "f.h5", *needles)
     if name == "path":
-        one_line(run_cli("info", tmp_path / "f.h5"), "f.h5", *needles)
+        one_line_error(run_cli("info", tmp_path / "f.h5"), "f.h5", *needles)
 
 
 def test_info_describes_an_image_cache(tmp_path, synth_root):
@@ -378,7 +375,7 @@ def test_info_describes_an_image_cache(tmp_path, synth_root):
 
 
 def test_messages_point_to_what_works(tmp_path, synth_root, tiny_config, features_file):
-    line = one_line(
+    line = one_line_error(
         run_cli(
             "train",
             "--config",
@@ -394,7 +391,7 @@ def test_messages_point_to_what_works(tmp_path, synth_root, tiny_config, feature
         "lower ids_per_batch",
     )
     assert line and not (tmp_path / "run").exists()  # ids_per_batch alone took effect: the message is true
-    line = one_line(
+    line = one_line_error(
         run_cli(
             "show",
             "ranks",
@@ -415,7 +412,7 @@ def test_train_split_features_are_not_scored_as_a_test(tmp_path):
     fs = random_featureset()
     fs.attrs = {"dataset": "sysu", "split": "train", "trial": 0}
     write_features(tmp_path / "train.h5", fs, make_provenance({}))
-    one_line(run_cli("evaluate", tmp_path / "train.h5"), "train split", "--split test")
+    one_line_error(run_cli("evaluate", tmp_path / "train.h5"), "train split", "--split test")
     assert run_cli("evaluate", tmp_path / "train.h5", "--protocol", "generic").returncode == 0
 
 
@@ -446,7 +443,9 @@ def test_show_ranks_refuses_a_root_whose_images_are_not_the_files(tmp_path, synt
     first.rename(root / "cam1" / "swap")
     second.rename(first)
     (root / "cam1" / "swap").rename(second)
-    one_line(run_cli(*args, "-o", tmp_path / "swapped.png"), "does not hold the images the features were made from")
+    one_line_error(
+        run_cli(*args, "-o", tmp_path / "swapped.png"), "does not hold the images the features were made from"
+    )
     assert not (tmp_path / "swapped.png").exists()
 
 

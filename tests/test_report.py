@@ -40,7 +40,7 @@ def test_curves_png_has_three_panels(tmp_path):
 
 
 def test_tensorboard_without_the_extra_is_one_line_and_writes_nothing(tmp_path, synth_root):
-    from .test_cli import _one_line_error
+    from .conftest import one_line_error
 
     hide = tmp_path / "hide"
     (hide / "tensorboard").mkdir(parents=True)
@@ -48,5 +48,5 @@ def test_tensorboard_without_the_extra_is_one_line_and_writes_nothing(tmp_path, 
     env = {**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     args = ["train", "--root", synth_root["sysu"], "--tensorboard", "-o", tmp_path / "run"]
     result = subprocess.run([sys.executable, "-m", "vitool", *map(str, args)], capture_output=True, text=True, env=env)
-    _one_line_error(result, "needs the tensorboard package", "pip install 'vitool[tensorboard]'")
+    one_line_error(result, "needs the tensorboard package", "pip install 'vitool[tensorboard]'")
     assert not (tmp_path / "run").exists()

@@ -16,30 +16,7 @@ from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 from vitool.io import read_features
 
-from .conftest import run_cli
-
-
-def tiny(root, **kw):
-    base = dict(
-        dataset="sysu",
-        root=str(root),
-        backbone="mobilenet_v2",
-        height=64,
-        width=32,
-        epochs=2,
-        ids_per_batch=2,
-        images_per_id=2,
-        batches_per_epoch=2,
-        optimizer="adam",
-        lr=3.5e-3,
-        warmup_epochs=1,
-        milestones=[],
-        val_ids=2,
-        seed=3,
-        workers=0,
-    )
-    base.update(kw)
-    return load_config(None, base)
+from .conftest import run_cli, tiny
 
 
 @pytest.mark.parametrize("method", ["supervised", "otla", "experts"])

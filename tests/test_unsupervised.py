@@ -16,7 +16,7 @@ from vitool.methods.pclhd import dynamic_logits, farthest_members
 from vitool.methods.registry import build_method
 from vitool.models.network import ModelConfig, VIReIDNet
 
-from .test_train import tiny
+from .conftest import tiny
 
 # small clusters for the tiny fixture (6 identities, a few images each per modality)
 TINY_CLUSTERS = dict(cluster_k1=4, cluster_k2=2, cluster_min_samples=2, cluster_eps=0.7, dcl_epochs=1)
