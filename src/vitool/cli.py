@@ -916,13 +916,14 @@ def recipes(
     `vitool train --config NAME` uses one by name (a file of that name in the current folder wins), and a
     config file may start from one with base = "NAME".
     """
-    from vitool.engine.recipes import describe, describe_all, recipe_path
+    from vitool.engine.config import describe_recipe, describe_recipes
+    from vitool.engine.recipes import recipe_path
 
     if keys:
         _print_keys(as_json)
         return
     if name is None:
-        rows = describe_all()
+        rows = describe_recipes()
         if as_json:
             _emit_json(rows)
             return
@@ -933,7 +934,7 @@ def recipes(
             )
             typer.echo(f"{'':<{width}}  {r['summary']}")
         return
-    summary = describe(name)
+    summary = describe_recipe(name)
     if as_json:
         _emit_json({**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()})
     else:

@@ -14,6 +14,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from vitool.engine.recipes import recipe_names, recipe_path, resolve_config
 from vitool.errors import VitoolError
 
 
@@ -237,8 +238,6 @@ def config_layers(path: Path, _inside: tuple[Path, ...] = ()) -> list[tuple[Path
     base = values.pop("base", None)
     if base is None:
         return [(path, values)]
-    from vitool.engine.recipes import recipe_path
-
     inside = (*_inside, path.resolve())
     base_path = (path.parent / str(base)).resolve()
     if not base_path.is_file() and recipe_path(str(base)) is not None:  # a packaged recipe by name
@@ -269,8 +268,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     origins: dict[str, str | None] = {}
     layers: list[tuple[str | None, dict[str, Any]]] = []
     if path is not None:
-        from vitool.engine.recipes import resolve_config
-
         path = resolve_config(path)
         layers = [(str(p), v) for p, v in config_layers(path)]
     layers.append((COMMAND_LINE, {k: v for k, v in overrides.items() if v is not None}))
@@ -402,3 +399,39 @@ def dump_config(config: TrainConfig) -> str:
         else:
             lines.append(f"{key} = {value}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RecipeSummary:
+    name: str
+    dataset: str
+    method: str
+    backbone: str
+    epochs: int
+    gpus: str
+    summary: str
+
+
+def describe_recipe(name: str) -> RecipeSummary:
+    """A packaged recipe's dataset, method, backbone, epochs and its two header notes."""
+    path = recipe_path(name)
+    if path is None:
+        raise VitoolError(None, f"no packaged recipe '{name}'", f"use one of {', '.join(recipe_names())}")
+    notes = {}
+    for line in path.read_text().splitlines()[:2]:
+        key, _, value = line.lstrip("# ").partition(":")
+        notes[key] = value.strip()
+    values = read_config_file(path)
+    return RecipeSummary(
+        name=name,
+        dataset=str(values.get("dataset", "sysu")),
+        method=str(values.get("method", "supervised")),
+        backbone=str(values.get("backbone", "resnet50")),
+        epochs=int(values.get("epochs", 81)),
+        gpus=notes.get("gpus", ""),
+        summary=notes.get("recipe", ""),
+    )
+
+
+def describe_recipes() -> list[dict]:
+    return [asdict(describe_recipe(name)) for name in recipe_names()]
