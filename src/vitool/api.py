@@ -259,7 +259,6 @@ def evaluate(
     return EvaluationResult(**{k: v for k, v in out.items() if k in keys})
 
 
-
 def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
     """Run the battery of the training contract on the registered method ``name`` (a plugin's too): its
     labels, a finite loss whose gradient reaches the backbone, its report, its checkpointed state and a
@@ -268,6 +267,7 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
     from vitool.engine.battery import check_method as battery
 
     return battery(name, options)
+
 
 # ---------------------------------------------------------------------------------------------- stage files
 

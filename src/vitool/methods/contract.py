@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from vitool.data.datasets import Sample
+    from vitool.models.network import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class Method:
     def num_classes(self) -> int:
         raise NotImplementedError
 
-    def adjust_model(self, config) -> None:
+    def adjust_model(self, model_config: ModelConfig) -> None:
         """Change the network's ModelConfig before it is built (e.g. one shared stem)."""
 
     def train_module(self, model: nn.Module) -> nn.Module:

@@ -126,8 +126,8 @@ class ClusterContrast(Method):
     def num_classes(self) -> int:
         return 0  # no classifier: the memories are the classifier
 
-    def adjust_model(self, config) -> None:
-        config.two_stream, config.gem_p = True, 3.0
+    def adjust_model(self, model_config) -> None:
+        model_config.two_stream, model_config.gem_p = True, 3.0
 
     def train_module(self, model: nn.Module) -> nn.Module:
         self.device = next(model.parameters()).device

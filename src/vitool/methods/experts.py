@@ -187,11 +187,16 @@ class Experts(Method):
     def num_classes(self) -> int:
         return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
 
-    def adjust_model(self, config) -> None:
+    def adjust_model(self, model_config) -> None:
         """The released network (WSL-VIReID ``models/agw.py``): stems without a ReLU, a trained GeM exponent
         (from 3, input clamped at 1e-6), a trainable BNNeck bias, no non-local blocks."""
-        config.two_stream, config.non_local, config.gem_p = True, False, 3.0
-        config.stem_relu, config.gem_learned, config.gem_clamp, config.bnneck_bias = False, True, 1e-6, True
+        model_config.two_stream, model_config.non_local, model_config.gem_p = True, False, 3.0
+        model_config.stem_relu, model_config.gem_learned, model_config.gem_clamp, model_config.bnneck_bias = (
+            False,
+            True,
+            1e-6,
+            True,
+        )
 
     def train_module(self, model: nn.Module) -> nn.Module:
         self.net = ExpertsNet(model, self.classes[VISIBLE], self.classes[INFRARED])
@@ -277,7 +282,7 @@ class Experts(Method):
         extra = {"pairs_consistent": np.array(pairs, dtype=np.int64).reshape(-1, 4)}
         return Assignment(self.intra, self.intra, extra=extra | {"pairs_single": empty, "pairs_contradictory": empty})
 
-    def adopt_labels(self, labels: np.ndarray) -> None:
+    def adopt_labels(self, epoch: EpochLabels) -> None:
         """Labels never change; the relations and prototypes come from process 0 in ``_relate``."""
 
     def report(self) -> dict[str, Any]:
@@ -292,25 +297,25 @@ class Experts(Method):
         vis, ir = modality == VISIBLE, modality == INFRARED
         y_v, y_r = labels[vis], labels[ir]
         pre_v, pre_r = out["pre_bn"][vis].float(), out["pre_bn"][ir].float()
-        lv, lr = out["logits_v"].float(), out["logits_r"].float()
+        logits_v, logits_r = out["logits_v"].float(), out["logits_r"].float()
         if self.net.stage2 and cfg.experts_detach_ce:  # the released code: the experts' CE trains only them
-            lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
-        terms = {"expert_ce": F.cross_entropy(lv[vis], y_v) + F.cross_entropy(lr[ir], y_r)}
+            logits_v, logits_r = out["logits_v_detached"].float(), out["logits_r_detached"].float()
+        terms = {"expert_ce": F.cross_entropy(logits_v[vis], y_v) + F.cross_entropy(logits_r[ir], y_r)}
         if not self.net.stage2:
             terms["triplet"] = cfg.experts_triplet_weight * (
                 weighted_regularized_triplet(pre_v, y_v) + weighted_regularized_triplet(pre_r, y_r)
             )
         else:
-            lv, lr = out["logits_v_detached"].float(), out["logits_r_detached"].float()
+            logits_v, logits_r = out["logits_v_detached"].float(), out["logits_r_detached"].float()
             # as released, the prototypes take this batch (every process's) before the homogeneity term reads them
             self._update_prototypes(*gather_batch(out["feat"].detach().float(), modality, labels))
-            terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr)
+            terms |= self._stage2_terms(out, vis, ir, y_v, y_r, pre_v, pre_r, logits_v, logits_r)
         total = sum(terms.values())
         # every output joins the graph, so DistributedDataParallel sees each parameter every step
         total = total + sum(0.0 * v.float().sum() for v in out.values() if v.requires_grad)
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
-    def _stage2_terms(self, out, vis, ir, y_v, y_r, pre_v, pre_r, lv, lr) -> dict[str, torch.Tensor]:
+    def _stage2_terms(self, out, vis, ir, y_v, y_r, pre_v, pre_r, logits_v, logits_r) -> dict[str, torch.Tensor]:
         cfg, device = self.options, y_v.device
         if self._relations_on is None or self._relations_on["strong"].device != device:  # once per epoch
             self._relations_on = {k: torch.as_tensor(v, device=device) for k, v in self.relations.items()}
@@ -335,14 +340,14 @@ class Experts(Method):
         has = candidates.any(dim=1)
         if self.epoch - self.stage1 >= cfg.experts_weak_start:  # logged from its start, 0 without candidates
             terms["weak"] = cfg.experts_weak_weight * weak_loss(wc_v[has], candidates[has]) if has.any() else zero
-        w_v, w_r = entropy_weights(lr[vis], lv[ir])
+        w_v, w_r = entropy_weights(logits_r[vis], logits_v[ir])
         homo = zero
         if cv.any():  # W^v: a visible sample and its infrared partner's prototype alike; W^v(P^r): C_r x C_v
             proto_r_by_v = self.net.expert_visible(self.net.proto_r.clone()).float()
-            homo = homo + w_v * F.mse_loss(lv[vis][cv], proto_r_by_v[cons_v[cv]])
+            homo = homo + w_v * F.mse_loss(logits_v[vis][cv], proto_r_by_v[cons_v[cv]])
         if cr.any():  # W^r(P^v): C_v x C_r
             proto_v_by_r = self.net.expert_infrared(self.net.proto_v.clone()).float()
-            homo = homo + w_r * F.mse_loss(lr[ir][cr], proto_v_by_r[cons_r[cr]])
+            homo = homo + w_r * F.mse_loss(logits_r[ir][cr], proto_v_by_r[cons_r[cr]])
         terms["homogeneity"] = homo
         return terms
 

@@ -86,9 +86,9 @@ class MULT(ClusterContrast):
         self.cross_memory: ClusterMemory | None = None
         self._on_device: dict[tuple[int, torch.device], torch.Tensor] = {}
 
-    def adjust_model(self, config) -> None:
-        super().adjust_model(config)
-        config.non_local = False  # MULT's network has no non-local blocks
+    def adjust_model(self, model_config) -> None:
+        super().adjust_model(model_config)
+        model_config.non_local = False  # MULT's network has no non-local blocks
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         cfg = self.options

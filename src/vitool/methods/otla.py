@@ -230,8 +230,8 @@ class OTLA(Method):
     def num_classes(self) -> int:
         return self.classes
 
-    def adjust_model(self, config) -> None:
-        config.two_stream, config.non_local, config.gem_p = False, False, 1.0
+    def adjust_model(self, model_config) -> None:
+        model_config.two_stream, model_config.non_local, model_config.gem_p = False, False, 1.0
 
     def train_module(self, model: nn.Module) -> nn.Module:
         if not self.use_infrared:
