@@ -272,3 +272,21 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
         assert float(state["heads"]["proto_v"].abs().sum()) > 0
     else:
         assert log[1]["stage"] == 2 and "cross_coverage" in log[1] and len(state["memories"]) == 2
+
+
+def test_a_subclass_changes_the_optimiser_and_adds_an_end_of_epoch_action(tmp_path, synth_root):
+    seen = []
+
+    class Mine(Engine):
+        def build_optimizer(self):
+            return torch.optim.RMSprop(super().build_optimizer().param_groups, lr=1e-3)
+
+        @property
+        def epoch_actions(self):
+            return [*super().epoch_actions, lambda epoch, record: seen.append((epoch, record["loss"]))]
+
+    engine = Mine(tiny(synth_root["sysu"], val_ids=0), tmp_path / "run", log=lambda _: None)
+    engine.run()
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]
+    assert isinstance(engine.optimizer, torch.optim.RMSprop) and "square_avg" in next(iter(saved["state"].values()))
+    assert [epoch for epoch, _ in seen] == [0, 1] and all(loss > 0 for _, loss in seen)

@@ -36,7 +36,7 @@ from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_c
 from vitool.engine.run_folder import RUN_PLACE
 from vitool.errors import VitoolError
 from vitool.io import atomic_output, make_provenance, output_error
-from vitool.methods.contract import Method, RunPlan, TrainingContext, epoch_seed
+from vitool.methods.contract import EpochLabels, Method, RunPlan, TrainingContext, epoch_seed
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
@@ -162,24 +162,7 @@ class Engine:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
         self.module = self.module.to(memory_format=self.memory_format)
-        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) if m is not None for p in m.parameters()}
-        backbone = [p for p in self.model.parameters() if id(p) not in heads]
-        backbone_ids = {id(p) for p in backbone}
-        groups = [
-            {"params": backbone, "lr_factor": config.backbone_lr_factor},
-            {
-                "params": [p for p in self.module.parameters() if id(p) not in backbone_ids and p.requires_grad],
-                "lr_factor": 1.0,
-            },
-        ]
-        if config.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(
-                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
-            )
-        elif config.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
-        else:
-            raise VitoolError(None, f"optimizer '{config.optimizer}'", "use sgd or adam")
+        self.optimizer = self.build_optimizer()
         self.train_model = self.module
         if self.distributed:  # gradients are averaged over the processes; BN statistics stay per process
             from torch.nn.parallel import DistributedDataParallel
@@ -195,8 +178,55 @@ class Engine:
             self.cache = ImageCache(config.image_cache, self.model.config.height, self.model.config.width)
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
+        self.board = None  # TensorBoard's writer, with tensorboard = true
         self.context = TrainingContext(
             self.train_samples, self.root, self.run_dir, config.seed, self.rank, partial(self.features, shard=True)
+        )
+
+    # ------------------------------------------------------------------------------------ builders
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """Two parameter groups: the backbone at lr x backbone_lr_factor, the heads (BNNeck, classifier and
+        any method heads) at lr. A subclass may return another optimiser; each group keeps an
+        ``lr_factor``, which the schedule multiplies."""
+        config = self.config
+        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) if m is not None for p in m.parameters()}
+        backbone = [p for p in self.model.parameters() if id(p) not in heads]
+        backbone_ids = {id(p) for p in backbone}
+        rest = [p for p in self.module.parameters() if id(p) not in backbone_ids and p.requires_grad]
+        groups = [{"params": backbone, "lr_factor": config.backbone_lr_factor}, {"params": rest, "lr_factor": 1.0}]
+        if config.optimizer == "adam":
+            return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
+        if config.optimizer == "sgd":
+            return torch.optim.SGD(
+                groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+            )
+        raise VitoolError(None, f"optimizer = {config.optimizer!r}", "use sgd or adam")
+
+    def build_loader(self, epoch: int, plan: EpochLabels) -> torch.utils.data.DataLoader:
+        """This epoch's batches: identities drawn from ``plan``'s labels (both modalities in every batch),
+        seeded by the epoch so that a resumed run draws what an uninterrupted one would."""
+        cfg, modality = self.config, self.train_modality
+        self.train_set.labels = plan.labels
+        sampler = CrossModalIdentitySampler(
+            plan.labels[modality == VISIBLE],
+            plan.labels[modality == INFRARED],
+            int((modality == VISIBLE).sum()),
+            cfg.ids_per_batch,
+            cfg.images_per_id,
+            seed=epoch_seed(cfg.seed, epoch),
+            batches=cfg.batches_per_epoch,
+            independent=plan.independent,
+            second=None
+            if plan.second is None
+            else (plan.second[modality == VISIBLE], plan.second[modality == INFRARED]),
+        )
+        return torch.utils.data.DataLoader(
+            self.train_set,
+            batch_sampler=RankSlice(sampler, self.rank, self.world),
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank),
         )
 
     def _amp_dtype(self) -> torch.dtype | None:
@@ -249,81 +279,42 @@ class Engine:
     # ----------------------------------------------------------------------------------------- loop
 
     def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
-        cfg = self.config
+        cfg, main = self.config, self.rank == 0
         size = (self.model.config.height, self.model.config.width)
         gray, exchange = cfg.visible_grayscale, cfg.visible_channel_exchange
-        dataset = TrainSet(
+        self.train_set = TrainSet(
             self.train_samples,
             self.root,
             train_transform(*size, cfg.erasing),
             self.cache,
             train_transform(*size, cfg.erasing, gray, exchange) if gray > 0 or exchange > 0 else None,
         )
-        modality = np.array([s.modality for s in self.train_samples])
-        ir_offset = int((modality == VISIBLE).sum())
-        ids_per_batch, images_per_id, steps = cfg.ids_per_batch, cfg.images_per_id, cfg.batches_per_epoch
-        self.method.plan(RunPlan(cfg.epochs, steps, tuple(self.stages)))
-        main = self.rank == 0
+        self.train_modality = np.array([s.modality for s in self.train_samples])
+        self.method.plan(RunPlan(cfg.epochs, cfg.batches_per_epoch, tuple(self.stages)))
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             with atomic_output(self.run_dir / "config.toml", overwrite=True) as tmp:  # a resume writes it anew
                 tmp.write_text(dump_config(cfg))
-        board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
+        self.board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
             seed_everything(epoch_seed(cfg.seed, epoch))
             labelled = time.perf_counter()
-            plan = self.method.epoch_labels(self.context, epoch)
-            labels_seconds = time.perf_counter() - labelled  # clustering, association, relabelling
-            if self.world > 1:  # every process samples from process 0's labels
+            plan = self.method.epoch_labels(self.context, epoch)  # clustering, association, relabelling
+            labels_seconds = time.perf_counter() - labelled
+            if self.world > 1:  # every process samples from process 0's labels, with its own augmentation
                 plan = broadcast_from_main(plan)
                 self.method.adopt_labels(plan)
-            if self.world > 1:  # the same labels everywhere, but each process its own augmentation and dropout
                 seed_everything(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank)
-            labels = dataset.labels = plan.labels
-            sampler = CrossModalIdentitySampler(
-                labels[modality == VISIBLE],
-                labels[modality == INFRARED],
-                ir_offset,
-                ids_per_batch,
-                images_per_id,
-                seed=epoch_seed(cfg.seed, epoch),
-                batches=steps,
-                independent=plan.independent,
-                second=None
-                if plan.second is None
-                else (plan.second[modality == VISIBLE], plan.second[modality == INFRARED]),
-            )
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=RankSlice(sampler, self.rank, self.world),
-                num_workers=self.workers,
-                pin_memory=self.device.type == "cuda",
-                generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank),
-            )
-            record = self._train_epoch(epoch, loader, progress if main else None)
+            record = self._train_epoch(epoch, self.build_loader(epoch, plan), progress if main else None)
             record["labels_seconds"] = round(labels_seconds, 2)
             record.update(self.method.report())
             if main:  # one process validates, logs and writes; the others wait at the barrier
-                if self.val_samples and (epoch + 1) % max(cfg.eval_every, 1) == 0:
-                    record["val"] = self._validate()
-                    if record["val"]["rank1"] > self.best_rank1:
-                        self.best_rank1 = record["val"]["rank1"]
-                        save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
-                save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
-                try:
-                    with open(self.run_dir / "log.jsonl", "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                except OSError as exc:
-                    raise output_error(self.run_dir / "log.jsonl", exc) from None
-                self.log(epoch_line(record, cfg.epochs))
-                if board is not None:
-                    for tag, value in board_scalars(record).items():
-                        board.add_scalar(tag, value, epoch + 1)
-                    board.flush()
+                for action in self.epoch_actions:
+                    action(epoch, record)
             self._barrier()
-        if board is not None:
-            board.close()
+        if self.board is not None:
+            self.board.close()
         results = None
         if main:  # curves.png, test_features.h5 and results.json share one provenance record
             test_samples = load_split(cfg.dataset, cfg.root, "test", cfg.trial)
@@ -332,6 +323,40 @@ class Engine:
             results = self.test(test_samples, made)
         self._barrier()
         return results
+
+    # -------------------------------------------------------------------------- end of each epoch
+
+    @property
+    def epoch_actions(self) -> list[Callable[[int, dict[str, Any]], None]]:
+        """What process 0 does after each epoch, in order, with the epoch and its record: a subclass adds
+        an action by extending this list, without touching the loop."""
+        return [self.validate_and_keep_best, self.save_last, self.append_log, self.show_line, self.write_board]
+
+    def validate_and_keep_best(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.val_samples and (epoch + 1) % self.config.eval_every == 0:
+            record["val"] = self._validate()
+            if record["val"]["rank1"] > self.best_rank1:
+                self.best_rank1 = record["val"]["rank1"]
+                save_checkpoint(self.run_dir / "best.pt", self.model, self.state(epoch))
+
+    def save_last(self, epoch: int, record: dict[str, Any]) -> None:
+        save_checkpoint(self.run_dir / "last.pt", self.model, self.state(epoch))
+
+    def append_log(self, epoch: int, record: dict[str, Any]) -> None:
+        try:
+            with open(self.run_dir / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise output_error(self.run_dir / "log.jsonl", exc) from None
+
+    def show_line(self, epoch: int, record: dict[str, Any]) -> None:
+        self.log(epoch_line(record, self.config.epochs))
+
+    def write_board(self, epoch: int, record: dict[str, Any]) -> None:
+        if self.board is not None:
+            for tag, value in board_scalars(record).items():
+                self.board.add_scalar(tag, value, epoch + 1)
+            self.board.flush()
 
     def _barrier(self) -> None:
         if self.world > 1:
