@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,11 @@ def run_cli(*args: str, cwd: Path | None = None, isolated: bool = False) -> subp
         sys.argv = ["vitool", *argv]
         if cwd is not None:
             os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("default")  # a warning goes to stderr as a process would print it
+            warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: err.write(
+                warnings.formatwarning(message, category, filename, lineno, line)
+            )
             try:
                 main()
             except SystemExit as exc:
@@ -56,6 +61,8 @@ def run_cli(*args: str, cwd: Path | None = None, isolated: bool = False) -> subp
     finally:
         sys.argv = saved_argv
         os.chdir(saved_cwd)
+    if code == 130:  # main() turned a Ctrl-C into exit 130: stop the test run as the user asked
+        raise KeyboardInterrupt
     return subprocess.CompletedProcess(["vitool", *argv], code, out.getvalue(), err.getvalue())
 
 

@@ -16,7 +16,7 @@ import torch
 import vitool
 
 from .conftest import run_cli
-from .test_convert import released_checkpoint
+from .released import released_checkpoint
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 

@@ -3,14 +3,16 @@ check fails on a method that breaks what it checks."""
 
 from __future__ import annotations
 
+import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from vitool import check_method
-from vitool.engine.battery import MethodCheckError
+from vitool import MethodCheckError, check_method
 from vitool.methods import registry
 from vitool.methods.contract import EpochLabels
 from vitool.methods.supervised import Supervised
@@ -21,19 +23,21 @@ PLUGIN_SOURCE = Path(__file__).resolve().parents[1] / "examples" / "method-plugi
 @pytest.fixture(scope="module", autouse=True)
 def example_plugin():
     """The example plugin's method, registered as its entry point would register it."""
+    added = "heterocenter" not in registry.methods()  # unless installed, and found through its entry point
     sys.path.insert(0, str(PLUGIN_SOURCE))
     try:
-        import vitool_heterocenter
+        if added:
+            import vitool_heterocenter
 
-        if "heterocenter" not in registry.methods():
             vitool_heterocenter.register()
         yield
     finally:
         sys.path.remove(str(PLUGIN_SOURCE))
-        registry._REGISTRY.pop("heterocenter", None)
+        if added:
+            registry._REGISTRY.pop("heterocenter", None)
 
 
-@pytest.mark.parametrize("name", [*registry.methods(), "heterocenter"])
+@pytest.mark.parametrize("name", sorted({*registry.methods(), "heterocenter"}))
 def test_every_method_passes_the_battery(name):
     assert len(check_method(name)) == 5
 
@@ -63,12 +67,31 @@ class ForgetsOnResume(Supervised):
         return total * self.seen, terms
 
 
+class NaNLoss(Supervised):
+    def loss(self, out, labels, modality, rows):
+        total, terms = super().loss(out, labels, modality, rows)
+        return total * float("nan"), terms
+
+
+class TensorReport(Supervised):
+    def report(self):
+        return {"accuracy": torch.tensor(0.5)}
+
+
+class ObjectState(Supervised):
+    def state_dict(self):
+        return {"sampler": Fraction(1, 3)}  # pickled by torch.save, refused by weights_only=True
+
+
 @pytest.mark.parametrize(
     ("broken", "message"),
     [
-        (FloatLabels, "dtype float32, not an integer type"),
-        (NoGradient, "never reaches the backbone"),
-        (ForgetsOnResume, "model weights after a resume"),
+        (FloatLabels, re.escape("dtype float32, not an integer type")),
+        (TensorReport, re.escape("report()['accuracy'] = Tensor, not a plain value")),
+        (NaNLoss, "two epochs of training failed: .*nan"),
+        (NoGradient, re.escape("never reaches the backbone")),
+        (ObjectState, re.escape("state_dict() holds what weights_only=True refuses")),
+        (ForgetsOnResume, re.escape("model weights after a resume")),
     ],
 )
 def test_each_check_fails_on_a_method_that_breaks_it(monkeypatch, broken, message):

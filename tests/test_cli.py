@@ -211,6 +211,7 @@ def test_a_corrupt_image_is_one_line_even_from_dataloader_workers(tmp_path, synt
             workers,
             "-o",
             tmp_path / "f.h5",
+            isolated=workers != "0",  # a real process: what worker processes print reaches its stderr
         )
         one_line_error(res, listed, "cannot be decoded")
     assert not (tmp_path / "f.h5").exists()

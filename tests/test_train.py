@@ -279,7 +279,7 @@ def test_a_subclass_changes_the_optimiser_and_adds_an_end_of_epoch_action(tmp_pa
 
     class Mine(Engine):
         def build_optimizer(self):
-            return torch.optim.RMSprop(super().build_optimizer().param_groups, lr=1e-3)
+            return torch.optim.RMSprop(super().build_optimizer().param_groups)
 
         @property
         def epoch_actions(self):

@@ -10,6 +10,7 @@ _API = (
     "EvaluationResult",
     "FeatureSet",
     "LabelSet",
+    "MethodCheckError",
     "Rerank",
     "TestSet",
     "assign_labels",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from vitool import _API
+from vitool.errors import MethodCheckError  # noqa: F401  (re-exported: what check_method raises)
 from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, PROTOCOLS, ProtocolSpec, Trial
 from vitool.evaluation.rerank import Rerank
 from vitool.io import FeatureSet, LabelSet, make_provenance

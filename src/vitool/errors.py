@@ -26,3 +26,8 @@ class VitoolError(ValueError):
         if self.fix:
             parts.append(f"; {self.fix}")
         return " ".join("".join(parts).split())  # one physical line, whatever the inputs held
+
+
+class MethodCheckError(AssertionError):
+    """A training method broke the contract the engine relies on (``vitool.check_method``); the message
+    names the check."""

@@ -21,7 +21,8 @@ import torch
 
 from vitool.engine.config import load_config
 from vitool.engine.trainer import Engine
-from vitool.methods.contract import EpochLabels
+from vitool.errors import MethodCheckError, VitoolError
+from vitool.methods.contract import EpochLabels, RunPlan
 from vitool.methods.registry import read_by
 
 TINY = dict(
@@ -49,10 +50,6 @@ TINY = dict(
 # identity (clustering and Sinkhorn have tests of their own; the association still runs)
 SMALL_OPTIONS = dict(cluster_oracle=True, cluster_min_samples=2, ot_oracle=True, dcl_epochs=1, experts_stage1_epochs=1)
 IDENTITIES, TEST_IDENTITIES, PICTURES = 6, 3, 2  # per modality and identity
-
-
-class MethodCheckError(AssertionError):
-    """A method broke the contract the engine relies on; the message names the check."""
 
 
 def _expect(ok: bool, what: str) -> None:
@@ -114,6 +111,8 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
             return Engine(load_config(None, {**values, "epochs": epochs}), work / run, log=lambda _: None)
 
         probe = engine("probe", 2)
+        config = probe.config
+        probe.method.plan(RunPlan(config.epochs, config.batches_per_epoch, tuple(probe.stages)))  # as run() does
         plan = probe.method.epoch_labels(probe.context, 0)
         rows = len(probe.train_samples)
         _expect(isinstance(plan, EpochLabels), f"epoch_labels returned {type(plan).__name__}, not EpochLabels")
@@ -127,19 +126,7 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
             _expect(bool((labels >= -1).all() and (labels >= 0).any()), f"EpochLabels.{field}: labels >= 0, or -1")
         passed.append("labels: one integer per training row")
 
-        straight = engine("straight", 2)
-        heads = {
-            id(p) for m in (straight.model.bnneck, straight.model.classifier) if m is not None for p in m.parameters()
-        }
-        backbone = {n: p.detach().clone() for n, p in straight.model.named_parameters() if id(p) not in heads}
-        straight.run()
-        log = [json.loads(line) for line in (work / "straight" / "log.jsonl").read_text().splitlines()]
-        _expect(all(math.isfinite(r["loss"]) for r in log), "the loss is not finite")
-        moved = [n for n, p in straight.model.named_parameters() if n in backbone and not torch.equal(p, backbone[n])]
-        _expect(bool(moved), "the loss's gradient never reaches the backbone (no backbone weight moved)")
-        passed.append("a finite loss whose gradient reaches the backbone")
-
-        report = straight.method.report()
+        report = probe.method.report()
         plain = (bool, int, float, str, type(None))
         _expect(isinstance(report, dict), "report() must return a dict")
         for key, value in report.items():
@@ -147,10 +134,31 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
                 isinstance(value, (*plain, list, dict)),
                 f"report()[{key!r}] = {type(value).__name__}, not a plain value",
             )
-        json.dumps(report)
+        try:
+            json.dumps(report)
+        except (TypeError, ValueError) as exc:
+            raise MethodCheckError(f"report() cannot be written to log.jsonl: {exc}") from None
         passed.append("report: plain values")
 
-        saved = torch.load(work / "straight" / "last.pt", weights_only=True)  # plain types only, or this fails
+        straight = engine("straight", 2)
+        heads = {
+            id(p) for m in (straight.model.bnneck, straight.model.classifier) if m is not None for p in m.parameters()
+        }
+        backbone = {n: p.detach().clone() for n, p in straight.model.named_parameters() if id(p) not in heads}
+        try:
+            straight.run()
+        except VitoolError as exc:  # the engine's own refusal, e.g. a loss that became NaN
+            raise MethodCheckError(f"two epochs of training failed: {exc.line()}") from None
+        log = [json.loads(line) for line in (work / "straight" / "log.jsonl").read_text().splitlines()]
+        _expect(all(math.isfinite(r["loss"]) for r in log), "the loss is not finite")
+        moved = [n for n, p in straight.model.named_parameters() if n in backbone and not torch.equal(p, backbone[n])]
+        _expect(bool(moved), "the loss's gradient never reaches the backbone (no backbone weight moved)")
+        passed.append("a finite loss whose gradient reaches the backbone")
+
+        try:
+            saved = torch.load(work / "straight" / "last.pt", weights_only=True)
+        except Exception as exc:  # pickle's refusal of a non-plain object
+            raise MethodCheckError(f"state_dict() holds what weights_only=True refuses: {exc}".split("\n")[0]) from None
         engine("fresh", 2).method.load_state_dict(saved["method"])  # a new run of the method takes it
         passed.append("state: a checkpoint loads with weights_only and load_state_dict takes it")
 

@@ -179,6 +179,15 @@ class Engine:
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
         self.board = None  # TensorBoard's writer, with tensorboard = true
+        size, gray, exchange = (config.height, config.width), config.visible_grayscale, config.visible_channel_exchange
+        self.train_set = TrainSet(  # the training images; build_loader gives each epoch its labels
+            self.train_samples,
+            self.root,
+            train_transform(*size, config.erasing),
+            self.cache,
+            train_transform(*size, config.erasing, gray, exchange) if gray > 0 or exchange > 0 else None,
+        )
+        self.train_modality = np.array([s.modality for s in self.train_samples])
         self.context = TrainingContext(
             self.train_samples, self.root, self.run_dir, config.seed, self.rank, partial(self.features, shard=True)
         )
@@ -280,16 +289,6 @@ class Engine:
 
     def run(self, progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
         cfg, main = self.config, self.rank == 0
-        size = (self.model.config.height, self.model.config.width)
-        gray, exchange = cfg.visible_grayscale, cfg.visible_channel_exchange
-        self.train_set = TrainSet(
-            self.train_samples,
-            self.root,
-            train_transform(*size, cfg.erasing),
-            self.cache,
-            train_transform(*size, cfg.erasing, gray, exchange) if gray > 0 or exchange > 0 else None,
-        )
-        self.train_modality = np.array([s.modality for s in self.train_samples])
         self.method.plan(RunPlan(cfg.epochs, cfg.batches_per_epoch, tuple(self.stages)))
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +332,7 @@ class Engine:
         return [self.validate_and_keep_best, self.save_last, self.append_log, self.show_line, self.write_board]
 
     def validate_and_keep_best(self, epoch: int, record: dict[str, Any]) -> None:
-        if self.val_samples and (epoch + 1) % self.config.eval_every == 0:
+        if self.val_samples and (epoch + 1) % max(self.config.eval_every, 1) == 0:
             record["val"] = self._validate()
             if record["val"]["rank1"] > self.best_rank1:
                 self.best_rank1 = record["val"]["rank1"]

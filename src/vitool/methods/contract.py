@@ -124,7 +124,7 @@ class Method:
     def after_step(self) -> None:
         """Runs after every optimiser step (e.g. a momentum encoder follows the model)."""
 
-    def adopt_labels(self, epoch: EpochLabels) -> None:
+    def adopt_labels(self, plan: EpochLabels) -> None:
         """In a distributed run every process takes process 0's labels for the epoch."""
 
     def report(self) -> dict[str, Any]:

@@ -282,7 +282,7 @@ class Experts(Method):
         extra = {"pairs_consistent": np.array(pairs, dtype=np.int64).reshape(-1, 4)}
         return Assignment(self.intra, self.intra, extra=extra | {"pairs_single": empty, "pairs_contradictory": empty})
 
-    def adopt_labels(self, epoch: EpochLabels) -> None:
+    def adopt_labels(self, plan: EpochLabels) -> None:
         """Labels never change; the relations and prototypes come from process 0 in ``_relate``."""
 
     def report(self) -> dict[str, Any]:

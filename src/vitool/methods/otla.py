@@ -255,10 +255,10 @@ class OTLA(Method):
         self._report = {"labels_from": self.label_source, **self._diagnostics(labels)}
         return EpochLabels(labels)
 
-    def adopt_labels(self, epoch: EpochLabels) -> None:
+    def adopt_labels(self, plan: EpochLabels) -> None:
         """Take process 0's labels in a distributed run."""
         if self.use_infrared:
-            self.bank = np.where(self.modality == INFRARED, epoch.labels, -1)
+            self.bank = np.where(self.modality == INFRARED, plan.labels, -1)
 
     def _assign(self, context: TrainingContext, epoch: int) -> np.ndarray:
         from vitool.assign import assign
