@@ -14,7 +14,7 @@ import torch
 
 from vitool import MethodCheckError, check_method
 from vitool.methods import registry
-from vitool.methods.contract import EpochLabels
+from vitool.methods.contract import EpochLabels, EpochReport
 from vitool.methods.supervised import Supervised
 
 PLUGIN_SOURCE = Path(__file__).resolve().parents[1] / "examples" / "method-plugin" / "src"
@@ -75,7 +75,7 @@ class NaNLoss(Supervised):
 
 class TensorReport(Supervised):
     def report(self):
-        return {"accuracy": torch.tensor(0.5)}
+        return EpochReport(quality={"accuracy": torch.tensor(0.5)})
 
 
 class ObjectState(Supervised):
@@ -87,7 +87,7 @@ class ObjectState(Supervised):
     ("broken", "message"),
     [
         (FloatLabels, re.escape("dtype float32, not an integer type")),
-        (TensorReport, re.escape("report()['accuracy'] = Tensor, not a plain value")),
+        (TensorReport, re.escape("report().quality['accuracy'] = Tensor, not a plain value")),
         (NaNLoss, "two epochs of training failed: .*nan"),
         (NoGradient, re.escape("never reaches the backbone")),
         (ObjectState, re.escape("state_dict() holds what weights_only=True refuses")),

@@ -55,8 +55,8 @@ def test_otla_shuffled_bank_is_wrong_for_every_infrared_image(tmp_path, synth_ro
 
     engine = Engine(tiny(synth_root["sysu"], method="otla", ot_shuffled=True), tmp_path / "run", lambda _: None)
     engine.method.epoch_labels(engine.context, 0)
-    assert engine.method.report()["ir_label_accuracy"] == 0.0
-    assert engine.method.report()["ot_cost"] == "shuffled"
+    assert engine.method.report().quality["ir_label_accuracy"] == 0.0
+    assert engine.method.report().settings["ot_cost"] == "shuffled"
 
 
 def test_experts_shuffled_pairs_are_all_wrong_and_oracle_pairs_all_right(tmp_path, synth_root):
@@ -67,7 +67,7 @@ def test_experts_shuffled_pairs_are_all_wrong_and_oracle_pairs_all_right(tmp_pat
         engine = Engine(config, tmp_path / key, lambda _: None)
         engine.method.epoch_labels(engine.context, 0)
         report = engine.method.report()
-        assert report["cre_consistent_precision"] == precision, report
+        assert report.quality["cre_consistent_precision"] == precision, report
 
 
 def test_a_shuffled_otla_and_oracle_together_are_refused():
@@ -88,8 +88,8 @@ def test_otla_random_bank_is_an_equipartition_fixed_for_the_run(tmp_path, synth_
     assert counts.max() - counts.min() <= 1  # every visible class gets its share of infrared images
     assert (first[~ir] == method.visible[~ir]).all()
     assert (method.epoch_labels(engine.context, 3).labels == first).all()  # the same draw every epoch
-    assert method.report()["ot_cost"] == "random-fixed"
-    assert method.report()["ir_label_accuracy"] < 50.0
+    assert method.report().settings["ot_cost"] == "random-fixed"
+    assert method.report().quality["ir_label_accuracy"] < 50.0
 
 
 def test_otla_ablations_drop_their_loss_terms(tmp_path, synth_root):

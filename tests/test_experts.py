@@ -215,10 +215,10 @@ def test_hel_trained_experts_pair_people_across_modalities_and_untrained_ones_do
 
     def precision() -> float:
         result = assign("experts", feats, modality, intra, experts=net.classifiers(), sharpen=3.0)
-        diag = match_diagnostics(pid, modality, intra, result.extra)
+        rates, counts = match_diagnostics(pid, modality, intra, result.extra)
         kinds = ("consistent", "single", "contradictory")
-        pairs = sum(diag[f"{k}_pairs"] for k in kinds)
-        return sum(diag.get(f"{k}_precision", 0.0) * diag[f"{k}_pairs"] for k in kinds) / max(pairs, 1)
+        pairs = sum(counts[f"{k}_pairs"] for k in kinds)
+        return sum(rates.get(f"{k}_precision", 0.0) * counts[f"{k}_pairs"] for k in kinds) / max(pairs, 1)
 
     untrained = precision()
     optimiser = torch.optim.Adam([p for h in heads.values() for p in h.parameters()], lr=0.01)

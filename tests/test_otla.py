@@ -131,4 +131,4 @@ def test_oracle_bank_holds_the_true_identities(tmp_path, synth_root):
 
     engine = Engine(tiny(synth_root["sysu"], method="otla", ot_oracle=True), tmp_path / "run", lambda _: None)
     engine.method.epoch_labels(engine.context, 0)
-    assert engine.method.report()["ir_label_accuracy"] == 100.0
+    assert engine.method.report().quality["ir_label_accuracy"] == 100.0

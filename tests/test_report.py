@@ -20,7 +20,20 @@ RECORD = {
 def test_keys_are_sorted_into_losses_and_label_quality():
     assert loss_terms(RECORD) == ["loss", "ce_v", "pal"]  # no strings, counters or effective settings
     assert loss_terms({**RECORD, "loss_terms": ["loss", "pal"]}) == ["loss", "pal"]
-    assert quality_keys(RECORD) == ["ir_label_accuracy", "cross_precision"]
+    assert quality_keys(RECORD) == ["ir_label_accuracy", "cross_precision"]  # an older log: by name endings
+
+
+def test_a_method_names_its_figures_by_kind_and_readers_take_its_word():
+    from vitool.engine.report import diagnostic_keys, epoch_report
+    from vitool.methods.contract import EpochReport
+
+    report = EpochReport(quality={"mystery_score": 0.4}, counts={"groups": 12}, settings={"ir_label_accuracy": 9.0})
+    record = {**RECORD, **epoch_report(report)}
+    assert quality_keys(record) == ["mystery_score"]  # plotted and on the line, whatever its name
+    assert diagnostic_keys(record) == ["mystery_score", "groups"]  # what compare summarises
+    assert "ir_label_accuracy" not in epoch_line(record, 8) and "mystery_score 0.4" in epoch_line(record, 8)
+    assert epoch_report({"x": 1}) == {"x": 1, "quality_keys": [], "count_keys": []}  # a plain dict: settings
+    assert EpochReport.from_state(report.state()) == report and EpochReport.from_state({"x": 1}).settings == {"x": 1}
 
 
 def test_epoch_line_is_one_readable_line():

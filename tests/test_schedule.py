@@ -97,7 +97,7 @@ def test_grl_ramp_takes_the_same_share_of_any_run(synth_root):
     for share, expected in ((0.0, 0.0), (0.177 / 2, 2 / (1 + math.exp(-5)) - 1), (0.177, 2 / (1 + math.exp(-10)) - 1)):
         net.steps = round(share * 240)
         assert net.coefficient() == pytest.approx(expected, abs=0.01)  # rounded steps
-    assert method.report()["grl_max_iter"] == pytest.approx(42.5, abs=0.05)
+    assert method.report().settings["grl_max_iter"] == pytest.approx(42.5, abs=0.05)
     method.plan(RunPlan(epochs=81, steps_per_epoch=696))  # the released SYSU-MM01 run: the paper's 10,000
     assert net.max_iter == pytest.approx(10_000, rel=0.003)
     literal, net = _method_and_net("otla", synth_root, grl_ramp=0.0, grl_step=5)

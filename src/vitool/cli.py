@@ -548,7 +548,8 @@ def _write_labels(output: Path, fs, result, method: str, params: dict, inputs: d
 
     diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)
     if result.intra_label is not None:
-        diagnostics |= match_diagnostics(fs.pid, fs.modality, result.intra_label, result.extra)
+        rates, counts = match_diagnostics(fs.pid, fs.modality, result.intra_label, result.extra)
+        diagnostics |= counts | rates
     ls = LabelSet(
         path=fs.path,
         modality=fs.modality,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vitool.engine.report import DIAGNOSTIC_SUFFIXES
+from vitool.engine.report import diagnostic_keys
 from vitool.errors import VitoolError
 from vitool.evaluation.evaluate import SUMMARY_KEYS as METRICS  # the metrics results.json holds
 
@@ -61,11 +61,7 @@ def load_run(path: str | Path) -> Run:
             raise VitoolError(path / "log.jsonl", "has a line that is not JSON", "restore the run's log") from None
         last = records[-1] if records else {}
         run.lr = [float(r["lr"]) for r in records if isinstance(r.get("lr"), int | float)]
-        run.diagnostics = {
-            k: float(v)
-            for k, v in last.items()
-            if k.endswith(DIAGNOSTIC_SUFFIXES) and isinstance(v, int | float) and not isinstance(v, bool)
-        }
+        run.diagnostics = {k: float(last[k]) for k in diagnostic_keys(last)}
     return run
 
 

@@ -77,8 +77,9 @@ def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) 
     return out
 
 
-def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> dict[str, float | int]:
-    """Precision and coverage of each kind of identity pair (``pairs_<kind>``: visible id, infrared id, ...).
+def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, int]]:
+    """Precision and coverage (rates) and the number (counts) of each kind of identity pair
+    (``pairs_<kind>``: visible id, infrared id, ...).
 
     A pair is right when the majority identities of its two ids agree; coverage is the share of
     visible ids that the kind pairs.
@@ -86,17 +87,18 @@ def match_diagnostics(pid, modality, intra, tables: dict[str, np.ndarray]) -> di
     known = pid >= 0
     vis, ir = known & (modality == VISIBLE) & (intra >= 0), known & (modality == INFRARED) & (intra >= 0)
     if not vis.any() or not ir.any():
-        return {}
+        return {}, {}
     v_owner = majority_identity(intra[vis], pid[vis])
     r_owner = majority_identity(intra[ir], pid[ir])
-    out: dict[str, float | int] = {}
+    rates: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for name, pairs in tables.items():
         if not name.startswith("pairs_"):
             continue
         kind = name.removeprefix("pairs_")
         right = [v_owner.get(int(v)) == r_owner.get(int(r)) for v, r in pairs[:, :2]]
-        out[f"{kind}_pairs"] = int(len(pairs))
+        counts[f"{kind}_pairs"] = int(len(pairs))
         if len(pairs):
-            out[f"{kind}_precision"] = float(np.mean(right))
-        out[f"{kind}_coverage"] = float(len(np.unique(pairs[:, 0])) / max(len(v_owner), 1))
-    return out
+            rates[f"{kind}_precision"] = float(np.mean(right))
+        rates[f"{kind}_coverage"] = float(len(np.unique(pairs[:, 0])) / max(len(v_owner), 1))
+    return rates, counts

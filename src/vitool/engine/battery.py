@@ -22,7 +22,7 @@ import torch
 from vitool.engine.config import load_config
 from vitool.engine.trainer import Engine
 from vitool.errors import MethodCheckError, VitoolError
-from vitool.methods.contract import EpochLabels, RunPlan
+from vitool.methods.contract import EpochLabels, EpochReport, RunPlan
 from vitool.methods.registry import read_by
 
 TINY = dict(
@@ -128,14 +128,13 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
 
         report = probe.method.report()
         plain = (bool, int, float, str, type(None))
-        _expect(isinstance(report, dict), "report() must return a dict")
-        for key, value in report.items():
-            _expect(
-                isinstance(value, (*plain, list, dict)),
-                f"report()[{key!r}] = {type(value).__name__}, not a plain value",
-            )
+        _expect(isinstance(report, EpochReport), f"report() returned {type(report).__name__}, not EpochReport")
+        for group in ("quality", "counts", "settings"):
+            for key, value in getattr(report, group).items():
+                ok = isinstance(value, (*plain, list, dict)) and (group == "settings" or isinstance(value, int | float))
+                _expect(ok, f"report().{group}[{key!r}] = {type(value).__name__}, not a plain value")
         try:
-            json.dumps(report)
+            json.dumps(report.flat())
         except (TypeError, ValueError) as exc:
             raise MethodCheckError(f"report() cannot be written to log.jsonl: {exc}") from None
         passed.append("report: plain values")

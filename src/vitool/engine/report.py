@@ -2,8 +2,9 @@
 
 An epoch record (one line of log.jsonl) is flat: ``epoch`` (counted from 1, as the line and the plot),
 ``lr``, the loss terms (named in ``loss_terms``), ``seconds``, ``images_per_s``, the method's report
-(label-quality figures end in one of ``DIAGNOSTIC_SUFFIXES``; effective settings such as
-``grl_coefficient``), and ``val`` with the held-out Rank-1, mAP and mINP.
+(its label-quality figures named in ``quality_keys``, its counts in ``count_keys``, its effective
+settings such as ``grl_coefficient`` beside them), and ``val`` with the held-out Rank-1, mAP and mINP.
+Logs written before those lists existed are read by the figures' name endings.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-# Label-quality figures a method reports (pseudo-label accuracy, cluster ARI, association precision...)
-# and their counts; `vitool compare` summarises the same keys.
+# How logs written before ``quality_keys`` and ``count_keys`` named their label-quality figures and counts
 DIAGNOSTIC_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage", "_pairs", "_clusters", "_outliers")
 QUALITY_SUFFIXES = ("_accuracy", "_ari", "_precision", "_coverage")  # the ones plotted: rates, not counts
 _NOT_LOSSES = {"epoch", "lr", "seconds", "images_per_s", "data_wait_share", "labels_seconds", "val", "stage"}
-_NOT_LOSSES |= {"loss_terms"}
+_NOT_LOSSES |= {"loss_terms", "quality_keys", "count_keys"}
+
+
+def epoch_report(report: Any) -> dict[str, Any]:
+    """A method's EpochReport as record fields: every figure by name, with the names of its quality
+    figures and counts; a plain dict (a method of an earlier contract) is logged as settings."""
+    from vitool.methods.contract import EpochReport
+
+    if not isinstance(report, EpochReport):
+        report = EpochReport(settings=dict(report or {}))
+    return {**report.flat(), "quality_keys": list(report.quality), "count_keys": list(report.counts)}
 
 
 def _number(value: Any) -> bool:
@@ -40,7 +50,17 @@ def loss_terms(record: dict[str, Any]) -> list[str]:
 
 
 def quality_keys(record: dict[str, Any]) -> list[str]:
+    """The record's label-quality figures: those its method named, or (an older log) by their names."""
+    if "quality_keys" in record:
+        return [k for k in record["quality_keys"] if _number(record.get(k))]
     return [k for k, v in record.items() if _number(v) and k.endswith(QUALITY_SUFFIXES)]
+
+
+def diagnostic_keys(record: dict[str, Any]) -> list[str]:
+    """The label-quality figures and counts ``vitool compare`` summarises."""
+    if "quality_keys" in record:
+        return [k for k in (*record["quality_keys"], *record.get("count_keys", [])) if _number(record.get(k))]
+    return [k for k, v in record.items() if _number(v) and k.endswith(DIAGNOSTIC_SUFFIXES)]
 
 
 def epoch_line(record: dict[str, Any], epochs: int) -> str:

@@ -32,7 +32,7 @@ from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
 from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
-from vitool.engine.report import board_scalars, board_writer, epoch_line, plot_curves
+from vitool.engine.report import board_scalars, board_writer, epoch_line, epoch_report, plot_curves
 from vitool.engine.run_folder import RUN_PLACE
 from vitool.errors import VitoolError
 from vitool.io import atomic_output, make_provenance, output_error
@@ -307,7 +307,7 @@ class Engine:
                 seed_everything(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank)
             record = self._train_epoch(epoch, self.build_loader(epoch, plan), progress if main else None)
             record["labels_seconds"] = round(labels_seconds, 2)
-            record.update(self.method.report())
+            record.update(epoch_report(self.method.report()))
             if main:  # one process validates, logs and writes; the others wait at the barrier
                 for action in self.epoch_actions:
                     action(epoch, record)

@@ -10,7 +10,7 @@ the epoch's batches from them, and per batch calls ``loss`` and, after the optim
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,38 @@ class EpochLabels:
     labels: np.ndarray
     independent: bool = False
     second: np.ndarray | None = None
+
+
+@dataclass
+class EpochReport:
+    """A method's facts about an epoch, by kind, so that no reader guesses from a name: ``quality`` (rates
+    of its labels against the hidden truth: plotted on curves.png and summarised by ``vitool compare``),
+    ``counts`` (clusters, pairs, outlier shares: summarised, not plotted), ``settings`` (effective
+    settings and bookkeeping: logged only). ``|`` merges two, the right one winning a name."""
+
+    quality: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __or__(self, other: EpochReport) -> EpochReport:
+        return EpochReport(
+            {**self.quality, **other.quality}, {**self.counts, **other.counts}, {**self.settings, **other.settings}
+        )
+
+    def flat(self) -> dict[str, Any]:
+        """Every figure under its own name, as one log.jsonl record holds them."""
+        return {**self.settings, **self.counts, **self.quality}
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return {"quality": dict(self.quality), "counts": dict(self.counts), "settings": dict(self.settings)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> EpochReport:
+        """From ``state()``; a flat dict (a checkpoint of an earlier vitool) is kept as settings."""
+        state = state or {}
+        if set(state) <= {"quality", "counts", "settings"}:
+            return cls(**{k: dict(v) for k, v in state.items()})
+        return cls(settings=dict(state))
 
 
 @dataclass
@@ -127,9 +159,10 @@ class Method:
     def adopt_labels(self, plan: EpochLabels) -> None:
         """In a distributed run every process takes process 0's labels for the epoch."""
 
-    def report(self) -> dict[str, Any]:
-        """Facts about this epoch's labels for the log (e.g. pseudo-label accuracy against ground truth)."""
-        return {}
+    def report(self) -> EpochReport:
+        """Facts about this epoch's labels for the log, by kind (e.g. pseudo-label accuracy against the
+        ground truth is ``quality``). A plain dict is taken as settings: logged, neither plotted nor compared."""
+        return EpochReport()
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -35,7 +35,7 @@ from vitool.data.datasets import Sample
 from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
-from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, TrainingContext, check_options
 from vitool.methods.memory import MODALITIES, ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
@@ -119,7 +119,7 @@ class ClusterContrast(Method):
         self.memories: dict[Any, ClusterMemory] = {}
         self.stage2 = False
         self.epoch = 0
-        self._report: dict[str, Any] = {}
+        self._report = EpochReport()
         self._pending: tuple[torch.Tensor, ...] | None = None  # the last batch, for after_step
         self.device = torch.device("cpu")
 
@@ -139,7 +139,7 @@ class ClusterContrast(Method):
         self.epoch = epoch
         self.stage2 = self.two_stage and epoch >= self.dcl_epochs
         features = self._cluster(context)
-        self._report = {"stage": 2 if self.stage2 else 1, **self._cluster_report()}
+        self._report = EpochReport(settings={"stage": 2 if self.stage2 else 1}) | self._cluster_report()
         if not self.stage2:  # each modality samples its own clusters
             return EpochLabels(self.intra, independent=True)
         labels = self.stage2_labels(context, features)
@@ -199,32 +199,32 @@ class ClusterContrast(Method):
         """Global cluster ids of modality ``m`` as rows of its memory (-1 stays -1)."""
         return np.where(labels >= 0, labels - self.offset[m], -1)
 
-    def _cluster_report(self) -> dict[str, Any]:
+    def _cluster_report(self) -> EpochReport:
         from vitool.diagnostics import label_diagnostics
 
-        out: dict[str, Any] = {}
+        report = EpochReport()
         for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
             rows = self.rows_of[m]
-            out[f"{name}_clusters"] = len(self.memories[m])
-            out[f"{name}_outliers"] = round(float((self.intra[rows] < 0).mean()), 4)
+            report.counts[f"{name}_clusters"] = len(self.memories[m])
+            report.counts[f"{name}_outliers"] = round(float((self.intra[rows] < 0).mean()), 4)
             if (self.pid[rows] >= 0).all():  # diagnostics only: the hidden identities
                 diag = label_diagnostics(self.pid[rows], self.modality[rows], self.intra[rows])
-                out[f"{name}_ari"] = round(diag["ari"], 4)
-        return out
+                report.quality[f"{name}_ari"] = round(diag["ari"], 4)
+        return report
 
-    def association_report(self, label: np.ndarray, space_modality: int) -> dict[str, Any]:
+    def association_report(self, label: np.ndarray, space_modality: int) -> EpochReport:
         """How many of the other modality's images got a cluster of ``space_modality`` (coverage) and how many of
         those clusters' majority identity is theirs (precision): diagnostics from the hidden truth."""
         from vitool.diagnostics import cross_modal_accuracy
 
         other = self.modality != space_modality
-        out: dict[str, Any] = {"space": "visible" if space_modality == VISIBLE else "infrared"}
-        out["cross_coverage"] = round(float((label[other] >= 0).mean()), 4)
+        report = EpochReport(settings={"space": "visible" if space_modality == VISIBLE else "infrared"})
+        coverage = report.quality["cross_coverage"] = round(float((label[other] >= 0).mean()), 4)
         if (self.pid >= 0).all():
             accuracy = cross_modal_accuracy(self.pid, self.modality, label, space_modality)
-            if accuracy is not None and out["cross_coverage"] > 0:
-                out["cross_precision"] = round(accuracy / out["cross_coverage"], 4)
-        return out
+            if accuracy is not None and coverage > 0:
+                report.quality["cross_precision"] = round(accuracy / coverage, 4)
+        return report
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -233,7 +233,7 @@ class ClusterContrast(Method):
         """Labels of a second label space that half of every stage-2 batch is drawn from (MULT), or None."""
         return None
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EpochReport:
         return self._report
 
     # --------------------------------------------------------------------------------------- loss
@@ -274,10 +274,14 @@ class ClusterContrast(Method):
             "intra": self.intra,
             "offset": self.offset,
             "memories": {m: mem.prototypes.cpu() for m, mem in self.memories.items()},
-            "report": self._report,
+            "report": self._report.state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The memories are rebuilt from fresh clusters at the next epoch's start; kept for inspection."""
-        self.intra, self.offset, self._report = np.asarray(state["intra"]), state["offset"], state.get("report", {})
+        self.intra, self.offset, self._report = (
+            np.asarray(state["intra"]),
+            state["offset"],
+            EpochReport.from_state(state.get("report")),
+        )
         self.memories = {m: self.new_memory(p) for m, p in state["memories"].items()}

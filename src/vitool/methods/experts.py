@@ -41,7 +41,7 @@ from vitool.data.datasets import Sample
 from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import shuffled_identities
-from vitool.methods.contract import EpochLabels, Method, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
@@ -173,7 +173,7 @@ class Experts(Method):
         self.epoch = 0
         self._relations_on: dict[str, torch.Tensor] | None = None  # the relations on the training device
         self.relations = self._no_relations()
-        self._report: dict[str, Any] = {}
+        self._report = EpochReport()
 
     @property
     def relations(self) -> dict[str, np.ndarray]:
@@ -219,7 +219,7 @@ class Experts(Method):
     def epoch_labels(self, context: TrainingContext, epoch: int) -> EpochLabels:
         self.epoch = epoch
         self.net.stage2 = epoch >= self.stage1
-        self._report = {"labels_from": self.label_source, "stage": 2 if self.net.stage2 else 1}
+        self._report = EpochReport(settings={"labels_from": self.label_source, "stage": 2 if self.net.stage2 else 1})
         if self.net.stage2:
             self._relate(context)
         return EpochLabels(self.intra, independent=True)  # each modality's identities are its own
@@ -263,10 +263,11 @@ class Experts(Method):
             for proto in (self.net.proto_v, self.net.proto_r):
                 torch.distributed.broadcast(proto, src=0)
         if (self.pid >= 0).all():  # diagnostics only: the hidden cross-modal truth
-            diag = match_diagnostics(self.pid, self.modality, self.intra, result.extra)
-            self._report |= {f"cre_{k}": round(v, 4) if isinstance(v, float) else v for k, v in diag.items()}
+            rates, counts = match_diagnostics(self.pid, self.modality, self.intra, result.extra)
+            quality = {f"cre_{k}": round(v, 4) for k, v in rates.items()}
+            self._report |= EpochReport(quality, {f"cre_{k}": v for k, v in counts.items()})
         else:
-            self._report |= {f"cre_{k}": v for k, v in result.attrs.items() if k.endswith("_pairs")}
+            self._report |= EpochReport(counts={f"cre_{k}": v for k, v in result.attrs.items() if k.endswith("_pairs")})
 
     def _true_pairs(self, pid: np.ndarray):
         """Every (visible id, infrared id) of the same person in ``pid``, as consistent pairs (``experts_oracle``;
@@ -285,7 +286,7 @@ class Experts(Method):
     def adopt_labels(self, plan: EpochLabels) -> None:
         """Labels never change; the relations and prototypes come from process 0 in ``_relate``."""
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EpochReport:
         return self._report
 
     # --------------------------------------------------------------------------------------- loss
@@ -365,9 +366,9 @@ class Experts(Method):
     # -------------------------------------------------------------------------------------- state
 
     def state_dict(self) -> dict[str, Any]:
-        return {"relations": self.relations, "report": self._report, "heads": self.net.heads_state()}
+        return {"relations": self.relations, "report": self._report.state(), "heads": self.net.heads_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.relations = {k: np.asarray(v) for k, v in state["relations"].items()}
-        self._report = state.get("report", {})
+        self._report = EpochReport.from_state(state.get("report"))
         self.net.load_state_dict({**self.net.state_dict(), **state["heads"]})

@@ -45,7 +45,7 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.methods.association import shuffled_identities
-from vitool.methods.contract import EpochLabels, Method, RunPlan, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, RunPlan, TrainingContext, check_options
 from vitool.methods.labels import visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import batch_hard_triplet
@@ -225,7 +225,7 @@ class OTLA(Method):
         self.bank = np.full(len(samples), -1, dtype=np.int64)  # infrared pseudo labels (infrared rows only)
         self.net: OTLANet | None = None
         self._sinkhorn: dict[str, Any] = {}
-        self._report: dict[str, Any] = {}
+        self._report = EpochReport()
 
     def num_classes(self) -> int:
         return self.classes
@@ -252,7 +252,7 @@ class OTLA(Method):
             return EpochLabels(self.visible)
         self.bank = self._assign(context, epoch)
         labels = np.where(self.modality == INFRARED, self.bank, self.visible)
-        self._report = {"labels_from": self.label_source, **self._diagnostics(labels)}
+        self._report = EpochReport(settings={"labels_from": self.label_source}) | self._diagnostics(labels)
         return EpochLabels(labels)
 
     def adopt_labels(self, plan: EpochLabels) -> None:
@@ -311,19 +311,20 @@ class OTLA(Method):
         owner = dict(zip(self.pid[vis].tolist(), self.visible[vis].tolist(), strict=True))
         return np.array([owner.get(int(p), -1) for p in pid[rows]], dtype=np.int64)
 
-    def _diagnostics(self, labels: np.ndarray) -> dict[str, Any]:
+    def _diagnostics(self, labels: np.ndarray) -> EpochReport:
         from vitool.diagnostics import cross_modal_accuracy
 
-        out: dict[str, Any] = {f"ot_{k}": v for k, v in self._sinkhorn.items() if k != "classes"}
+        report = EpochReport(settings={f"ot_{k}": v for k, v in self._sinkhorn.items() if k != "classes"})
         if (self.pid >= 0).all():
-            out["ir_label_accuracy"] = round(100 * cross_modal_accuracy(self.pid, self.modality, labels), 2)
-        return out
+            accuracy = cross_modal_accuracy(self.pid, self.modality, labels)
+            report.quality["ir_label_accuracy"] = round(100 * accuracy, 2)
+        return report
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EpochReport:
         if self.net is None:
             return self._report
         grl = {"grl_coefficient": round(self.net.coefficient(), 4), "grl_max_iter": round(self.net.max_iter, 1)}
-        return {**self._report, **grl}
+        return self._report | EpochReport(settings=grl)
 
     # --------------------------------------------------------------------------------------- loss
 
@@ -350,12 +351,12 @@ class OTLA(Method):
     # -------------------------------------------------------------------------------------- state
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"bank": self.bank.copy(), "report": self._report}
+        state: dict[str, Any] = {"bank": self.bank.copy(), "report": self._report.state()}
         if self.net is not None:
             state["heads"] = self.net.heads_state()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.bank, self._report = np.asarray(state["bank"]), state.get("report", {})
+        self.bank, self._report = np.asarray(state["bank"]), EpochReport.from_state(state.get("report"))
         if self.net is not None:
             self.net.load_state_dict({**self.net.state_dict(), **state["heads"]})

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.methods.association import associate
-from vitool.methods.contract import EpochLabels, RunPlan, TrainingContext, check_options, epoch_seed
+from vitool.methods.contract import EpochLabels, EpochReport, RunPlan, TrainingContext, check_options, epoch_seed
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
@@ -174,11 +174,12 @@ class PCLHD(ClusterContrast):
         if self.options.pclhd_ema_half_life > 0 and stage2_steps > 0:
             self.beta = ema_beta(self.options.pclhd_ema_half_life * stage2_steps)
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> EpochReport:
         if not self.stage2:
             return super().report()
         half_life = math.log(0.5) / math.log(self.beta) if 0 < self.beta < 1 else math.inf
-        return {**super().report(), "ema_beta": round(self.beta, 6), "ema_half_life_steps": round(half_life, 1)}
+        ema = {"ema_beta": round(self.beta, 6), "ema_half_life_steps": round(half_life, 1)}
+        return super().report() | EpochReport(settings=ema)
 
     def schedule_restart(self) -> int | None:
         return self.dcl_epochs or None  # the released code builds a new Adam and schedule at stage 2
