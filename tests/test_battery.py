@@ -67,6 +67,11 @@ class ForgetsOnResume(Supervised):
         return total * self.seen, terms
 
 
+class ClashingReport(Supervised):
+    def report(self):
+        return EpochReport(quality={"loss": 0.5})
+
+
 class NaNLoss(Supervised):
     def loss(self, out, labels, modality, rows):
         total, terms = super().loss(out, labels, modality, rows)
@@ -87,7 +92,8 @@ class ObjectState(Supervised):
     ("broken", "message"),
     [
         (FloatLabels, re.escape("dtype float32, not an integer type")),
-        (TensorReport, re.escape("report().quality['accuracy'] = Tensor, not a plain value")),
+        (TensorReport, re.escape("report().quality['accuracy'] = Tensor, not a number")),
+        (ClashingReport, re.escape("report() names 'loss' twice, or as a field the engine logs itself")),
         (NaNLoss, "two epochs of training failed: .*nan"),
         (NoGradient, re.escape("never reaches the backbone")),
         (ObjectState, re.escape("state_dict() holds what weights_only=True refuses")),

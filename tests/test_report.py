@@ -32,7 +32,8 @@ def test_a_method_names_its_figures_by_kind_and_readers_take_its_word():
     assert quality_keys(record) == ["mystery_score"]  # plotted and on the line, whatever its name
     assert diagnostic_keys(record) == ["mystery_score", "groups"]  # what compare summarises
     assert "ir_label_accuracy" not in epoch_line(record, 8) and "mystery_score 0.4" in epoch_line(record, 8)
-    assert epoch_report({"x": 1}) == {"x": 1, "quality_keys": [], "count_keys": []}  # a plain dict: settings
+    plain = epoch_report({"x": 1, "ir_label_accuracy": 9.0, "visible_clusters": 4})  # the earlier contract
+    assert plain["quality_keys"] == ["ir_label_accuracy"] and plain["count_keys"] == ["visible_clusters"]
     assert EpochReport.from_state(report.state()) == report and EpochReport.from_state({"x": 1}).settings == {"x": 1}
 
 

@@ -549,7 +549,8 @@ def _write_labels(output: Path, fs, result, method: str, params: dict, inputs: d
     diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)
     if result.intra_label is not None:
         rates, counts = match_diagnostics(fs.pid, fs.modality, result.intra_label, result.extra)
-        diagnostics |= counts | rates
+        merged = counts | rates  # each kind's pairs, precision and coverage together, as listed before
+        diagnostics |= {k: merged[k] for k in sorted(merged, key=lambda k: k.rsplit("_", 1)[0])}
     ls = LabelSet(
         path=fs.path,
         modality=fs.modality,

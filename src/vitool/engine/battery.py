@@ -129,10 +129,18 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
         report = probe.method.report()
         plain = (bool, int, float, str, type(None))
         _expect(isinstance(report, EpochReport), f"report() returned {type(report).__name__}, not EpochReport")
+        names: list[str] = []
         for group in ("quality", "counts", "settings"):
             for key, value in getattr(report, group).items():
-                ok = isinstance(value, (*plain, list, dict)) and (group == "settings" or isinstance(value, int | float))
-                _expect(ok, f"report().{group}[{key!r}] = {type(value).__name__}, not a plain value")
+                names.append(key)
+                if group == "settings":
+                    ok, want = isinstance(value, (*plain, list, dict)), "a plain value"
+                else:
+                    ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+                _expect(ok, f"report().{group}[{key!r}] = {type(value).__name__}, not {want}")
+        taken = {"epoch", "lr", "loss", "val", "seconds", "images_per_s", "quality_keys", "count_keys"}
+        clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & taken))
+        _expect(not clash, f"report() names {clash[0]!r} twice, or as a field the engine logs itself" if clash else "")
         try:
             json.dumps(report.flat())
         except (TypeError, ValueError) as exc:

@@ -22,11 +22,15 @@ _NOT_LOSSES |= {"loss_terms", "quality_keys", "count_keys"}
 
 def epoch_report(report: Any) -> dict[str, Any]:
     """A method's EpochReport as record fields: every figure by name, with the names of its quality
-    figures and counts; a plain dict (a method of an earlier contract) is logged as settings."""
+    figures and counts. A plain dict (a plugin written for the earlier contract) is sorted by the name
+    endings that contract used."""
     from vitool.methods.contract import EpochReport
 
     if not isinstance(report, EpochReport):
-        report = EpochReport(settings=dict(report or {}))
+        flat = dict(report or {})
+        quality = {k: v for k, v in flat.items() if _number(v) and k.endswith(QUALITY_SUFFIXES)}
+        counts = {k: v for k, v in flat.items() if _number(v) and k.endswith(DIAGNOSTIC_SUFFIXES) and k not in quality}
+        report = EpochReport(quality, counts, {k: v for k, v in flat.items() if k not in quality | counts})
     return {**report.flat(), "quality_keys": list(report.quality), "count_keys": list(report.counts)}
 
 

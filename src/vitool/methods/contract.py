@@ -161,7 +161,7 @@ class Method:
 
     def report(self) -> EpochReport:
         """Facts about this epoch's labels for the log, by kind (e.g. pseudo-label accuracy against the
-        ground truth is ``quality``). A plain dict is taken as settings: logged, neither plotted nor compared."""
+        ground truth is ``quality``). A plain dict (the earlier contract) is sorted by its names' endings."""
         return EpochReport()
 
     def state_dict(self) -> dict[str, Any]:
