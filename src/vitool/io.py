@@ -184,14 +184,14 @@ def check_output(
 def _check_output(path: Path, overwrite: bool, inputs: tuple[str | Path | None, ...], make_parent: bool) -> None:
     if path.is_dir():
         raise VitoolError(path, "is a folder", "give a file name to -o")
-    if path.exists() and not path.is_file():
-        raise VitoolError(path, "is not a regular file (a device, a pipe)", "give a file name to -o")
-    if path.exists() and not overwrite:
-        raise VitoolError(
-            path, "already exists", "pass --overwrite (overwrite=True from Python) or choose another name"
-        )
-    for source in inputs:
-        if source is not None and path.exists() and Path(source).exists() and path.samefile(source):
+    if path.exists():
+        if not path.is_file():
+            raise VitoolError(path, "is not a regular file (a device, a pipe)", "give a file name to -o")
+        if not overwrite:
+            raise VitoolError(
+                path, "already exists", "pass --overwrite (overwrite=True from Python) or choose another name"
+            )
+        if any(source is not None and Path(source).exists() and path.samefile(source) for source in inputs):
             raise VitoolError(path, "is also this command's input", "write the output to another file")
     parent = path.parent
     for folder in (parent, *parent.parents):  # the deepest part of the path that exists
