@@ -140,7 +140,8 @@ def check_method(name: str, options: dict[str, Any] | None = None) -> list[str]:
                 _expect(ok, f"report().{group}[{key!r}] = {type(value).__name__}, not {want}")
         taken = {"epoch", "lr", "loss", "val", "seconds", "images_per_s", "quality_keys", "count_keys"}
         clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & taken))
-        _expect(not clash, f"report() names {clash[0]!r} twice, or as a field the engine logs itself" if clash else "")
+        if clash:
+            raise MethodCheckError(f"report() names {clash[0]!r} twice, or as a field the engine logs itself")
         try:
             json.dumps(report.flat())
         except (TypeError, ValueError) as exc:
