@@ -139,3 +139,21 @@ def test_importing_vitool_imports_neither_torch_nor_h5py():
     code += "assert 'torch' not in sys.modules\nprint(sorted(set(vitool.__all__) - set(dir(vitool))))"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stderr
+
+
+def test_the_stages_write_what_their_commands_write(ran):
+    work, ns = ran
+    res = run_cli(
+        "cluster", "train.h5", "-o", "cli_clusters.h5", "--k1", "10", "--eps", "0.5", "--min-samples", "2", cwd=work
+    )
+    assert res.returncode == 0, res.stderr
+    staged, cli = vitool.read_labels(work / "clusters.h5"), vitool.read_labels(work / "cli_clusters.h5")
+    np.testing.assert_array_equal(staged.label, cli.label)
+    assert staged.params == cli.params and staged.attrs["diagnostics"] == cli.attrs["diagnostics"]
+    assert staged.attrs["provenance"]["command"].endswith("(vitool Python API)")
+    assert cli.attrs["provenance"]["command"].startswith("vitool cluster train.h5")
+    cli_scores = _cli_json("evaluate", "feats.h5", "--mode", "indoor", cwd=work)
+    assert ns["staged_scores"]["rank1"] == cli_scores["rank1"] and ns["staged_scores"]["trials"] == cli_scores["trials"]
+    assert json.loads((work / "scores.json").read_text())["mAP"] == cli_scores["mAP"]
+    linked = vitool.read_labels(work / "linked.h5")
+    np.testing.assert_array_equal(linked.label, ns["assignment"].label)  # the same hungarian labels as above

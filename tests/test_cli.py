@@ -246,3 +246,17 @@ def test_a_protocol_of_another_dataset_is_refused_unless_asked_for(features_file
         "dataset 'sysu'",
     )
     assert not (tmp_path / "r.png").exists()
+
+
+def test_the_choices_the_command_line_writes_again_equal_the_library_s():
+    """The command line offers choice lists of numpy-importing modules without importing them."""
+    from vitool import cli
+    from vitool.assign.mult import SPACES
+    from vitool.assign.ot import COSTS
+    from vitool.cluster import METHODS
+    from vitool.compare import STYLES
+    from vitool.data.synth import INFRARED_MODELS
+
+    pairs = [(cli.InfraredModel, INFRARED_MODELS), (cli.ClusterMethod, METHODS), (cli.Space, SPACES)]
+    for choices, library in [*pairs, (cli.OtCost, COSTS), (cli.TableFormat, STYLES)]:
+        assert tuple(c.value for c in choices) == tuple(library), choices

@@ -19,6 +19,7 @@ def run(script: str, tmp_path: Path, *args: str, **env: str) -> subprocess.Compl
     )
 
 
+@pytest.mark.slow  # each runs a dozen commands in fresh interpreters; the stages themselves are tested in process
 @pytest.mark.parametrize("script", ["unsupervised_pipeline.sh", "mix_association.sh"])
 def test_pipeline_examples_run(script, tmp_path):
     res = run(script, tmp_path)

@@ -474,3 +474,13 @@ def test_config_toml_holds_the_resolved_values_of_every_demo(tmp_path, synth_roo
         assert resolved.method_options.get("dcl_epochs", 0) >= 0 and resolved.method_options.get("association") != ""
         (tmp_path / "written.toml").write_text(dump_config(resolved))
         assert load_config(tmp_path / "written.toml", {}) == resolved, method  # read back: the same run
+
+
+def test_the_api_refuses_train_split_features_as_the_cli_does():
+    import vitool
+
+    fs = random_featureset()
+    fs.attrs = {"dataset": "sysu", "split": "train", "trial": 0}
+    with pytest.raises(ValueError, match="train split"):
+        vitool.evaluate(fs.features, fs)
+    assert vitool.evaluate(fs.features, fs, protocol="generic").rank1 >= 0

@@ -214,7 +214,14 @@ def test_training_reads_the_image_cache_from_worker_processes(tmp_path, synth_ro
     assert engine.run()["all"]["mAP"] > 0
 
 
-@pytest.mark.parametrize("method", ["otla", "experts", "pclhd", "mult"])
+# one method in the default run; the others, whose distributed paths differ only inside the method, in the slow set
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "method",
+    ["otla", pytest.param("experts", marks=SLOW), pytest.param("pclhd", marks=SLOW), pytest.param("mult", marks=SLOW)],
+)
 def test_two_gloo_processes_train_with_torchrun(tmp_path, synth_root, method):
     """OTLA, experts, PCLHD and MULT, so the methods' heads, GRL counter, prototypes, label bank,
     cluster and memory broadcasts, momentum encoder and stage switch are exercised too."""

@@ -35,6 +35,10 @@ def __getattr__(name: str):
         from vitool import api
 
         return getattr(api, name)
+    if name == "stages":  # each command whole, file in and file out (docs/api.md)
+        import vitool.stages
+
+        return vitool.stages
     raise AttributeError(f"module 'vitool' has no attribute {name!r}")
 
 

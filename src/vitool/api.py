@@ -17,13 +17,14 @@ import numpy as np
 
 from vitool import _API
 from vitool.errors import MethodCheckError  # noqa: F401  (re-exported: what check_method raises)
-from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, PROTOCOLS, ProtocolSpec, Trial
+from vitool.evaluation.protocols import Trial
 from vitool.evaluation.rerank import Rerank
 from vitool.io import FeatureSet, LabelSet, make_provenance
 from vitool.io import read_features as _read_features
 from vitool.io import read_labels as _read_labels
 from vitool.io import write_features as _write_features
 from vitool.io import write_labels as _write_labels
+from vitool.stages import convert_checkpoint  # noqa: F401  (re-exported)
 
 __all__ = list(_API)  # the names vitool/__init__.py loads on first use
 
@@ -101,7 +102,9 @@ class TestSet:
 
     def file_attrs(self) -> dict[str, Any]:
         """The attributes a features file of this test split records (as `vitool extract-features` writes)."""
-        return {"dataset": self.dataset, "split": "test", "trial": self.trial if self.dataset == "regdb" else 0}
+        from vitool.data.datasets import split_attrs
+
+        return split_attrs(self.dataset, "test", self.trial)
 
 
 def load_test_set(dataset: str, root: str | Path, trial: int = 1) -> TestSet:
@@ -158,11 +161,13 @@ def _rows(test_set: Any, n: int | None, pid: Any, cam: Any, modality: Any, path:
             if not hasattr(test_set, name):
                 raise ValueError(f"test_set: expected a TestSet or FeatureSet, got {type(test_set).__name__}")
         pid, cam, modality, path = test_set.pid, test_set.cam, test_set.modality, test_set.path
-        dataset = getattr(test_set, "dataset", None) or getattr(test_set, "attrs", {}).get("dataset")
+        recorded = getattr(test_set, "attrs", None) or {}
+        dataset = getattr(test_set, "dataset", None) or recorded.get("dataset")
+        split = recorded.get("split")  # a train split is refused under a dataset's protocol
     else:
         if pid is None or modality is None:
             raise ValueError("pid, modality: give them (and cam, path where the protocol needs them) or a test_set")
-        dataset = None
+        dataset = split = None
     pid = _array(pid, "pid", 1, "iu", n)
     n = len(pid)
     modality = _array(modality, "modality", 1, "iub", n)
@@ -175,19 +180,8 @@ def _rows(test_set: Any, n: int | None, pid: Any, cam: Any, modality: Any, path:
         raise ValueError(f"path: expected {n} rows (one per image), got {len(path)}")
     return FeatureSet(
         np.zeros((n, 1), np.float32), np.asarray(path, dtype=object), pid, cam, modality.astype(np.uint8),
-        attrs={"dataset": dataset} if dataset else {},
+        attrs={k: v for k, v in (("dataset", dataset), ("split", split)) if v},
     )  # fmt: skip
-
-
-def _spec(protocol: str | None, dataset: str | None, mode: str, shot: str, direction, trials, deen_swap):
-    protocol = protocol or PROTOCOL_OF_DATASET.get(str(dataset), "generic")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {protocol!r}")
-    if mode not in ("all", "indoor") or shot not in ("single", "multi"):
-        raise ValueError(f"mode, shot: expected all|indoor and single|multi, got {mode!r}, {shot!r}")
-    if not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials: expected a positive integer, got {trials!r}")
-    return ProtocolSpec(protocol, mode, shot, direction, trials, deen_swap)
 
 
 def protocol_trials(
@@ -201,10 +195,10 @@ def protocol_trials(
 ) -> list[Trial]:
     """Each trial's query and gallery rows (``Trial.query``, ``Trial.gallery``: indices into the test
     set), the official gallery draws included; ``protocol`` defaults to the test set's dataset's."""
-    rows = _rows(test_set, None, None, None, None, None)
-    spec = _spec(protocol, rows.attrs.get("dataset"), mode, shot, direction, trials, deen_swap)
-    from vitool.evaluation.protocols import build_trials, check_protocol_fits
+    from vitool.evaluation.protocols import build_trials, check_protocol_fits, protocol_spec
 
+    rows = _rows(test_set, None, None, None, None, None)
+    spec = protocol_spec(protocol, rows.attrs.get("dataset"), mode, shot, direction, trials, deen_swap)
     check_protocol_fits(rows.attrs.get("dataset"), spec.protocol, "test_set", split=rows.attrs.get("split"))
     return build_trials(spec, rows.path, rows.pid, rows.cam, rows.modality, "test_set")
 
@@ -237,25 +231,19 @@ def evaluate(
     test set's own; another dataset's protocol is refused unless ``cross_dataset``. ``rerank`` True (or a
     :class:`Rerank`) k-reciprocal re-ranks every trial; ``device="cuda"`` computes the products on the GPU.
     """
-    from vitool.evaluation.evaluate import evaluate_features
-    from vitool.evaluation.protocols import check_protocol_fits
+    from vitool.evaluation.evaluate import score
+    from vitool.evaluation.protocols import protocol_spec
 
     emb = _array(features, "features", 2, "f")
     rows = _rows(test_set, len(emb), pid, cam, modality, path)
     rows.features = emb.astype(np.float32, copy=False)
-    dataset = rows.attrs.get("dataset")
-    spec = _spec(protocol, dataset, mode, shot, direction, trials, deen_swap)
-    check_protocol_fits(dataset, spec.protocol, "test_set", cross_dataset, rows.attrs.get("split"))
+    spec = protocol_spec(protocol, rows.attrs.get("dataset"), mode, shot, direction, trials, deen_swap)
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device: expected cpu or cuda, got {device!r}")
-    if device == "cuda":
-        from vitool.devices import resolve_device
-
-        device = str(resolve_device("cuda"))
     reranking = Rerank() if rerank is True else (rerank or None)
     if reranking is not None and not isinstance(reranking, Rerank):
         raise ValueError(f"rerank: expected True, False or a vitool.Rerank, got {rerank!r}")
-    out = evaluate_features(rows, spec, "features", device, where="features", rerank=reranking)
+    out = score(rows, spec, "features", device, "test_set", reranking, cross_dataset)
     keys = {f for f in EvaluationResult.__dataclass_fields__}
     return EvaluationResult(**{k: v for k, v in out.items() if k in keys})
 
@@ -342,20 +330,6 @@ def assign_labels(
 # ---------------------------------------------------------------------------------------------------- models
 
 
-def convert_checkpoint(source: str | Path, output: str | Path, fmt: str = "auto", overwrite: bool = False):
-    """A released AGW, PCLHD, MULT, OTLA or WSL checkpoint (``fmt``, or "auto" from its keys) written as a
-    vitool checkpoint at ``output`` with its repository's test recipe; returns the ``Converted`` record."""
-    from vitool.io import check_output, sha256_file
-    from vitool.models.convert import FORMATS, convert_file
-
-    if fmt not in ("auto", *FORMATS):
-        raise ValueError(f"fmt: expected auto or one of {', '.join(FORMATS)}, got {fmt!r}")
-    source, output = Path(source), Path(output)
-    check_output(output, overwrite, inputs=(source,))
-    inputs = {str(source): sha256_file(source)} if source.is_file() else {}
-    return convert_file(source, fmt, output, make_provenance({"source": str(source), "format": fmt}, inputs=inputs))
-
-
 def load_model(checkpoint: str | Path):
     """The network of a vitool checkpoint (trained, or made by :func:`convert_checkpoint`), loaded with
     ``weights_only=True``; ``model(images, modality)`` returns its outputs, ``model.config`` its recipe."""
@@ -369,14 +343,11 @@ def extract_features(
 ) -> FeatureSet:
     """A vitool model's (or checkpoint's) test features of ``test_set`` with its own recipe (size, flip,
     L2), exactly as ``vitool extract-features`` writes them."""
-    from vitool.devices import resolve_device
-    from vitool.features import extract_featureset
+    from vitool.stages import extract_samples
 
     if isinstance(model, str | Path):
         model = load_model(model)
     if not isinstance(test_set, TestSet):
         raise ValueError(f"test_set: expected a vitool.TestSet (load_test_set), got {type(test_set).__name__}")
-    return extract_featureset(
-        model, test_set.samples(), test_set.image_root(), test_set.file_attrs(), resolve_device(device), batch_size,
-        None, workers,
-    )  # fmt: skip
+    samples, base, attrs = test_set.samples(), test_set.image_root(), test_set.file_attrs()
+    return extract_samples(samples, base, attrs, lambda: model, device, batch_size, None, workers).features

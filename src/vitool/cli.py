@@ -1,25 +1,30 @@
-"""The ``vitool`` command line: thin Typer commands over the library.
+"""The ``vitool`` command line: each command parses its options, calls one stage of ``vitool.stages``
+(or the library function behind a helper) and prints the result.
 
-Start-up stays light: only typer and the standard library are imported here; each command imports
-what it needs. Bad input raises ``VitoolError`` anywhere below, which ``main`` prints as one line on
-stderr with exit code 1; usage errors are Typer's (exit code 2).
+Start-up stays light: typer, the standard library and vitool's numpy-free choice lists; each command
+imports what it needs. Bad input raises ``VitoolError`` anywhere below, which ``main`` prints as one
+line on stderr with exit code 1; usage errors are Typer's (exit code 2).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from vitool import __version__
+from vitool.assign import METHODS as ASSOCIATIONS
+from vitool.data.datasets import DATASETS, OFFICIAL_DATASETS, SPLITS
+from vitool.engine.config import DEVICES
 from vitool.errors import VitoolError
+from vitool.evaluation import DIRECTIONS, MODES, PROTOCOLS, SHOTS
 from vitool.methods.registry import describe as describe_methods
 from vitool.methods.registry import methods
+from vitool.models import BACKBONES, RELEASED_FORMATS
 
 app = typer.Typer(
     name="vitool",
@@ -36,17 +41,24 @@ def _choices(name: str, *values: str) -> type[StrEnum]:
     return StrEnum(name, {v: v for v in values})
 
 
-Dataset = _choices("Dataset", "sysu", "regdb", "llcm", "manifest")
-Layout = _choices("Layout", "sysu", "regdb", "llcm")
-InfraredModel = _choices("InfraredModel", "auto", "nir", "thermal")
-Protocol = _choices("Protocol", "sysu", "regdb", "llcm", "generic")
-Split = _choices("Split", "train", "test")
-Device = _choices("Device", "auto", "cpu", "cuda")
-Backbone = _choices("Backbone", "resnet50", "resnet18", "mobilenet_v2")
-Mode = _choices("Mode", "all", "indoor")
-Shot = _choices("Shot", "single", "multi")
-Direction = _choices("Direction", "v2i", "i2v")
+Dataset = _choices("Dataset", *DATASETS)
+Official = _choices("Official", *OFFICIAL_DATASETS)
+Protocol = _choices("Protocol", *PROTOCOLS)
+Mode = _choices("Mode", *MODES)
+Shot = _choices("Shot", *SHOTS)
+Direction = _choices("Direction", *DIRECTIONS)
+Device = _choices("Device", *DEVICES)
+Backbone = _choices("Backbone", *BACKBONES)
+ReleasedFormat = _choices("ReleasedFormat", "auto", *RELEASED_FORMATS)
+AssignMethod = _choices("AssignMethod", *ASSOCIATIONS)
+Split = _choices("Split", *SPLITS)
 TrainMethod = _choices("TrainMethod", *methods())  # vitool's own and those of installed plugins
+# choices of modules that import numpy, written here again (tests/test_cli.py holds them equal)
+InfraredModel = _choices("InfraredModel", "auto", "nir", "thermal")  # data.synth.INFRARED_MODELS
+ClusterMethod = _choices("ClusterMethod", "dbscan", "kmeans")  # cluster.METHODS
+Space = _choices("Space", "visible", "infrared")  # assign.mult.SPACES
+OtCost = _choices("OtCost", "auto", "probs", "prototypes")  # assign.ot.COSTS
+TableFormat = _choices("TableFormat", "table", "markdown", "csv")  # compare.STYLES
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
@@ -67,29 +79,41 @@ def _root(
     """vitool: extract-features -> cluster -> assign-labels -> train -> evaluate, as files."""
 
 
-def _progress(total: int, what: str):
-    """A rich progress bar on stderr; returns (context manager, advance callback)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class _Bars:
+    """Rich progress bars on stderr for the stages' ``progress`` callback: one bar per (total, title),
+    shown from the first call, so that input refused before the long work prints its one line alone."""
 
-    progress = Progress(
-        TextColumn(what),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task(what, total=total)
-    return progress, lambda n=1: progress.advance(task, n)
+    def __init__(self, console=None) -> None:
+        self.console, self.progress, self.task = console, None, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def __call__(self, total: int | None, title: str):
+        if self.progress is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+            self.progress = Progress(*columns, console=self.console or Console(stderr=True), transient=True)
+            self.progress.__enter__()
+        task = self.progress.add_task(title, total=total)
+        return lambda n=1: self.progress.advance(task, n)
+
+    def show(self, done: int, total: int, title: str) -> None:
+        """One bar at ``done`` of ``total`` under ``title`` (a training epoch's batches)."""
+        if self.task is None:
+            self(total, title)
+            self.task = self.progress.task_ids[-1]
+        self.progress.update(self.task, completed=done, total=total, description=title)
 
 
 def _emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
-
-
-def _effective_config(**kwargs: Any) -> dict[str, Any]:
-    return {k: (v.value if isinstance(v, Enum) else str(v) if isinstance(v, Path) else v) for k, v in kwargs.items()}
 
 
 # --------------------------------------------------------------------------------------------------- synth
@@ -98,7 +122,7 @@ def _effective_config(**kwargs: Any) -> dict[str, Any]:
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="New folder to write the dataset into (must not exist or be empty).")],
-    layout: Annotated[Layout, typer.Option(help="Official layout to write.")] = Layout.sysu,
+    layout: Annotated[Official, typer.Option(help="Official layout to write.")] = Official.sysu,
     train_ids: Annotated[int, typer.Option(help="Training identities (SYSU: train + val; SYSU-MM01 has 395).")] = 256,
     test_ids: Annotated[int, typer.Option(help="Test identities (SYSU-MM01 has 96).")] = 96,
     images: Annotated[int, typer.Option(help="Images per identity and camera (RegDB: twice this per modality).")] = 3,
@@ -152,25 +176,12 @@ def synth(
 
     from vitool.data.synth import SynthConfig, generate
 
-    config = SynthConfig(
-        layout.value,
-        train_ids,
-        test_ids,
-        images,
-        seed,
-        ir_material,
-        fill,
-        infrared.value,
-        material_look,
-        ir_degrade,
-        ir_contrast,
-    )
-    progress, advance = _progress(train_ids + test_ids, f"synth {layout.value}")
-    with progress:
-        counts = generate(out, config, progress=advance)
-    summary = {"root": str(out), **asdict(config), **counts}
+    options = (train_ids, test_ids, images, seed, ir_material, fill, infrared.value, material_look, ir_degrade)
+    config = SynthConfig(layout.value, *options, ir_contrast)
+    with _Bars() as bars:
+        counts = generate(out, config, progress=bars(train_ids + test_ids, f"synth {layout.value}"))
     if as_json:
-        _emit_json(summary)
+        _emit_json({"root": str(out), **asdict(config), **counts})
     else:
         typer.echo(
             f"wrote {counts['images']} images of {counts['identities']} identities to {out} ({layout.value} layout)"
@@ -178,60 +189,6 @@ def synth(
 
 
 # ----------------------------------------------------------------------------------------- extract-features
-
-
-def _extract(
-    dataset: Dataset,
-    root: Path,
-    split: str,
-    trial: int,
-    make_model,
-    device: Device,
-    batch_size: int,
-    flip: bool | None,
-    workers: int,
-    image_cache: Path | None = None,
-):
-    """Load the split, then build the model and extract with a progress bar: (model, FeatureSet, listing hash).
-
-    The split is loaded first so that a bad dataset root fails before any model or weights are touched.
-    """
-    from vitool.data.datasets import image_root, listing_sha256, load_split
-    from vitool.devices import resolve_device
-    from vitool.features import extract_featureset
-
-    samples = load_split(dataset.value, root, split, trial)
-    base = image_root(dataset.value, root)
-    model = make_model()
-    cache = None
-    if image_cache is not None:
-        from vitool.data.cache import ImageCache
-
-        cache = ImageCache(image_cache, model.config.height, model.config.width)
-    attrs = {"dataset": dataset.value, "split": split, "trial": trial if dataset == Dataset.regdb else 0}
-    progress, advance = _progress(len(samples), f"extract {dataset.value}/{split}")
-    with progress:
-        fs = extract_featureset(
-            model,
-            samples,
-            base,
-            attrs,
-            resolve_device(device.value),
-            batch_size,
-            _flip_mode(flip, model),
-            workers,
-            on_batch=advance,
-            cache=cache,
-        )
-    return model, fs, listing_sha256(samples, base)
-
-
-def _flip_mode(flip: bool | None, model) -> str:
-    """--flip / --no-flip over the model's test recipe: --flip keeps a recipe's own way of averaging."""
-    recipe = model.config.test_flip
-    if flip is None:
-        return recipe
-    return (recipe if recipe != "none" else "mean") if flip else "none"
 
 
 DatasetOpt = Annotated[Dataset, typer.Option(help="Dataset layout of --root (manifest: --root is the CSV file).")]
@@ -279,41 +236,15 @@ def extract_features(
     overwrite: Overwrite = False,
 ) -> None:
     """Extract post-BN and pre-BN features of a dataset split into a features file."""
-    from vitool.io import check_output, make_provenance, sha256_file, write_features
-    from vitool.models import build_model
+    from vitool import stages
 
-    check_output(output, overwrite)
-    model, fs, listing = _extract(
-        dataset,
-        root,
-        split.value,
-        trial,
-        lambda: build_model(checkpoint, backbone.value, pretrained, height, width, seed),
-        device,
-        batch_size,
-        flip,
-        workers,
-        image_cache,
-    )
-    config = _effective_config(
-        dataset=dataset,
-        root=root,
-        split=split,
-        trial=trial,
-        checkpoint=checkpoint,
-        backbone=model.config.backbone,
-        pretrained=None if checkpoint else pretrained,
-        model=model.config.to_dict(),
-        batch_size=batch_size,
-        flip=_flip_mode(flip, model),
-    )
-    provenance = make_provenance(
-        config,
-        seed=seed,
-        inputs={"dataset_listing": listing},
-        checkpoint=sha256_file(checkpoint) if checkpoint else None,
-    )
-    write_features(output, fs, provenance, overwrite)
+    with _Bars() as bars:
+        fs = stages.extract_features(
+            dataset.value, root, output, split=split.value, trial=trial, checkpoint=checkpoint,
+            backbone=backbone.value, pretrained=pretrained, height=height, width=width, batch_size=batch_size,
+            device=device.value, flip=flip, workers=workers, image_cache=image_cache, seed=seed,
+            overwrite=overwrite, progress=bars,
+        )  # fmt: skip
     typer.echo(f"wrote {len(fs)} x {fs.features.shape[1]} features to {output}", err=True)
 
 
@@ -365,77 +296,36 @@ def evaluate(
     overwrite: Overwrite = False,
 ) -> None:
     """Score features with a literature protocol: Rank-1/5/10/20, mAP, mINP, averaged over trials."""
-    from vitool.evaluation.evaluate import evaluate_features, plot_cmc
-    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec, check_protocol_fits
-    from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
+    from vitool import stages
 
-    for target in (output, plot):
-        if target is not None:
-            check_output(target, overwrite, inputs=(features, checkpoint))
     if (features is None) == (checkpoint is None):
         raise typer.BadParameter("give either a FEATURES file or --checkpoint with --dataset and --root")
-    if checkpoint is not None:
-        if dataset is None or root is None:
-            raise typer.BadParameter("--checkpoint needs --dataset and --root")
-        from vitool.models import build_model
-
-        _, fs, _ = _extract(
-            dataset,
-            root,
-            "test",
-            trial,
-            lambda: build_model(checkpoint),
-            device,
-            batch_size,
-            flip,
-            0,
-        )
-        source, digest = str(checkpoint), sha256_file(checkpoint)
-    else:
-        fs = read_features(features)
-        source, digest = str(features), sha256_file(features)
-    proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(str(fs.attrs.get("dataset")), "generic")
-    check_protocol_fits(fs.attrs.get("dataset"), proto, source, cross_dataset, fs.attrs.get("split"))
-    spec = ProtocolSpec(proto, mode.value, shot.value, direction.value if direction else None, trials, deen_swap)
-    eval_device = "cpu"
-    if device == Device.cuda:
-        from vitool.devices import resolve_device
-
-        eval_device = str(resolve_device("cuda"))  # a clear error when no GPU is visible
+    if checkpoint is not None and (dataset is None or root is None):
+        raise typer.BadParameter("--checkpoint needs --dataset and --root")
     reranking = None
     if rerank:
         from vitool.evaluation.rerank import Rerank
 
         reranking = Rerank(k1, k2, lambda_)
-    results = evaluate_features(fs, spec, feature, eval_device, where=source, rerank=reranking)
-    if cross_dataset:
-        results["cross_dataset"] = {"features_dataset": fs.attrs.get("dataset"), "protocol": proto}
-    config = dict(protocol=proto, mode=mode, shot=shot, direction=spec.resolved_direction(), trials=trials)
-    config["cross_dataset"] = cross_dataset
-    results["provenance"] = make_provenance(
-        _effective_config(**config, rerank=results["reranked"]), inputs={source: digest}
-    )
-    if output is not None:
-        with atomic_output(output, overwrite) as tmp:
-            tmp.write_text(json.dumps(results, indent=2) + "\n")
-    label = f"{proto}" + (f" {mode.value}" if proto == "sysu" else "") + f" {spec.resolved_direction()}"
-    label += f" reranked (k1 {k1}, k2 {k2}, lambda {lambda_})" if rerank else ""
-    if plot is not None:
-        with atomic_output(plot, overwrite) as tmp:
-            plot_cmc(results, tmp, f"CMC, {label} ({Path(source).name})")
+    with _Bars() as bars:
+        results = stages.evaluate(
+            features, checkpoint=checkpoint, dataset=dataset and dataset.value, root=root, trial=trial, flip=flip,
+            batch_size=batch_size, protocol=protocol and protocol.value, mode=mode.value, shot=shot.value,
+            direction=direction and direction.value, trials=trials, deen_swap=deen_swap, feature=feature,
+            cross_dataset=cross_dataset, device=device.value, rerank=reranking, output=output, plot=plot,
+            overwrite=overwrite, progress=bars,
+        )  # fmt: skip
     if as_json:
         _emit_json(results)
     else:
         typer.echo(
-            f"{label}: Rank-1 {results['rank1']:.2f}  Rank-5 {results['rank5']:.2f}  Rank-10 {results['rank10']:.2f}  "
-            f"Rank-20 {results['rank20']:.2f}  mAP {results['mAP']:.2f}  mINP {results['mINP']:.2f}  "
-            f"({len(results['trials'])} trial(s))"
+            f"{stages.describe_protocol(results, reranking)}: Rank-1 {results['rank1']:.2f}  "
+            f"Rank-5 {results['rank5']:.2f}  Rank-10 {results['rank10']:.2f}  Rank-20 {results['rank20']:.2f}  "
+            f"mAP {results['mAP']:.2f}  mINP {results['mINP']:.2f}  ({len(results['trials'])} trial(s))"
         )
 
 
 # ------------------------------------------------------------------------------------------------- convert
-
-ReleasedFormat = _choices("ReleasedFormat", "auto", "agw", "pclhd", "mult", "otla", "wsl")
 
 
 @app.command()
@@ -454,31 +344,18 @@ def convert(
     `extract-features --checkpoint OUT` and `evaluate --checkpoint OUT` reproduce that repository's test
     features. Keys no test feature reads (classifiers, discriminators) are dropped and listed.
     """
-    from vitool.io import check_output, make_provenance, sha256_file
-    from vitool.models.convert import convert_file
+    from vitool import stages
 
-    check_output(output, overwrite, inputs=(source,))
-    provenance = make_provenance(
-        _effective_config(source=source, format=from_),
-        inputs={str(source): sha256_file(source)} if source.is_file() else {},
-    )
-    converted = convert_file(source, from_.value, output, provenance)
-    summary = {
-        "format": converted.format,
-        "output": str(output),
-        "dropped_keys": len(converted.dropped),
-        "model": converted.model.config.to_dict(),
-        "source": converted.source_meta,
-    }
+    summary = stages.convert(source, output, from_.value, overwrite)
     if as_json:
         _emit_json(summary)
     else:
-        chosen = f"{converted.format} (detected)" if from_ == ReleasedFormat.auto else converted.format
-        config = converted.model.config
-        recipe = f"flip {config.test_flip}, l2 {'on' if config.test_l2 else 'off'}"
+        chosen = f"{summary['format']} (detected)" if from_ == ReleasedFormat.auto else summary["format"]
+        model = summary["model"]
+        recipe = f"flip {model['test_flip']}, l2 {'on' if model['test_l2'] else 'off'}"
         typer.echo(
-            f"converted {source} as {chosen} to {output}: {config.height}x{config.width}, "
-            f"{recipe}; dropped {len(converted.dropped)} unused keys",
+            f"converted {source} as {chosen} to {output}: {model['height']}x{model['width']}, "
+            f"{recipe}; dropped {summary['dropped_keys']} unused keys",
             err=True,
         )
 
@@ -498,15 +375,9 @@ def export(
     networks). Output: `embedding` float32 [batch, dim], the test recipe (flip, L2) included. The export is
     checked by running it in onnxruntime against torch.
     """
-    from vitool.io import atomic_output, make_provenance, sha256_file
-    from vitool.models import build_model
-    from vitool.models.export import export_onnx
+    from vitool import stages
 
-    model = build_model(checkpoint)
-    made = make_provenance({"opset": opset, "model": model.config.to_dict()}, checkpoint=sha256_file(checkpoint))
-    with atomic_output(output, overwrite) as tmp:
-        report = export_onnx(model, tmp, opset, made)
-    report = {"output": str(output), **report}
+    report = stages.export(checkpoint, output, opset, overwrite)
     if as_json:
         _emit_json(report)
     else:
@@ -521,50 +392,19 @@ def export(
 
 # ------------------------------------------------------------------------------------- cluster, assign-labels
 
-ClusterMethod = _choices("ClusterMethod", "dbscan", "kmeans")
-AssignMethod = _choices("AssignMethod", "ot", "mult", "experts", "hungarian")
-Space = _choices("Space", "visible", "infrared")
-OtCost = _choices("OtCost", "auto", "probs", "prototypes")
 
-
-def _report(title: str, diagnostics: dict[str, Any], as_json: bool, extra: dict[str, Any]) -> None:
-    """Diagnostics as a table on stdout, or one JSON object with --json."""
+def _report(title: str, written, as_json: bool) -> None:
+    """A labels stage's figures as a table on stdout, or one JSON object with --json."""
     if as_json:
-        _emit_json({**extra, "diagnostics": diagnostics})
+        _emit_json(written.as_dict())
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_header=False)
-    for key, value in diagnostics.items():
+    for key, value in written.diagnostics.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     Console().print(table)
-
-
-def _write_labels(output: Path, fs, result, method: str, params: dict, inputs: dict, overwrite: bool):
-    """Labels file + diagnostics for an Assignment-like result aligned with ``fs``."""
-    from vitool.diagnostics import label_diagnostics, match_diagnostics
-    from vitool.io import LabelSet, make_provenance, write_labels
-
-    diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)
-    if result.intra_label is not None:
-        rates, counts = match_diagnostics(fs.pid, fs.modality, result.intra_label, result.extra)
-        merged = counts | rates  # each kind's pairs, precision and coverage together, as listed before
-        diagnostics |= {k: merged[k] for k in sorted(merged, key=lambda k: k.rsplit("_", 1)[0])}
-    ls = LabelSet(
-        path=fs.path,
-        modality=fs.modality,
-        label=result.label,
-        method=method,
-        params=params,
-        confidence=result.confidence,
-        soft=result.soft,
-        intra_label=result.intra_label,
-        extra=result.extra,
-        attrs={**result.attrs, "diagnostics": diagnostics},
-    )
-    write_labels(output, ls, make_provenance(params, seed=params.get("seed"), inputs=inputs), overwrite)
-    return diagnostics
 
 
 FeaturesArg = Annotated[Path, typer.Argument(help="Features file (.h5).")]
@@ -588,20 +428,11 @@ def cluster(
     overwrite: Overwrite = False,
 ) -> None:
     """Pseudo labels per modality (or --joint): Jaccard + DBSCAN (outliers -1) or k-means."""
-    from vitool.assign import Assignment
-    from vitool.cluster import ClusterConfig, cluster_labels
-    from vitool.io import check_output, read_features, sha256_file
+    from vitool import stages
+    from vitool.cluster import ClusterConfig
 
-    check_output(output, overwrite, inputs=(features,))
-    fs = read_features(features)
     config = ClusterConfig(method.value, k1, k2, eps, min_samples, k, joint, seed, device.value)
-    labels = cluster_labels(fs.features, fs.modality, config)
-    result = Assignment(label=labels, intra_label=None if joint else labels)
-    params = _effective_config(**vars(config))
-    diagnostics = _write_labels(
-        output, fs, result, method.value, params, {str(features): sha256_file(features)}, overwrite
-    )
-    _report(f"cluster {method.value} -> {output}", diagnostics, as_json, {"output": str(output), "params": params})
+    _report(f"cluster {method.value} -> {output}", stages.cluster(features, output, config, overwrite), as_json)
 
 
 @app.command("assign-labels")
@@ -623,39 +454,13 @@ def assign_labels(
     overwrite: Overwrite = False,
 ) -> None:
     """Put both modalities into one label space from per-modality labels."""
-    from vitool.assign import assign
-    from vitool.io import align_labels, check_output, read_features, read_labels, sha256_file
+    from vitool import stages
 
-    check_output(output, overwrite, inputs=(features, labels))
-    fs = read_features(features)
-    ls = read_labels(labels)
-    index = align_labels(fs, ls, labels)
-    intra = (ls.intra_label if ls.intra_label is not None else ls.label)[index]
-    params: dict[str, Any] = {"method": method.value}
-    if method.value == "ot":
-        params.update(lam=lam, temperature=temperature, cost=cost.value)
-    if method.value == "experts":
-        params.update(sharpen=sharpen)
-    if method.value == "mult":
-        params.update(space=space.value, alpha=alpha, device=device.value)
-    result = assign(
-        method.value,
-        fs.features,
-        fs.modality,
-        intra,
-        where=str(labels),
-        probs=fs.probs,
-        experts=fs.extra,
-        **{k: v for k, v in params.items() if k != "method"},
-    )
-    inputs = {str(features): sha256_file(features), str(labels): sha256_file(labels)}
-    diagnostics = _write_labels(output, fs, result, method.value, params, inputs, overwrite)
-    _report(
-        f"assign-labels {method.value} -> {output}",
-        diagnostics,
-        as_json,
-        {"output": str(output), "params": params, **result.attrs},
-    )
+    written = stages.assign_labels(
+        features, labels, output, method.value, overwrite, lam=lam, temperature=temperature, cost=cost.value,
+        sharpen=sharpen, space=space.value, alpha=alpha, device=device.value,
+    )  # fmt: skip
+    _report(f"assign-labels {method.value} -> {output}", written, as_json)
 
 
 @app.command("weak-labels")
@@ -676,35 +481,9 @@ def weak_labels_command(
     Each modality's identities are renumbered by its own seeded permutation into intra_label; label
     is -1. Input of `vitool train --method experts --labels` and `assign-labels --method experts`.
     """
-    import numpy as np
+    from vitool import stages
 
-    from vitool.data.datasets import image_root, listing_sha256, load_split
-    from vitool.data.weak import weak_labels
-    from vitool.io import LabelSet, check_output, make_provenance, write_labels
-    from vitool.modality import INFRARED
-
-    check_output(output, overwrite)
-    samples = load_split(dataset.value, root, "train", trial)
-    pid = np.array([s.pid for s in samples], dtype=np.int64)
-    modality = np.array([s.modality for s in samples], dtype=np.uint8)
-    intra = weak_labels(pid, modality, seed, keep_infrared)
-    params = {"dataset": dataset.value, "trial": trial, "seed": seed, "keep_infrared": keep_infrared}
-    ls = LabelSet(
-        path=np.array([s.path for s in samples], dtype=object),
-        modality=modality,
-        label=np.full(len(samples), -1, dtype=np.int64),
-        method="weak",
-        params=params,
-        intra_label=intra,
-    )
-    listing = listing_sha256(samples, image_root(dataset.value, root))
-    write_labels(output, ls, make_provenance(params, seed=seed, inputs={"dataset_listing": listing}), overwrite)
-    summary = {
-        "output": str(output),
-        "images": len(samples),
-        "visible_ids": int(len(np.unique(intra[(modality != INFRARED) & (intra >= 0)]))),
-        "infrared_ids": int(len(np.unique(intra[(modality == INFRARED) & (intra >= 0)]))),
-    }
+    summary = stages.weak_labels(dataset.value, root, output, trial, seed, keep_infrared, overwrite)
     if as_json:
         _emit_json(summary)
     else:
@@ -729,27 +508,16 @@ def cache(
     overwrite: Overwrite = False,
 ) -> None:
     """Pre-resize a split's images into one uint8 HDF5 file (train/extract-features --image-cache)."""
-    from vitool.data.cache import build_cache
-    from vitool.data.datasets import image_root, listing_sha256, load_split
-    from vitool.io import check_output, make_provenance
+    from vitool import stages
 
-    check_output(output, overwrite)
-    samples = load_split(dataset.value, root, split.value, trial)
-    base = image_root(dataset.value, root)
-    config = _effective_config(dataset=dataset, split=split, trial=trial, height=height, width=width)
-    made = make_provenance(config, inputs={"dataset_listing": listing_sha256(samples, base)})
-    progress, advance = _progress(len(samples), f"cache {dataset.value}/{split.value}")
-    with progress:
-        build_cache(samples, base, height, width, output, overwrite, on_image=advance, provenance=made)
-    typer.echo(f"wrote {len(samples)} images at {height}x{width} to {output}", err=True)
-
-
-CheckedDataset = _choices("CheckedDataset", "sysu", "regdb", "llcm")
+    with _Bars() as bars:
+        count = stages.cache(dataset.value, root, output, split.value, trial, height, width, overwrite, bars)
+    typer.echo(f"wrote {count} images at {height}x{width} to {output}", err=True)
 
 
 @app.command("check-dataset")
 def check_dataset_command(
-    dataset: Annotated[CheckedDataset, typer.Option(help="The official dataset --root should be a copy of.")],
+    dataset: Annotated[Official, typer.Option(help="The official dataset --root should be a copy of.")],
     root: Annotated[Path, typer.Option(help="The dataset root folder.")],
     decode: Annotated[
         bool, typer.Option("--decode/--no-decode", help="Decode every image (--no-decode: read headers only).")
@@ -764,9 +532,9 @@ def check_dataset_command(
     """
     from vitool.data.check import check_dataset, image_count
 
-    progress, advance = _progress(image_count(dataset.value, root), f"check {dataset.value}")
-    with progress:
-        report = check_dataset(dataset.value, root, decode, progress=advance)
+    total = image_count(dataset.value, root)
+    with _Bars() as bars:
+        report = check_dataset(dataset.value, root, decode, progress=bars(total, f"check {dataset.value}"))
     result = report.as_dict()
     if as_json:
         _emit_json(result)
@@ -853,56 +621,31 @@ def train(
     Every key (`vitool recipes --keys` lists them with their types and defaults) is checked before the
     run folder is made. The folder has one writer; a run that fails before its first checkpoint leaves
     nothing behind."""
-    import contextlib
+    from rich.console import Console
 
+    from vitool import stages
     from vitool.engine.config import parse_assignments
-    from vitool.engine.run_folder import run_config, run_folder
-    from vitool.engine.trainer import Engine
 
     if (output is None) == (resume is None):
         raise typer.BadParameter("give either -o RUN_DIR for a new run or --resume RUN_DIR")
-    overrides = {
-        "dataset": dataset.value if dataset else None,
-        "root": root,
-        "trial": trial,
-        "method": method.value if method else None,
-        "labels": labels,
-        "backbone": backbone.value if backbone else None,
-        "pretrained": pretrained,
-        "epochs": epochs,
-        "lr": lr,
-        "optimizer": optimizer,
-        "batches_per_epoch": batches_per_epoch,
-        "val_ids": val_ids,
-        "seed": seed,
-        "device": device.value if device else None,
-        "amp": amp,
-        "workers": workers,
-        "image_cache": image_cache,
-        "tensorboard": tensorboard,
-        **parse_assignments(set_ or []),
-    }
-    cfg, run_dir = run_config(output, resume, config, overrides)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # a log file keeps each epoch's line whole; a terminal gets its own width
-    console = Console(stderr=True, soft_wrap=True)
-    first_process = os.environ.get("RANK", "0") == "0"  # under torchrun, process 0 holds the folder
-    with run_folder(run_dir, resume is not None) if first_process else contextlib.nullcontext():
-        engine = Engine(cfg, run_dir, log=lambda line: console.print(line, markup=False, highlight=False))
-        if resume is not None:
-            engine.resume(run_dir / "last.pt")
-        columns = (TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("train", total=None, epoch=engine.start_epoch + 1)
-
-            def advance(step: int, total: int) -> None:
-                progress.update(task, completed=step, total=total, epoch=f"{engine.current_epoch + 1}/{cfg.epochs}")
-
-            results = engine.run(progress=advance)
+    given = dict(dataset=dataset, root=root, trial=trial, method=method, labels=labels, backbone=backbone)
+    given |= dict(pretrained=pretrained, epochs=epochs, lr=lr, optimizer=optimizer, batches_per_epoch=batches_per_epoch)
+    given |= dict(val_ids=val_ids, seed=seed, device=device, amp=amp, workers=workers, image_cache=image_cache)
+    given |= dict(tensorboard=tensorboard)
+    overrides = {k: v.value if isinstance(v, StrEnum) else v for k, v in given.items()}
+    overrides |= parse_assignments(set_ or [])
+    console = Console(stderr=True, soft_wrap=True)  # a log file keeps each epoch's line whole
+    with _Bars(console) as bars:
+        results = stages.train(
+            output,
+            resume=resume,
+            config=config,
+            overrides=overrides,
+            log=lambda line: console.print(line, markup=False, highlight=False),
+            progress=lambda step, steps, epoch, epochs: bars.show(step, steps, f"epoch {epoch}/{epochs}"),
+        )
     if results is not None:  # process 0 of a distributed run, or a single process
-        _emit_json({"run_dir": str(run_dir), **results})
+        _emit_json(results)
 
 
 @app.command()
@@ -962,8 +705,6 @@ def _print_keys(as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------- compare
 
-TableFormat = _choices("TableFormat", "table", "markdown", "csv")
-
 
 @app.command()
 def compare(
@@ -982,26 +723,16 @@ def compare(
 ) -> None:
     """Compare groups of training runs: mean ± sd over seeds of every metric and label-quality figure,
     and with --baseline the paired difference per seed, its mean and 95% confidence interval."""
-    from vitool.compare import compare as compare_runs
-    from vitool.compare import load_run, render
-    from vitool.io import atomic_output, check_output, make_provenance, sha256_file
-    from vitool.show import plot_comparison
+    from vitool import stages
+    from vitool.compare import render
 
-    if plot is not None:
-        check_output(plot, overwrite)
-    parsed: dict[str, list] = {}
+    parsed: dict[str, list[str]] = {}
     for item in groups:
         name, sep, paths = item.partition("=")
         if not sep or not name or not paths or name in parsed:
             raise typer.BadParameter(f"'{item}': give each group once as NAME=RUN[,RUN...]")
-        parsed[name] = [load_run(p) for p in paths.split(",") if p]
-    result = compare_runs(parsed, baseline)
-    if plot is not None:
-        files = [r.path / "results.json" for runs in parsed.values() for r in runs]
-        meta = make_provenance({"groups": groups, "baseline": baseline}, inputs={str(f): sha256_file(f) for f in files})
-        with atomic_output(plot, overwrite) as tmp:
-            plot_comparison(result, tmp, meta)
-        result["plot"] = str(plot)
+        parsed[name] = [p for p in paths.split(",") if p]
+    result = stages.compare(parsed, baseline, plot, overwrite)
     for warning in result.get("warnings", []):
         typer.echo(f"vitool: warning: {warning}", err=True)
     if as_json:
@@ -1039,38 +770,13 @@ def show_ranks(
 ) -> None:
     """Query images of one modality with their top-k gallery images of the other (trial 0 of the
     protocol, its exclusion rule applied); true matches framed green, others red."""
-    from vitool.data.datasets import check_images_match, image_root
-    from vitool.evaluation.protocols import PROTOCOL_OF_DATASET, ProtocolSpec, check_protocol_fits
-    from vitool.io import atomic_output, check_output, make_provenance, read_features, sha256_file
-    from vitool.show import plot_rank_lists, rank_lists
+    from vitool import stages
 
-    check_output(output, overwrite, inputs=(features,))
-    fs = read_features(features)
-    dataset = str(fs.attrs.get("dataset", "manifest"))
-    proto = protocol.value if protocol else PROTOCOL_OF_DATASET.get(dataset, "generic")
-    check_protocol_fits(fs.attrs.get("dataset"), proto, str(features), cross_dataset, fs.attrs.get("split"))
-    spec = ProtocolSpec(proto, mode.value, "single", direction.value if direction else None, trials=1)
-    lists = rank_lists(fs, spec, top, random_queries, best, worst, query, seed, where=str(features))
-    base = image_root(dataset, root)
-    missing = [str(fs.path[r.query]) for r in lists if not (base / fs.path[r.query]).is_file()]
-    if missing:
-        raise VitoolError(root, f"has no image '{missing[0]}'", "pass the dataset root the features were made from")
-    check_images_match(fs, base, root)
-    config = _effective_config(protocol=proto, mode=mode, direction=spec.resolved_direction(), top=top, seed=seed)
-    meta = make_provenance(config, inputs={str(features): sha256_file(features)})
-    title = f"{proto} {spec.resolved_direction()} ({features.name}); green: same identity"
-    with atomic_output(output, overwrite) as tmp:
-        plot_rank_lists(lists, fs, base, tmp, title, meta)
-    rows = [
-        {
-            "query": str(fs.path[r.query]),
-            "why": r.why,
-            "ap": None if r.ap != r.ap else round(100 * r.ap, 2),
-            "top": [str(fs.path[g]) for g in r.gallery],
-            "match": r.match.astype(int).tolist(),
-        }
-        for r in lists
-    ]
+    rows = stages.show_ranks(
+        features, root, output, protocol=protocol and protocol.value, mode=mode.value,
+        direction=direction and direction.value, top=top, random_queries=random_queries, best=best, worst=worst,
+        queries=query, seed=seed, cross_dataset=cross_dataset, overwrite=overwrite,
+    )  # fmt: skip
     if as_json:
         _emit_json({"output": str(output), "queries": rows})
     else:
@@ -1091,37 +797,10 @@ def show_embedding(
     overwrite: Overwrite = False,
 ) -> None:
     """A 2-D map of the features, coloured by identity (or pseudo label), circles visible, triangles infrared."""
-    import numpy as np
+    from vitool import stages
 
-    from vitool.io import (
-        align_labels,
-        atomic_output,
-        check_output,
-        make_provenance,
-        read_features,
-        read_labels,
-        sha256_file,
-    )
-    from vitool.show import embedding_2d, plot_embedding
-
-    check_output(output, overwrite, inputs=(features,))
-    fs = read_features(features)
-    emb = fs.embedding(feature, features)
-    colour_by, what = fs.pid, "identity"
-    inputs = {str(features): sha256_file(features)}
-    if labels is not None:
-        ls = read_labels(labels)
-        colour_by, what = ls.label[align_labels(fs, ls, labels)], f"label of {labels.name}"
-        inputs[str(labels)] = sha256_file(labels)
-    rows = np.arange(len(fs))
-    if len(rows) > max_points:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, max_points, replace=False))
-    coords, name = embedding_2d(emb[rows], seed, method)
-    meta = make_provenance(_effective_config(method=method, feature=feature, seed=seed), inputs=inputs, seed=seed)
-    with atomic_output(output, overwrite) as tmp:
-        title = f"{name} of {features.name} ({len(rows)} rows), colour: {what}"
-        plot_embedding(coords, colour_by[rows], fs.modality[rows], tmp, title, meta)
-    typer.echo(f"wrote a {name} map of {len(rows)} rows to {output}")
+    made = stages.show_embedding(features, output, labels, method, max_points, feature, seed, overwrite)
+    typer.echo(f"wrote a {made['map']} map of {made['rows']} rows to {output}")
 
 
 @app.command()
@@ -1142,7 +821,12 @@ def info(
         typer.echo(f"{key:>18}: {value}")
 
 
+RUNNING = False  # set while a command runs: its files record this command line (io.make_provenance)
+
+
 def main() -> None:
+    global RUNNING
+    RUNNING = True
     try:
         app()
     except VitoolError as err:
@@ -1156,3 +840,5 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("vitool: interrupted\n")
         sys.exit(130)
+    finally:
+        RUNNING = False

@@ -219,6 +219,9 @@ def _diff(stat: dict[str, Any]) -> str:
     return f"{stat['mean']:+.1f} [{low:+.1f}, {high:+.1f}]"
 
 
+STYLES = ("table", "markdown", "csv")
+
+
 def render(result: dict[str, Any], style: str) -> str:
     header, table = rows(result)
     if style == "markdown":

@@ -120,6 +120,14 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
+def _command() -> str:
+    """The vitool command line while one runs; otherwise the Python program that called the API."""
+    cli = sys.modules.get("vitool.cli")
+    if cli is not None and getattr(cli, "RUNNING", False):
+        return " ".join(["vitool", *sys.argv[1:]])
+    return " ".join(["python", *sys.argv]).strip() + " (vitool Python API)"
+
+
 def make_provenance(
     config: dict[str, Any],
     seed: int | None = None,
@@ -129,7 +137,7 @@ def make_provenance(
     """What made a file: version, command line, effective config, seed, input hashes and the machine."""
     return {
         "vitool_version": __version__,
-        "command": " ".join(["vitool", *sys.argv[1:]]),
+        "command": _command(),
         "config": config,
         "seed": seed,
         "checkpoint_sha256": checkpoint,

@@ -9,14 +9,20 @@ training engine call ``assign`` in the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it runs: the command line reads METHODS without it
+    import numpy as np
 
 from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
-METHODS = ("ot", "mult", "experts", "hungarian")
+METHODS = {  # each association and the settings it reads, with their defaults (vitool assign-labels)
+    "ot": {"lam": 25.0, "temperature": 0.1, "cost": "auto"},
+    "mult": {"space": "visible", "alpha": 0.2, "device": "auto"},
+    "experts": {"sharpen": 3.0},
+    "hungarian": {},
+}
 
 
 @dataclass
@@ -31,6 +37,7 @@ class Assignment:
 
 def class_means(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted class ids, mean feature of each class); label -1 is ignored. One sparse product."""
+    import numpy as np
     import scipy.sparse as sp
 
     keep = np.flatnonzero(labels >= 0)

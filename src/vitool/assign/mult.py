@@ -43,6 +43,7 @@ from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
 LAMBDA = 25.0
 INIT_TEMPERATURE = 0.05
+SPACES = ("visible", "infrared")  # the label space both modalities end in
 
 
 def _kernel(x, y, lam: float):
@@ -135,8 +136,8 @@ def assign_mult(
 ) -> Assignment:
     """Both modalities in the label space ``space`` (visible | infrared); ``options`` are
     :func:`mult_transfer`'s (alpha, soft_weight, k1, k2, max_rounds, tol, device)."""
-    if space not in ("visible", "infrared"):
-        raise VitoolError(None, f"--space {space}", "use visible or infrared")
+    if space not in SPACES:
+        raise VitoolError(None, f"--space {space}", f"use {' or '.join(SPACES)}")
     return mult_transfer(features, modality, intra, **options)[space]
 
 

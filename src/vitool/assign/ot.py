@@ -25,6 +25,8 @@ from vitool.assign import Assignment, class_centres
 from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
+COSTS = ("auto", "probs", "prototypes")  # the classifier's probabilities, or cosine to visible centres
+
 MAX_ITERATIONS = 10_000
 SPARSE_DENSITY = 0.25  # above this share of kept entries the dense product is faster
 
@@ -153,8 +155,8 @@ def assign_ot(
     vis = (modality == VISIBLE) & (intra >= 0)
     ir = np.flatnonzero(modality == INFRARED)
     classes = np.unique(intra[vis])
-    if cost not in ("auto", "probs", "prototypes"):
-        raise VitoolError(None, f"--cost {cost}", "use auto, probs or prototypes")
+    if cost not in COSTS:
+        raise VitoolError(None, f"--cost {cost}", f"use {', '.join(COSTS)}")
     if cost == "probs" and probs is None:
         raise VitoolError(where, "the features file has no 'probs' dataset", "use --cost prototypes")
     if probs is not None and cost != "prototypes":

@@ -13,6 +13,7 @@ import numpy as np
 from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 
+METHODS = ("dbscan", "kmeans")
 KMEANS_RESTARTS = 5
 
 
@@ -168,8 +169,8 @@ def _faiss_kmeans(features: np.ndarray, config: ClusterConfig, starts: list[np.n
 def cluster_labels(features: np.ndarray, modality: np.ndarray, config: ClusterConfig) -> np.ndarray:
     """Cluster ids, -1 for outliers. Per modality (default), ids of the two modalities never collide."""
     run = dbscan_labels if config.method == "dbscan" else kmeans_labels
-    if config.method not in ("dbscan", "kmeans"):
-        raise VitoolError(None, f"unknown clustering method '{config.method}'", "use dbscan or kmeans")
+    if config.method not in METHODS:
+        raise VitoolError(None, f"unknown clustering method '{config.method}'", f"use {' or '.join(METHODS)}")
     if config.joint:
         return run(features, config)
     labels = np.full(len(features), -1, dtype=np.int64)

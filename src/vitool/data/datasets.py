@@ -18,7 +18,9 @@ from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
-DATASETS = ("sysu", "regdb", "llcm", "manifest")
+OFFICIAL_DATASETS = ("sysu", "regdb", "llcm")  # the licence-gated releases, in their own layouts
+DATASETS = (*OFFICIAL_DATASETS, "manifest")  # and any images listed in a CSV file
+SPLITS = ("train", "test")
 
 SYSU_VISIBLE_CAMS = (1, 2, 4, 5)
 SYSU_INFRARED_CAMS = (3, 6)
@@ -203,10 +205,15 @@ def image_root(dataset: str, root: str | Path) -> Path:
     return root.parent if dataset == "manifest" else root
 
 
+def split_attrs(dataset: str, split: str, trial: int) -> dict[str, str | int]:
+    """What a features file records of the split it holds; only RegDB's trial picks its identities."""
+    return {"dataset": dataset, "split": split, "trial": trial if dataset == "regdb" else 0}
+
+
 def load_split(dataset: str, root: str | Path, split: str, trial: int = 1) -> list[Sample]:
     """All images of ``split`` (train or test; test = query and gallery pools of both modalities)."""
     root = Path(root)
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise VitoolError(None, f"unknown split '{split}'", "use train or test")
     if dataset == "sysu":
         samples = _sysu(root, split)

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from vitool.data.datasets import OFFICIAL_DATASETS as LAYOUTS
 from vitool.errors import VitoolError
 from vitool.io import check_output, output_error, temporary_name
 from vitool.modality import INFRARED, VISIBLE
 
 H, W = 128, 64
-LAYOUTS = ("sysu", "regdb", "llcm")
 # Every dataset folder made here names its generator and options in this file (deterministic: the same
 # options give the same folder); `vitool check-dataset` reads it to know the counts are not the official ones.
 SYNTH_MARKER = "vitool-synth.json"

@@ -17,6 +17,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from vitool.data.datasets import DATASETS
 from vitool.engine.recipes import recipe_names, recipe_path, resolve_config
 from vitool.errors import VitoolError
+from vitool.models import BACKBONES
 
 
 @dataclass
@@ -111,7 +112,6 @@ def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tu
 KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_restart_schedule"}  # a legacy alias
 COMMAND_LINE = "command line"  # where a value given by --set, an option or a Python caller came from
 
-BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")
 OPTIMIZERS = ("sgd", "adam")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "none", "fp16", "bf16")

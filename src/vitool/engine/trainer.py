@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitool.data.datasets import Sample, image_root, load_split
+from vitool.data.datasets import Sample, image_root, load_split, split_attrs
 from vitool.data.images import ImageDataset
 from vitool.data.samplers import CrossModalIdentitySampler
 from vitool.data.transforms import train_transform
@@ -477,9 +477,7 @@ class Engine:
         from vitool.io import write_features
 
         cfg = self.config
-        fs = self.features(
-            samples, {"dataset": cfg.dataset, "split": "test", "trial": cfg.trial if cfg.dataset == "regdb" else 0}
-        )
+        fs = self.features(samples, split_attrs(cfg.dataset, "test", cfg.trial))
         write_features(self.run_dir / "test_features.h5", fs, provenance, overwrite=True)
         protocol = PROTOCOL_OF_DATASET[cfg.dataset]
         specs = reported_specs(protocol)

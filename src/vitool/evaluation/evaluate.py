@@ -9,7 +9,7 @@ import numpy as np
 
 from vitool.errors import VitoolError
 from vitool.evaluation.metrics import MAX_RANK, product_source, rank_metrics
-from vitool.evaluation.protocols import ProtocolSpec, Trial, build_trials
+from vitool.evaluation.protocols import ProtocolSpec, Trial, build_trials, check_protocol_fits
 from vitool.evaluation.rerank import Rerank, rerank_distance
 from vitool.io import FeatureSet
 from vitool.modality import l2_normalise
@@ -28,6 +28,31 @@ def evaluate_features(
 ) -> dict[str, Any]:
     """Mean and per-trial metrics (percent) of one protocol over a features file."""
     return evaluate_protocols(fs, [spec], feature, device, where, rerank)[0]
+
+
+def score(
+    fs: FeatureSet,
+    spec: ProtocolSpec,
+    feature: str = "features",
+    device: str = "cpu",
+    where: str | Path = "features",
+    rerank: Rerank | None = None,
+    cross_dataset: bool = False,
+) -> dict[str, Any]:
+    """``evaluate_features`` behind the checks every caller owes it: the protocol fits the features'
+    dataset and split (``cross_dataset`` the deliberate exception, recorded in the results), and
+    ``device`` is cpu (or auto: cpu without importing torch) or a visible GPU."""
+    check_protocol_fits(fs.attrs.get("dataset"), spec.protocol, str(where), cross_dataset, fs.attrs.get("split"))
+    if device not in ("auto", "cpu", "cuda"):
+        raise VitoolError("device", f"expected auto, cpu or cuda, got {device!r}")
+    if device == "cuda":
+        from vitool.devices import resolve_device
+
+        device = str(resolve_device("cuda"))  # one clear line when no GPU is visible
+    results = evaluate_features(fs, spec, feature, "cpu" if device == "auto" else device, where, rerank)
+    if cross_dataset:
+        results["cross_dataset"] = {"features_dataset": fs.attrs.get("dataset"), "protocol": spec.protocol}
+    return results
 
 
 def evaluate_protocols(

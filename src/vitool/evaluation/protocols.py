@@ -23,10 +23,10 @@ from typing import Literal
 import numpy as np
 
 from vitool.errors import VitoolError
+from vitool.evaluation import DIRECTIONS, MODES, PROTOCOLS, SHOTS
 from vitool.evaluation.metrics import Exclusion
 from vitool.modality import INFRARED, VISIBLE
 
-PROTOCOLS = ("sysu", "regdb", "llcm", "generic")
 DEFAULT_DIRECTION = {"sysu": "i2v", "regdb": "v2i", "llcm": "i2v", "generic": "i2v"}
 PROTOCOL_OF_DATASET = {"sysu": "sysu", "regdb": "regdb", "llcm": "llcm", "manifest": "generic"}
 # the settings the papers report per protocol: SYSU's two gallery modes, both directions elsewhere
@@ -61,6 +61,32 @@ class ProtocolSpec:
 
     def resolved_direction(self) -> str:
         return self.direction or DEFAULT_DIRECTION[self.protocol]
+
+
+def protocol_spec(
+    protocol: str | None,
+    dataset: str | None,
+    mode: str = "all",
+    shot: str = "single",
+    direction: str | None = None,
+    trials: int = 10,
+    deen_swap: bool = False,
+) -> ProtocolSpec:
+    """The settings checked, with ``protocol`` defaulting to the one of the features' ``dataset``
+    (``generic`` when none is recorded); a bad value is one line naming the setting."""
+    protocol = protocol or PROTOCOL_OF_DATASET.get(str(dataset), "generic")
+    for name, value, allowed in (
+        ("protocol", protocol, PROTOCOLS),
+        ("mode", mode, MODES),
+        ("shot", shot, SHOTS),
+        ("direction", direction, (None, *DIRECTIONS)),
+    ):
+        if value not in allowed:
+            shown = ", ".join(a for a in allowed if a)
+            raise VitoolError(name, f"expected one of {shown}, got {value!r}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise VitoolError("trials", f"expected a positive integer, got {trials!r}")
+    return ProtocolSpec(protocol, mode, shot, direction, trials, deen_swap)
 
 
 def check_protocol_fits(

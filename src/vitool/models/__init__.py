@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")  # AGW's, and two that train on a CPU
+RELEASED_FORMATS = ("agw", "pclhd", "mult", "otla", "wsl")  # the repositories whose checkpoints convert
+
 
 def build_model(
     checkpoint: str | Path | None = None,

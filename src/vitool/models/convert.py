@@ -38,10 +38,10 @@ from typing import Any
 import torch
 
 from vitool.errors import VitoolError
+from vitool.models import RELEASED_FORMATS as FORMATS
 from vitool.models.checkpoint import load_safe, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
 
-FORMATS = ("agw", "pclhd", "mult", "otla", "wsl")
 RESNET50_BLOCKS = (3, 4, 6, 3)
 NON_LOCAL = {2: 2, 3: 3}  # AGW: non-local blocks after the last 2 blocks of layer2 and the last 3 of layer3
 

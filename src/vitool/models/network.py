@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from vitool.models import BACKBONES
 from vitool.models.weights import imagenet_state_dict
 
-BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")
 FEATURE_DIM = {"resnet50": 2048, "resnet18": 512, "mobilenet_v2": 1280}
 # Multi-level features (OTLA's discriminator): the trunk children after which a level ends, and the
 # channels of the stem and of each such level (the last level is the pooled trunk output itself).
