@@ -535,26 +535,10 @@ def check_dataset_command(
     total = image_count(dataset.value, root)
     with _Bars() as bars:
         report = check_dataset(dataset.value, root, decode, progress=bars(total, f"check {dataset.value}"))
-    result = report.as_dict()
     if as_json:
-        _emit_json(result)
+        _emit_json(report.as_dict())
     else:
-        kind = (
-            "synthetic data (vitool synth): structure checked, counts are its own"
-            if report.synthetic
-            else "official counts"
-        )
-        counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.counts.items())
-        typer.echo(f"{dataset.value} at {root}: {kind}; {counts}")
-        for line in report.problems:
-            typer.echo(f"  differs: {line}")
-        typer.echo(
-            f"{len(report.problems)} differences"
-            if report.problems
-            else "matches the official release"
-            if not report.synthetic
-            else "matches the official structure"
-        )
+        typer.echo("\n".join(report.lines()))
     if report.problems:
         raise typer.Exit(1)
 
@@ -661,46 +645,22 @@ def recipes(
     `vitool train --config NAME` uses one by name (a file of that name in the current folder wins), and a
     config file may start from one with base = "NAME".
     """
-    from vitool.engine.config import describe_recipe, describe_recipes
+    from vitool.engine.config import describe_recipe, describe_recipes, key_lines, key_reference, recipe_lines
     from vitool.engine.recipes import recipe_path
 
-    if keys:
-        _print_keys(as_json)
-        return
-    if name is None:
-        rows = describe_recipes()
+    if keys or name is None:
+        rows = key_reference() if keys else describe_recipes()
         if as_json:
             _emit_json(rows)
-            return
-        width = max(len(r["name"]) for r in rows)
-        for r in rows:
-            typer.echo(
-                f"{r['name']:<{width}}  {r['dataset']:<5} {r['method']:<10} {r['backbone']:<12} GPUs: {r['gpus']}"
-            )
-            typer.echo(f"{'':<{width}}  {r['summary']}")
-        return
-    summary = describe_recipe(name)
-    if as_json:
-        _emit_json({**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()})
+        else:
+            typer.echo("\n".join(key_lines(rows) if keys else recipe_lines(rows)))
     else:
-        typer.echo(recipe_path(name).read_text(), nl=False)
-
-
-def _print_keys(as_json: bool) -> None:
-    """Every training key, the engine's first, then each method's (the methods that read it in brackets)."""
-    from vitool.engine.config import key_reference
-
-    rows = key_reference()
-    if as_json:
-        _emit_json(rows)
-        return
-    for r in rows:
-        default = json.dumps(r["default"])  # as TOML writes it: "sysu", true, [20, 50]
-        readers = f"  [{', '.join(r['methods'])}]" if r["methods"] else ""
-        typer.echo(f"{r['key']}: {r['type']} = {default}{readers}")
-        text = "; ".join(x for x in (f"allowed: {r['allowed']}" if r["allowed"] else "", r["meaning"]) if x)
-        if text:
-            typer.echo(f"    {text}")
+        summary = describe_recipe(name)  # an unknown name is one line naming the recipes there are
+        text = recipe_path(name).read_text()
+        if as_json:
+            _emit_json({**vars(summary), "path": str(recipe_path(name)), "text": text})
+        else:
+            typer.echo(text, nl=False)
 
 
 # ------------------------------------------------------------------------------------------------- compare

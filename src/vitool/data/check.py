@@ -80,6 +80,17 @@ class Report:
             "problems": self.problems,
         }
 
+    def lines(self) -> list[str]:
+        """The report as `vitool check-dataset` prints it: what was compared, each difference, a verdict."""
+        kind = "synthetic data (vitool synth): structure checked, counts are its own" if self.synthetic else ""
+        counts = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in self.counts.items())
+        verdict = "matches the official " + ("structure" if self.synthetic else "release")
+        return [
+            f"{self.dataset} at {self.root}: {kind or 'official counts'}; {counts}",
+            *(f"  differs: {line}" for line in self.problems),
+            f"{len(self.problems)} differences" if self.problems else verdict,
+        ]
+
 
 def _examples(items: list[Any], shown: int = 3) -> str:
     text = ", ".join(str(i) for i in items[:shown])

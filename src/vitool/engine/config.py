@@ -435,3 +435,25 @@ def describe_recipe(name: str) -> RecipeSummary:
 
 def describe_recipes() -> list[dict]:
     return [asdict(describe_recipe(name)) for name in recipe_names()]
+
+
+def recipe_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """``describe_recipes()`` as `vitool recipes` lists them: name, dataset, method, backbone, GPUs, summary."""
+    width = max(len(r["name"]) for r in rows)
+    lines = []
+    for r in rows:
+        lines.append(f"{r['name']:<{width}}  {r['dataset']:<5} {r['method']:<10} {r['backbone']:<12} GPUs: {r['gpus']}")
+        lines.append(f"{'':<{width}}  {r['summary']}")
+    return lines
+
+
+def key_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """``key_reference()`` as `vitool recipes --keys` lists it: key, type, default as TOML writes it, the
+    methods that read it, then what is allowed and what it means."""
+    lines = []
+    for r in rows:
+        readers = f"  [{', '.join(r['methods'])}]" if r["methods"] else ""
+        lines.append(f"{r['key']}: {r['type']} = {json.dumps(r['default'])}{readers}")
+        text = "; ".join(x for x in (f"allowed: {r['allowed']}" if r["allowed"] else "", r["meaning"]) if x)
+        lines += [f"    {text}"] if text else []
+    return lines
