@@ -102,7 +102,7 @@ def _two_modalities(scale: float):
 
 def bench_mult(scale: float) -> None:
     from vitool.assign import assign
-    from vitool.diagnostics import label_diagnostics
+    from vitool.evaluation.diagnostics import label_diagnostics
 
     feats, pid, modality = _two_modalities(scale)
     intra = np.where(modality == 0, pid, pid + 1000)  # per-modality clusters = identities, no link
@@ -117,7 +117,7 @@ def bench_mult(scale: float) -> None:
 
 def bench_experts(scale: float) -> None:
     from vitool.assign import assign
-    from vitool.diagnostics import label_diagnostics
+    from vitool.evaluation.diagnostics import label_diagnostics
 
     feats, pid, modality = _two_modalities(scale)
     intra = np.where(modality == 0, pid, 1000 + (pid * 37) % 395)  # weak labels: infrared ids renumbered

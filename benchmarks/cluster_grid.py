@@ -18,7 +18,7 @@ import numpy as np
 
 from vitool.assign import assign
 from vitool.cluster import ClusterConfig, dbscan_labels
-from vitool.diagnostics import label_diagnostics
+from vitool.evaluation.diagnostics import label_diagnostics
 from vitool.io import read_features
 from vitool.modality import INFRARED, VISIBLE, l2_normalise
 

@@ -71,7 +71,7 @@ def train_rate(root: Path, run: Path, amp: str, args: argparse.Namespace) -> dic
 def extract_rate(root: Path, device: str, backbone: str) -> dict:
     from vitool.data.datasets import load_split
     from vitool.devices import resolve_device
-    from vitool.features import extract
+    from vitool.models.features import extract
     from vitool.models.network import ModelConfig, VIReIDNet
 
     dev = resolve_device(device)
@@ -92,7 +92,7 @@ def stage_seconds(device: str, scale: float) -> dict:
 
     from vitool.assign import assign
     from vitool.cluster import ClusterConfig, dbscan_labels
-    from vitool.diagnostics import label_diagnostics
+    from vitool.evaluation.diagnostics import label_diagnostics
 
     feats, pid, modality = _two_modalities(scale)
     visible = feats[modality == 0]

@@ -131,7 +131,7 @@ def extraction_rate(data: Path) -> dict:
     import torch
 
     from vitool.data.datasets import image_root, load_split
-    from vitool.features import extract
+    from vitool.models.features import extract
     from vitool.models.network import ModelConfig, VIReIDNet
 
     model = VIReIDNet(ModelConfig.cpu_default("resnet50"), pretrained="none")

@@ -67,7 +67,7 @@ def main() -> None:
 def extract_throughput(engine: Engine, tmp: Path) -> None:
     """Images/s of feature extraction reading JPEG files against reading the HDF5 image cache."""
     from vitool.data.cache import ImageCache, build_cache
-    from vitool.features import extract
+    from vitool.models.features import extract
 
     samples, model = engine.train_samples, engine.model
     build_cache(samples, engine.root, model.config.height, model.config.width, tmp / "cache.h5")

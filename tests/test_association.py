@@ -12,8 +12,8 @@ from vitool.assign.ot import _log_domain, _plain, sinkhorn_equipartition
 from vitool.cluster import ClusterConfig, cluster_labels, knn
 from vitool.cluster.jaccard import jaccard_distance
 from vitool.cluster.reference import jaccard_dense
-from vitool.diagnostics import label_diagnostics
 from vitool.errors import VitoolError
+from vitool.evaluation.diagnostics import label_diagnostics
 from vitool.io import FeatureSet, LabelSet, make_provenance, read_labels, write_features, write_labels
 
 from .conftest import assign_cli, identity_features, run_cli

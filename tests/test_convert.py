@@ -18,11 +18,11 @@ from PIL import Image
 
 from vitool.data.datasets import image_root, load_split
 from vitool.errors import VitoolError
-from vitool.features import extract
 from vitool.io import read_features
 from vitool.models import build_model
 from vitool.models.checkpoint import save_checkpoint
 from vitool.models.convert import convert_file, convert_state, detect_format
+from vitool.models.features import extract
 from vitool.models.network import ModelConfig, VIReIDNet
 
 from .conftest import Payload, one_line_error, run_cli

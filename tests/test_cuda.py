@@ -62,7 +62,7 @@ def test_amp_training_steps_and_exact_resume(tmp_path, synth_root, amp, determin
 
 
 def test_extract_features_on_cuda_matches_cpu(synth_root):
-    from vitool.features import extract
+    from vitool.models.features import extract
     from vitool.models.network import ModelConfig, VIReIDNet
 
     torch.manual_seed(0)

@@ -200,7 +200,7 @@ def test_hel_trained_experts_pair_people_across_modalities_and_untrained_ones_do
     At the CPU tests' scale a few HEL epochs of a real network do not learn identities reliably (a run
     measured 0.25 and, on another thread count, 0.0); the benchmark-scale figures are in docs/synthetic.md."""
     from vitool.assign import assign
-    from vitool.diagnostics import match_diagnostics
+    from vitool.evaluation.diagnostics import match_diagnostics
 
     from .conftest import identity_features
 

@@ -237,7 +237,7 @@ def test_every_writer_says_in_one_line_when_its_output_cannot_be_written(
     labels = tmp_path / "labels.h5"
     assert run_cli("cluster", features_file, "--method", "kmeans", "--k", "4", "-o", labels).returncode == 0
 
-    from vitool import features as extraction
+    from vitool.models import features as extraction
 
     def never(*args, **kwargs):
         raise AssertionError("computed before the output was checked")

@@ -94,7 +94,7 @@ def extract_samples(
     """The features of ``samples`` (images under ``base``), in their order; ``attrs`` name their split."""
     from vitool.data.datasets import listing_sha256
     from vitool.devices import resolve_device
-    from vitool.features import extract_featureset
+    from vitool.models.features import extract_featureset
 
     model = make_model()
     cache = None
@@ -309,7 +309,7 @@ class LabelsWritten:
 
 def _write_assignment(output: Path, fs, result, method: str, params: dict, inputs: dict, overwrite: bool):
     """The labels file of an ``Assignment`` aligned with the features ``fs``, with its diagnostics."""
-    from vitool.diagnostics import label_diagnostics, match_diagnostics
+    from vitool.evaluation.diagnostics import label_diagnostics, match_diagnostics
     from vitool.io import LabelSet, make_provenance, write_labels
 
     diagnostics = label_diagnostics(fs.pid, fs.modality, result.label)

@@ -424,7 +424,7 @@ class Engine:
         autocast dtype. ``shard`` (TrainingContext.extract, which every process calls): in a distributed run
         each process extracts every world-th image and all share the whole result."""
         from vitool.distributed import gather_rows
-        from vitool.features import extract_featureset
+        from vitool.models.features import extract_featureset
 
         attrs = {"dataset": "manifest", "split": "train"} if attrs is None else attrs
         net = self.model if model is None else model

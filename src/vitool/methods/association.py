@@ -54,7 +54,7 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     cluster of ``space`` whose majority identity is its own (none if there is none). It reads the
     hidden identities, so it measures what a perfect association of these clusters would give."""
     from vitool.assign import Assignment
-    from vitool.diagnostics import majority_identity
+    from vitool.evaluation.diagnostics import majority_identity
 
     in_space = modality == (VISIBLE if space == "visible" else INFRARED)
     own = in_space & (intra >= 0)

@@ -200,7 +200,7 @@ class ClusterContrast(Method):
         return np.where(labels >= 0, labels - self.offset[m], -1)
 
     def _cluster_report(self) -> EpochReport:
-        from vitool.diagnostics import label_diagnostics
+        from vitool.evaluation.diagnostics import label_diagnostics
 
         report = EpochReport()
         for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
@@ -215,7 +215,7 @@ class ClusterContrast(Method):
     def association_report(self, label: np.ndarray, space_modality: int) -> EpochReport:
         """How many of the other modality's images got a cluster of ``space_modality`` (coverage) and how many of
         those clusters' majority identity is theirs (precision): diagnostics from the hidden truth."""
-        from vitool.diagnostics import cross_modal_accuracy
+        from vitool.evaluation.diagnostics import cross_modal_accuracy
 
         other = self.modality != space_modality
         report = EpochReport(settings={"space": "visible" if space_modality == VISIBLE else "infrared"})

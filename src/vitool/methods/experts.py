@@ -227,7 +227,7 @@ class Experts(Method):
     def _relate(self, context: TrainingContext) -> None:
         """CRE on eval-mode features of every training image, and the prototypes' per-epoch reset."""
         from vitool.assign import assign, class_means
-        from vitool.diagnostics import match_diagnostics
+        from vitool.evaluation.diagnostics import match_diagnostics
 
         fs = context.extract(context.samples)
         if self.options.experts_oracle or self.options.experts_shuffled:  # the true pairs, or broken ones

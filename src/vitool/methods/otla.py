@@ -312,7 +312,7 @@ class OTLA(Method):
         return np.array([owner.get(int(p), -1) for p in pid[rows]], dtype=np.int64)
 
     def _diagnostics(self, labels: np.ndarray) -> EpochReport:
-        from vitool.diagnostics import cross_modal_accuracy
+        from vitool.evaluation.diagnostics import cross_modal_accuracy
 
         report = EpochReport(settings={f"ot_{k}": v for k, v in self._sinkhorn.items() if k != "classes"})
         if (self.pid >= 0).all():

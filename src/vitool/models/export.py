@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from vitool.errors import VitoolError
-from vitool.features import recipe_outputs
+from vitool.models.features import recipe_outputs
 from vitool.models.network import VIReIDNet
 
 INPUTS, OUTPUT = ("images", "modality"), "embedding"
