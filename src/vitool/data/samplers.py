@@ -7,7 +7,9 @@ infrared half drawn by pseudo label) is the same sampler fed pseudo labels for t
 ``independent=True`` (weak supervision: each modality has its own identity labels and no link, Zhang et al.,
 ICCV 2025) the identities of the two halves are drawn separately, so the modalities may hold different
 identity sets. With a ``second`` label space (MULT's released ``StageThreeSampler``: 6 clusters of the
-visible space and 6 of the infrared one per batch), half the identities of every batch come from each."""
+visible space and 6 of the infrared one per batch), half the identities of every batch come from each.
+With ``replacement=False`` an identity's images are drawn without replacement when it has enough, as the
+PCLHD, MULT and WSL samplers do (PCLHD's also prefers other cameras than the first image's: not here)."""
 
 from __future__ import annotations
 
@@ -37,12 +39,15 @@ class CrossModalIdentitySampler:
         batches: int | None = None,
         independent: bool = False,
         second: tuple[np.ndarray, np.ndarray] | None = None,
+        replacement: bool = True,
     ) -> None:
-        self.ids, self.per_id, self.seed = ids, per_id, seed
+        self.ids, self.per_id, self.seed, self.replacement = ids, per_id, seed, replacement
         self.second = None
         if second is not None:  # half the identities from each space, each half aligned across modalities
             first_ids = ids // 2
-            self.second = CrossModalIdentitySampler(*second, ir_offset, ids - first_ids, per_id, seed, batches)
+            self.second = CrossModalIdentitySampler(
+                *second, ir_offset, ids - first_ids, per_id, seed, batches, replacement=replacement
+            )
             ids = self.ids = first_ids
         self.visible_only = not (ir_labels >= 0).any()  # e.g. a baseline trained on visible labels alone
         vis_ids, ir_ids = np.unique(vis_labels[vis_labels >= 0]), np.unique(ir_labels[ir_labels >= 0])
@@ -82,8 +87,13 @@ class CrossModalIdentitySampler:
     def _draw(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One batch's visible and infrared rows, ``per_id`` of each chosen identity."""
         chosen = rng.choice(self.vis_ids, self.ids, replace=False)
-        vis = [rng.choice(self.vis_rows[int(k)], self.per_id) for k in chosen]
+        vis = [self._images(rng, self.vis_rows[int(k)]) for k in chosen]
         if self.independent:
             chosen = rng.choice(self.ir_ids, self.ids, replace=False)
-        ir = [] if self.visible_only else [rng.choice(self.ir_rows[int(k)], self.per_id) for k in chosen]
+        ir = [] if self.visible_only else [self._images(rng, self.ir_rows[int(k)]) for k in chosen]
         return vis, ir
+
+    def _images(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
+        """``per_id`` of an identity's rows: with replacement (AGW), or without where it has enough (the
+        PCLHD, MULT and WSL samplers), so that a large cluster does not repeat an image in one batch."""
+        return rng.choice(rows, self.per_id, replace=self.replacement or len(rows) < self.per_id)

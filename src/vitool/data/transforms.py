@@ -4,7 +4,9 @@ AGW-for-LLCM and OTLA do) optionally erases a random rectangle; OTLA also turns 
 with probability 0.5 (``grayscale``, applied to the visible rows only by the trainer). ADCA and the
 unsupervised methods built on it instead copy one random R/G/B channel into all three
 (``channel_exchange``, CAJ's ChannelExchange: Ye et al., ICCV 2021): an infrared camera records one
-band, so a single colour channel is a closer stand-in than luminance."""
+band, so a single colour channel is a closer stand-in than luminance. The Cluster-Contrast-derived
+methods (PCLHD, MULT, WSL) erase with CAJ's ChannelRandomErasing (a light grey over up to 40% of the
+image) and give infrared images CAJ's ChannelAdapGray."""
 
 from __future__ import annotations
 
@@ -40,9 +42,78 @@ class ChannelExchange:
         return f"ChannelExchange(p={self.p})"
 
 
+ERASING_STYLES = ("torchvision", "channel")
+REID_ERASING_FILL = (0.4914, 0.4822, 0.4465)  # Zhong et al.'s fill, written into the normalised tensor
+
+
+class ChannelRandomErasing:
+    """Random erasing as the Cluster-Contrast-derived repositories (PCLHD, MULT, WSL) do it, after
+    normalisation: with probability ``p``, a rectangle of U(0.02, 0.4) of the image's area and aspect
+    U(0.3, 1/0.3) (up to 100 tries to fit one) is filled with (0.4914, 0.4822, 0.4465) per channel, in
+    normalised units (a light grey). torchvision's RandomErasing, the other ``erasing_style``, fills 0
+    (the ImageNet mean colour) over at most a third of the area."""
+
+    def __init__(self, p: float, area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3) -> None:
+        self.p, self.area, self.min_aspect = p, area, min_aspect
+
+    def __call__(self, image):
+        import torch
+
+        if torch.rand(()) >= self.p:
+            return image
+        _, height, width = image.shape
+        for _ in range(100):
+            low, high = self.area
+            target = float(torch.empty(()).uniform_(low, high)) * height * width
+            aspect = float(torch.empty(()).uniform_(self.min_aspect, 1 / self.min_aspect))
+            h, w = round((target * aspect) ** 0.5), round((target / aspect) ** 0.5)
+            if w < width and h < height:
+                top, left = int(torch.randint(0, height - h + 1, ())), int(torch.randint(0, width - w + 1, ()))
+                image = image.clone()
+                image[:, top : top + h, left : left + w] = torch.tensor(REID_ERASING_FILL).view(3, 1, 1)
+                return image
+        return image
+
+    def __repr__(self) -> str:
+        return f"ChannelRandomErasing(p={self.p})"
+
+
+class ChannelAdapGray:
+    """CAJ's infrared augmentation (Ye et al., ICCV 2021), on the normalised tensor: one of R, G or B
+    copied into all three channels (a quarter of the time each), else with probability ``p`` the
+    luminance grey (0.2989 R + 0.587 G + 0.114 B) in all three, else the image unchanged."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, image):
+        import torch
+
+        choice = int(torch.randint(4, ()))
+        if choice < 3:
+            return image[choice : choice + 1].expand(3, -1, -1).clone()
+        if torch.rand(()) >= self.p:
+            return image
+        grey = 0.2989 * image[0] + 0.5870 * image[1] + 0.1140 * image[2]
+        return grey.expand(3, -1, -1).clone()
+
+    def __repr__(self) -> str:
+        return f"ChannelAdapGray(p={self.p})"
+
+
 def train_transform(
-    height: int, width: int, erasing: float = 0.5, grayscale: float = 0.0, channel_exchange: float = 0.0
+    height: int,
+    width: int,
+    erasing: float = 0.5,
+    grayscale: float = 0.0,
+    channel_exchange: float = 0.0,
+    erasing_style: str = "torchvision",
+    channel_gray: float = 0.0,
 ):
+    """AGW's training transform with the optional steps of the methods that add them: grayscale and
+    channel exchange on the image, then erasing (``erasing_style``) and ChannelAdapGray (``channel_gray``,
+    the infrared images of the Cluster-Contrast-derived methods) on the normalised tensor, in the
+    released order."""
     from torchvision import transforms
 
     steps = [transforms.RandomGrayscale(grayscale)] if grayscale > 0 else []
@@ -56,5 +127,9 @@ def train_transform(
         transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ]
     if erasing > 0:
-        steps.append(transforms.RandomErasing(p=erasing, value=0))
+        if erasing_style not in ERASING_STYLES:
+            raise ValueError(f"erasing_style {erasing_style!r} is not one of {', '.join(ERASING_STYLES)}")
+        erase = ChannelRandomErasing(erasing) if erasing_style == "channel" else transforms.RandomErasing(erasing)
+        steps.append(erase)
+    steps += [ChannelAdapGray(channel_gray)] if channel_gray > 0 else []
     return transforms.Compose(steps)

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from vitool.data.datasets import DATASETS
+from vitool.data.transforms import ERASING_STYLES
 from vitool.engine.recipes import recipe_names, recipe_path, resolve_config
 from vitool.errors import VitoolError
-from vitool.models import BACKBONES
+from vitool.models import BACKBONES, TEST_FLIPS
 
 
 @dataclass
@@ -57,10 +58,22 @@ class TrainConfig:
     schedule_stages: list[int] = field(default_factory=lambda: [-1])
     stage_optimizer_restart: bool = True  # a new schedule stage also clears the optimiser's state (Adam's moments)
     erasing: float = 0.0  # chance of random erasing on a training image
+    # how it erases: torchvision (fill 0, the ImageNet mean colour, up to a third of the image: AGW-for-LLCM,
+    # OTLA) | channel (CAJ's ChannelRandomErasing: a light grey, up to 40%: PCLHD, MULT, WSL); "": the method's
+    erasing_style: str = ""
+    # CAJ's ChannelAdapGray on infrared training images: one colour channel copied into all three 3/4 of the
+    # time, else luminance grey with this chance; 0: off; -1: the method's (dcl / pclhd / mult / experts 0.5)
+    infrared_channel_gray: float = -1.0
     visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
     # chance a visible training image becomes one of its colour channels, thrice; -1: the method's
     # (dcl / pclhd / mult 0.5, others 0)
     visible_channel_exchange: float = -1.0
+    # the images of an identity (or cluster) in a batch: 1 drawn with replacement (AGW's IdentitySampler);
+    # 0 without replacement when it has enough (the PCLHD, MULT and WSL samplers); -1: the method's
+    sampler_replacement: int = -1
+    # test features: none | mean (of the image's and its mirror's, as WSL) | mean_of_l2 (each L2-normalised
+    # first, as PCLHD and MULT), then L2; "": the method's released test
+    test_flip: str = ""
     val_ids: int = 0  # identities held out of training to choose best.pt (never the test set)
     eval_every: int = 1  # epochs between held-out (val_ids) evaluations
     seed: int = 0  # seeds the sampler, the augmentations and the initialisation
@@ -145,6 +158,16 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "erasing": (lambda v: _chance(v, method_default=False), "a probability in [0, 1]"),
     "visible_grayscale": (_chance, "a probability in [0, 1] or -1 (the method's)"),
     "visible_channel_exchange": (_chance, "a probability in [0, 1] or -1 (the method's)"),
+    "erasing_style": (
+        lambda v: v in ("", *ERASING_STYLES),
+        f'one of {", ".join(ERASING_STYLES)} or "" (the method\'s)',
+    ),
+    "infrared_channel_gray": (_chance, "a probability in [0, 1] or -1 (the method's)"),
+    "sampler_replacement": (
+        lambda v: v in (-1, 0, 1),
+        "1 (with replacement), 0 (without when enough) or -1 (the method's)",
+    ),
+    "test_flip": (lambda v: v in ("", *TEST_FLIPS), f'one of {", ".join(TEST_FLIPS)} or "" (the method\'s)'),
     "val_ids": (lambda v: v >= 0, "a count >= 0"),
     "eval_every": (lambda v: v >= 1, "an epoch count >= 1"),
     "seed": (lambda v: v >= 0, "a seed >= 0"),

@@ -41,6 +41,7 @@ from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
 from vitool.models.network import ModelConfig, VIReIDNet
+from vitool.models.weights import weights_source
 
 
 class TrainSet(ImageDataset):
@@ -98,6 +99,14 @@ def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, sam
         visible_channel_exchange=(
             method.visible_channel_exchange if config.visible_channel_exchange < 0 else config.visible_channel_exchange
         ),
+        erasing_style=config.erasing_style or method.erasing_style,
+        infrared_channel_gray=(
+            method.infrared_channel_gray if config.infrared_channel_gray < 0 else config.infrared_channel_gray
+        ),
+        sampler_replacement=(
+            method.sampler_replacement if config.sampler_replacement < 0 else config.sampler_replacement
+        ),
+        test_flip=config.test_flip or method.test_flip,
         warmup_factor=config.warmup_from(method.warmup_factor),
         schedule_stages=stages,
         method_options=asdict(options) if is_dataclass(options) else config.method_options,
@@ -156,8 +165,10 @@ class Engine:
         model_config.num_classes = self.method.num_classes()
         self.config = config = resolved_config(config, self.method, model_config, self.train_samples)
         model_config.height, model_config.width = config.height, config.width
+        model_config.test_flip, model_config.test_l2 = config.test_flip, config.test_flip != "none"
         self.stages = config.stages()  # epochs that start a new lr schedule
         torch.manual_seed(config.seed)
+        self.weights = weights_source(config.backbone, config.pretrained)  # recorded: V1 and V2 train differently
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
@@ -179,13 +190,13 @@ class Engine:
         self.start_epoch = self.current_epoch = 0
         self.best_rank1 = -1.0
         self.board = None  # TensorBoard's writer, with tensorboard = true
-        size, gray, exchange = (config.height, config.width), config.visible_grayscale, config.visible_channel_exchange
+        size, erasing, style = (config.height, config.width), config.erasing, config.erasing_style
         self.train_set = TrainSet(  # the training images; build_loader gives each epoch its labels
             self.train_samples,
             self.root,
-            train_transform(*size, config.erasing),
+            train_transform(*size, erasing, erasing_style=style, channel_gray=config.infrared_channel_gray),
             self.cache,
-            train_transform(*size, config.erasing, gray, exchange) if gray > 0 or exchange > 0 else None,
+            train_transform(*size, erasing, config.visible_grayscale, config.visible_channel_exchange, style),
         )
         self.train_modality = np.array([s.modality for s in self.train_samples])
         self.context = TrainingContext(
@@ -195,15 +206,21 @@ class Engine:
     # ------------------------------------------------------------------------------------ builders
 
     def build_optimizer(self) -> torch.optim.Optimizer:
-        """Two parameter groups: the backbone at lr x backbone_lr_factor, the heads (BNNeck, classifier and
-        any method heads) at lr. A subclass may return another optimiser; each group keeps an
-        ``lr_factor``, which the schedule multiplies."""
+        """Two parameter groups: the backbone at lr x backbone_lr_factor, the heads (BNNeck unless the method
+        puts it with the backbone, classifier and any method heads) at lr, and a third for what the method
+        holds at its initial values until an epoch. A subclass may return another optimiser; each group
+        keeps an ``lr_factor``, which the schedule multiplies."""
         config = self.config
-        heads = {id(p) for m in (self.model.bnneck, self.model.classifier) if m is not None for p in m.parameters()}
-        backbone = [p for p in self.model.parameters() if id(p) not in heads]
-        backbone_ids = {id(p) for p in backbone}
-        rest = [p for p in self.module.parameters() if id(p) not in backbone_ids and p.requires_grad]
+        head_modules = (self.model.classifier,) + (() if self.method.bnneck_at_backbone_rate else (self.model.bnneck,))
+        heads = {id(p) for m in head_modules if m is not None for p in m.parameters()}
+        held, held_until = self.method.held_parameters()
+        held_ids = {id(p) for p in held}
+        backbone = [p for p in self.model.parameters() if id(p) not in heads and id(p) not in held_ids]
+        taken = {id(p) for p in backbone} | held_ids
+        rest = [p for p in self.module.parameters() if id(p) not in taken and p.requires_grad]
         groups = [{"params": backbone, "lr_factor": config.backbone_lr_factor}, {"params": rest, "lr_factor": 1.0}]
+        if held:  # at learning rate 0 until held_until, then a head (see _train_epoch)
+            groups.append({"params": held, "lr_factor": 1.0, "held_until": held_until})
         if config.optimizer == "adam":
             return torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
         if config.optimizer == "sgd":
@@ -226,6 +243,7 @@ class Engine:
             seed=epoch_seed(cfg.seed, epoch),
             batches=cfg.batches_per_epoch,
             independent=plan.independent,
+            replacement=bool(cfg.sampler_replacement),
             second=None
             if plan.second is None
             else (plan.second[modality == VISIBLE], plan.second[modality == INFRARED]),
@@ -307,6 +325,8 @@ class Engine:
                 seed_everything(epoch_seed(cfg.seed, epoch) + RANK_SEED * self.rank)
             record = self._train_epoch(epoch, self.build_loader(epoch, plan), progress if main else None)
             record["labels_seconds"] = round(labels_seconds, 2)
+            if epoch == 0:
+                record["pretrained_weights"] = self.weights  # the log says where the run started, as provenance does
             record.update(epoch_report(self.method.report()))
             if main:  # one process validates, logs and writes; the others wait at the barrier
                 for action in self.epoch_actions:
@@ -366,7 +386,7 @@ class Engine:
         if epoch in self.stages and self.config.stage_optimizer_restart:
             self.optimizer.state.clear()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr * group["lr_factor"]
+            group["lr"] = lr * group["lr_factor"] if epoch >= group.get("held_until", 0) else 0.0
         self.module.train()
         sums: dict[str, float] = {}
         images, start, waited = 0, time.perf_counter(), 0.0
@@ -468,7 +488,9 @@ class Engine:
         }
         if cfg.labels:
             inputs[cfg.labels] = sha256_file(cfg.labels)
-        return make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
+        provenance = make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
+        provenance["pretrained_weights"] = self.weights
+        return provenance
 
     def test(self, samples: list[Sample], provenance: dict[str, Any]) -> dict[str, Any]:
         """Scores of the last epoch's model on the test split with the dataset's protocol(s)."""

@@ -120,6 +120,12 @@ class Method:
     batch_shape = (8, 4)  # identities per batch, images per identity and modality (AGW)
     visible_grayscale = 0.0  # chance a visible training image is turned gray (OTLA 0.5)
     visible_channel_exchange = 0.0  # chance it becomes one random colour channel, thrice (ADCA)
+    # the released pipeline's other settings (engine/config.py says what each means): AGW's by default
+    erasing_style = "torchvision"
+    infrared_channel_gray = 0.0
+    sampler_replacement = 1
+    test_flip = "none"
+    bnneck_at_backbone_rate = False  # the BNNeck in the backbone's parameter group (the experts' released groups)
     warmup_factor = 0.0  # the warm-up's first multiplier when linear (experts 0.01); 0: AGW's (e + 1) / warm-up
     # the method's options dataclass as it runs, stand-ins such as "-1: the paper's" resolved: the engine
     # records it in the run's config.toml (None: a method without options)
@@ -134,6 +140,11 @@ class Method:
     def train_module(self, model: nn.Module) -> nn.Module:
         """The module the loop calls: the model, or the model wrapped with the method's extra heads."""
         return model
+
+    def held_parameters(self) -> tuple[list[nn.Parameter], int]:
+        """Parameters kept at their initial values (learning rate 0) before an epoch, as a released optimiser
+        that receives them only at a later stage does: (parameters, first epoch they train); none by default."""
+        return [], 0
 
     def plan(self, plan: RunPlan) -> None:
         """Learn the run's length before the first epoch (e.g. to scale a ramp defined in iterations)."""

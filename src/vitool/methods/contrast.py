@@ -102,6 +102,8 @@ class ClusterContrast(Method):
     default_association = ""  # association = "" means this one (PCLHD hungarian, MULT mult)
     batch_shape = (8, 16)  # clusters x images per modality (ADCA, PCLHD: 128 images, 16 per cluster)
     visible_channel_exchange = 0.5
+    # PCLHD's and MULT's released pipelines (CAJ's augmentations, their samplers, their flip-averaged test)
+    erasing_style, infrared_channel_gray, sampler_replacement, test_flip = "channel", 0.5, 0, "mean_of_l2"
 
     def __init__(self, config, samples: list[Sample], options: ClusteringOptions) -> None:
         resolved = {}  # the options' stand-ins made explicit, so that the run's config.toml says what ran

