@@ -199,8 +199,9 @@ FlipOpt = Annotated[
     bool | None,
     typer.Option(
         "--flip/--no-flip",
-        help="Average each image's features with its mirror image (default: the checkpoint's test recipe, "
-        "which is off for vitool's own checkpoints and on where a converted repository's test flips).",
+        help="Average each image's features with its mirror image (default: the checkpoint's test recipe: "
+        "its method's released test, on for dcl, pclhd, mult and experts, off for supervised, otla and "
+        "visible; for a converted checkpoint, its repository's).",
     ),
 ]
 BatchOpt = Annotated[int, typer.Option(help="Images per forward pass.")]

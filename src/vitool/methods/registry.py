@@ -138,32 +138,15 @@ def _supervised(config, samples) -> Method:
     return Supervised(np.array([s.pid for s in samples]))
 
 
-def _otla(use_infrared: bool) -> Callable[..., Method]:
+def _lazy(target: str, clusters: bool = False, **kwargs: Any) -> Callable[..., Method]:
+    """A builder of ``module:Class`` that imports it when a run starts (the command line lists the methods
+    without importing torch); ``clusters``: the method makes its own labels and refuses a labels file."""
+
     def build(config, samples, options) -> Method:
-        from vitool.methods.otla import OTLA
-
-        return OTLA(config, samples, options, use_infrared=use_infrared)
-
-    return build
-
-
-def _experts(config, samples, options) -> Method:
-    from vitool.methods.experts import Experts
-
-    return Experts(config, samples, options)
-
-
-def _clustering(name: str) -> Callable[..., Method]:
-    def build(config, samples, options) -> Method:
-        if config.labels:
-            raise VitoolError(config.labels, f"--labels is not used by {name}", "it clusters every epoch")
-        if name == "dcl":
-            from vitool.methods.contrast import ClusterContrast as cls
-        elif name == "pclhd":
-            from vitool.methods.pclhd import PCLHD as cls
-        else:
-            from vitool.methods.mult import MULT as cls
-        return cls(config, samples, options)
+        if clusters and config.labels:
+            raise VitoolError(config.labels, f"--labels is not used by {config.method}", "it clusters every epoch")
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)(config, samples, options, **kwargs)
 
     return build
 
@@ -177,13 +160,19 @@ def _register_builtin() -> None:
     )
     builtin: list[tuple[str, Callable[..., Method], str, str | None]] = [
         ("supervised", _supervised, "AGW on identities linked across modalities: the upper bound", None),
-        ("otla", _otla(True), "OTLA: visible labels, infrared labels by optimal transport (semi-supervised)", otla),
-        ("visible", _otla(False), "OTLA's baseline: the visible labels only", otla),
-        ("experts", _experts, "heterogeneous experts: identities inside each modality, no link (weak)", experts),
-        ("dcl", _clustering("dcl"), "per-modality clusters, no association: the unsupervised baseline", dcl),
-        ("pclhd", _clustering("pclhd"), "PCLHD: hard and dynamic prototypes (unsupervised)", pclhd),
-        ("mult", _clustering("mult"), "MULT: consistent label transfer between modalities (unsupervised)", mult),
-    ]
+        ("otla", _lazy("vitool.methods.otla:OTLA", use_infrared=True),
+         "OTLA: visible labels, infrared labels by optimal transport (semi-supervised)", otla),
+        ("visible", _lazy("vitool.methods.otla:OTLA", use_infrared=False),
+         "OTLA's baseline: the visible labels only", otla),
+        ("experts", _lazy("vitool.methods.experts:Experts"),
+         "heterogeneous experts: identities inside each modality, no link (weak)", experts),
+        ("dcl", _lazy("vitool.methods.contrast:ClusterContrast", clusters=True),
+         "per-modality clusters, no association: the unsupervised baseline", dcl),
+        ("pclhd", _lazy("vitool.methods.pclhd:PCLHD", clusters=True),
+         "PCLHD: hard and dynamic prototypes (unsupervised)", pclhd),
+        ("mult", _lazy("vitool.methods.mult:MULT", clusters=True),
+         "MULT: consistent label transfer between modalities (unsupervised)", mult),
+    ]  # fmt: skip
     for name, build, summary, options in builtin:
         register(name, build, summary, options)
 
