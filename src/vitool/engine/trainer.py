@@ -167,8 +167,9 @@ class Engine:
         model_config.height, model_config.width = config.height, config.width
         model_config.test_flip, model_config.test_l2 = config.test_flip, config.test_flip != "none"
         self.stages = config.stages()  # epochs that start a new lr schedule
+        # recorded (V1 and V2 train differently); looked up before the seed, as it may build a network
+        self.weights = weights_source(config.backbone, config.pretrained)
         torch.manual_seed(config.seed)
-        self.weights = weights_source(config.backbone, config.pretrained)  # recorded: V1 and V2 train differently
         self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads

