@@ -312,3 +312,23 @@ def test_the_experts_common_classifier_keeps_its_start_through_hel_and_the_bnnec
     engine.start_epoch = 1
     engine.run()
     assert not torch.equal(w_c.detach(), start)  # and trains from there
+
+
+def test_clustering_and_association_read_the_networks_own_features_whatever_the_test_recipe(synth_root, tmp_path):
+    """The released clustering (MULT) and CRE (the experts) read BN features without flip or L2; only
+    the test and the held-out validation follow the test recipe."""
+    from vitool.engine.trainer import Engine
+
+    engine = Engine(tiny(synth_root["sysu"], method="experts"), tmp_path / "run", log=lambda _: None)
+    samples = engine.train_samples[:4]
+    read = engine.context.extract(samples).features
+    model = engine.model.eval()
+    from vitool.data.images import ImageDataset
+    from vitool.data.transforms import test_transform
+
+    data = ImageDataset(samples, engine.root, test_transform(64, 32))
+    images = torch.stack([data[i][0] for i in range(len(samples))])
+    with torch.no_grad():
+        own = model(images, torch.tensor([s.modality for s in samples]))["feat"]
+    np.testing.assert_allclose(read, own.numpy(), atol=1e-5)
+    assert engine.model.config.test_flip == "mean" and engine.features(samples).features.shape == read.shape

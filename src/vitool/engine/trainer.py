@@ -201,7 +201,12 @@ class Engine:
         )
         self.train_modality = np.array([s.modality for s in self.train_samples])
         self.context = TrainingContext(
-            self.train_samples, self.root, self.run_dir, config.seed, self.rank, partial(self.features, shard=True)
+            self.train_samples,
+            self.root,
+            self.run_dir,
+            config.seed,
+            self.rank,
+            partial(self.features, shard=True, raw=True),
         )
 
     # ------------------------------------------------------------------------------------ builders
@@ -440,10 +445,13 @@ class Engine:
         attrs: dict[str, Any] | None = None,
         model: torch.nn.Module | None = None,
         shard: bool = False,
+        raw: bool = False,
     ):
         """Eval-mode features of ``samples`` by the trained model (or ``model``), with the run's workers and
         autocast dtype. ``shard`` (TrainingContext.extract, which every process calls): in a distributed run
-        each process extracts every world-th image and all share the whole result."""
+        each process extracts every world-th image and all share the whole result. ``raw`` (TrainingContext
+        too): the network's own features (no flip, no L2), which the methods' clustering and association read
+        as released; otherwise (validation, the test) the model's test recipe."""
         from vitool.distributed import gather_rows
         from vitool.models.features import extract_featureset
 
@@ -455,7 +463,7 @@ class Engine:
                 torch.distributed.broadcast(buffer, src=0)
         fs = extract_featureset(
             net, mine, self.root, attrs, self.device, 128, None, self.workers, cache=self.cache,
-            amp=self.amp_dtype, memory_format=self.memory_format,
+            amp=self.amp_dtype, memory_format=self.memory_format, raw=raw,
         )  # fmt: skip
         if mine is not samples:
             for name in ("features", "features_pre_bn", "probs"):

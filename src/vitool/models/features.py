@@ -29,6 +29,7 @@ def extract(
     on_batch: Callable[[int], None] | None = None,
     cache=None,
     memory_format: torch.memory_format = torch.contiguous_format,
+    raw: bool = False,
 ) -> dict[str, np.ndarray]:
     """Post-BN ``features``, ``features_pre_bn`` and, with a classifier, softmax ``probs``, in sample order.
 
@@ -36,7 +37,8 @@ def extract(
     features with its horizontal mirror's (as DEEN and CAJ test), "mean_of_l2" after L2-normalising each
     (as the Cluster-Contrast-derived repositories test); with the model's ``test_l2`` the features are
     then L2-normalised. ``amp``: the autocast dtype (a training run's own), None for none, or "auto" (fp16
-    on CUDA, none elsewhere); outputs are stored as float32.
+    on CUDA, none elsewhere); outputs are stored as float32. ``raw``: the network's outputs as they are,
+    without the test recipe (no flip, no L2), as the methods' per-epoch clustering and association read them.
     """
     model = model.to(device).eval()
     dataset = ImageDataset(samples, root, test_transform(model.config.height, model.config.width), cache)
@@ -46,11 +48,12 @@ def extract(
     if amp == "auto":
         amp = torch.float16 if device.type == "cuda" else None
     outputs: dict[str, list[np.ndarray]] = {"features": [], "features_pre_bn": [], "probs": []}
-    flip = model.config.test_flip if flip is None else flip
+    flip = "none" if raw else model.config.test_flip if flip is None else flip
+    l2 = model.config.test_l2 and not raw
     for images, modality, _ in loader:
         images = images.to(device, non_blocking=True, memory_format=memory_format)  # modality stays on the host
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            out = recipe_outputs(model, images, modality, flip, model.config.test_l2)
+            out = recipe_outputs(model, images, modality, flip, l2)
         outputs["features"].append(out["feat"].float().cpu().numpy())
         outputs["features_pre_bn"].append(out["pre_bn"].float().cpu().numpy())
         if "logits" in out:
@@ -97,9 +100,10 @@ def extract_featureset(
     cache=None,
     amp: torch.dtype | None | str = "auto",
     memory_format: torch.memory_format = torch.contiguous_format,
+    raw: bool = False,
 ) -> FeatureSet:
     """A features file's content (without provenance) for ``samples``, in their order."""
-    out = extract(model, samples, root, device, batch_size, flip, num_workers, amp, on_batch, cache, memory_format)
+    out = extract(model, samples, root, device, batch_size, flip, num_workers, amp, on_batch, cache, memory_format, raw)
     return FeatureSet(
         features=out["features"],
         path=np.array([s.path for s in samples], dtype=object),
