@@ -332,3 +332,11 @@ def test_clustering_and_association_read_the_networks_own_features_whatever_the_
         own = model(images, torch.tensor([s.modality for s in samples]))["feat"]
     np.testing.assert_allclose(read, own.numpy(), atol=1e-5)
     assert engine.model.config.test_flip == "mean" and engine.features(samples).features.shape == read.shape
+
+
+def test_mults_sinkhorn_tests_its_stopping_rule_after_iterations_1_11_21_as_released():
+    from vitool.assign.mult import sinkhorn_scalings
+
+    assert sinkhorn_scalings(np.ones((4, 3), np.float32))[2] == 1  # converged at once: stops after the first
+    rng = np.random.default_rng(0)
+    assert sinkhorn_scalings(rng.random((30, 20)).astype(np.float32) ** 8, tol=1e-6)[2] % 10 == 1

@@ -66,7 +66,7 @@ def sinkhorn_scalings(kernel, tol: float = 0.1, max_iter: int = 500):
     for it in range(1, max_iter + 1):
         a = (1.0 / n) / (kernel @ b)
         new_b = (1.0 / k) / (kernel.T @ a)
-        if it % 10 == 0 and float(abs(b / new_b - 1).sum()) < tol:
+        if it % 10 == 1 and float(abs(b / new_b - 1).sum()) < tol:  # after 1, 11, 21, ... as released
             return a, new_b, it
         b = new_b
     return a, b, max_iter
