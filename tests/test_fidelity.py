@@ -340,3 +340,28 @@ def test_mults_sinkhorn_tests_its_stopping_rule_after_iterations_1_11_21_as_rele
     assert sinkhorn_scalings(np.ones((4, 3), np.float32))[2] == 1  # converged at once: stops after the first
     rng = np.random.default_rng(0)
     assert sinkhorn_scalings(rng.random((30, 20)).astype(np.float32) ** 8, tol=1e-6)[2] % 10 == 1
+
+
+@pytest.mark.parametrize(
+    "recipe, flip, erasing, gray, replacement",
+    [
+        ("agw", "none", "torchvision", 0.0, 1),
+        ("otla", "none", "torchvision", 0.0, 1),
+        ("pclhd", "mean_of_l2", "channel", 0.5, 0),
+        ("mult", "mean_of_l2", "channel", 0.5, 0),
+        ("experts", "mean", "channel", 0.5, 0),
+    ],
+)
+def test_each_packaged_recipe_resolves_to_its_released_pipeline(
+    synth_root, tmp_path, recipe, flip, erasing, gray, replacement
+):
+    from vitool.engine.config import load_config
+    from vitool.engine.trainer import Engine
+
+    small = {"root": str(synth_root["sysu"]), "pretrained": "none", "height": 64, "width": 32, "workers": 0}
+    engine = Engine(load_config(recipe, small), tmp_path / "run", log=lambda _: None)
+    cfg = engine.config
+    assert (cfg.test_flip, cfg.erasing_style, cfg.infrared_channel_gray, cfg.sampler_replacement) == (
+        flip, erasing, gray, replacement,
+    )  # fmt: skip
+    assert cfg.erasing == (0.0 if recipe == "agw" else 0.5)  # AGW erases nothing; the others at 0.5
