@@ -365,3 +365,37 @@ def test_each_packaged_recipe_resolves_to_its_released_pipeline(
         flip, erasing, gray, replacement,
     )  # fmt: skip
     assert cfg.erasing == (0.0 if recipe == "agw" else 0.5)  # AGW erases nothing; the others at 0.5
+
+
+def test_linear_transform_rescales_rectangles_until_some_pixel_is_nearly_dark():
+    from vitool.data.transforms import LinearTransform
+
+    image = torch.rand(3, 64, 32) * 0.9 + 0.05
+    for seed in range(20):
+        torch.manual_seed(seed)
+        out = LinearTransform(1.0)(image)
+        factor = out / image  # every pixel is its input times the product of its rectangles' factors
+        assert factor.min() <= 1e-6 * 1.01 and (out >= 0).all()
+    assert torch.equal(LinearTransform(0.0)(image), image) and image.min() >= 0.05  # the input is untouched
+
+
+def test_mult_trains_its_dcl_stage_with_the_released_stronger_augmentation(synth_root, tmp_path):
+    from vitool.engine.trainer import Engine
+    from vitool.methods.contract import EpochLabels
+
+    config = tiny(synth_root["sysu"], method="mult", epochs=4, dcl_epochs=2)
+    engine = Engine(config, tmp_path / "run", log=lambda _: None)
+    assert engine.config.strong_augmentation_epochs == 2  # the method's: its DCL epochs
+    plan = EpochLabels(np.array([s.pid for s in engine.train_samples]))
+
+    def steps(epoch):
+        engine.build_loader(epoch, plan)
+        infrared, visible = engine.train_set.transform, engine.train_set.visible_transform
+        return [type(t).__name__ for t in infrared.transforms], type(visible).__name__
+
+    infrared, visible = steps(1)
+    assert "ColorJitter" in infrared and "ChannelAdapGray" in infrared and visible == "RandomChoice"
+    infrared, visible = steps(2)  # the cross stage: the run's own augmentation
+    assert "ColorJitter" not in infrared and "ChannelAdapGray" in infrared and visible == "Compose"
+    dcl = Engine(tiny(synth_root["sysu"], method="dcl"), tmp_path / "dcl", log=lambda _: None)
+    assert dcl.config.strong_augmentation_epochs == 0  # only where a recipe asks (mult.toml, demo-mult.toml)

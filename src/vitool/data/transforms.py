@@ -101,6 +101,44 @@ class ChannelAdapGray:
         return f"ChannelAdapGray(p={self.p})"
 
 
+class LinearTransform:
+    """MULT's stage-one augmentation (code_for_MULT ``ChannelAug.py``), on the [0, 1] tensor before
+    normalisation: with probability ``p``, rectangles drawn as ChannelRandomErasing's, each channel of one
+    rescaled so that its brightest pixel becomes Beta(0.5, 0.5), one rectangle after another until some
+    pixel's accumulated factor falls to ``floor`` (a patchwork of dimmed and brightened regions)."""
+
+    def __init__(self, p: float, area: tuple[float, float] = (0.02, 0.4), min_aspect: float = 0.3, floor=1e-6):
+        self.p, self.area, self.min_aspect, self.floor = p, area, min_aspect, floor
+
+    def __call__(self, image):
+        import torch
+
+        if torch.rand(()) >= self.p or image.max() <= 0:  # a black image would never end the loop
+            return image
+        image, factor = image.clone(), torch.ones_like(image)
+        _, height, width = image.shape
+        beta = torch.distributions.Beta(0.5, 0.5)
+        for _ in range(10_000):  # the release loops without a bound; a median image ends after about 11
+            target = float(torch.empty(()).uniform_(*self.area)) * height * width
+            aspect = float(torch.empty(()).uniform_(self.min_aspect, 1 / self.min_aspect))
+            h, w = round((target * aspect) ** 0.5), round((target / aspect) ** 0.5)
+            if not (w < width and h < height):
+                continue
+            top, left = int(torch.randint(0, height - h + 1, ())), int(torch.randint(0, width - w + 1, ()))
+            for channel in range(image.shape[0]):
+                patch = image[channel, top : top + h, left : left + w]
+                if patch.max() > 0:
+                    alpha = float(beta.sample()) / float(patch.max())
+                    patch.mul_(alpha)
+                    factor[channel, top : top + h, left : left + w] *= alpha
+            if factor.min() <= self.floor:
+                return image
+        return image
+
+    def __repr__(self) -> str:
+        return f"LinearTransform(p={self.p})"
+
+
 def train_transform(
     height: int,
     width: int,
@@ -109,11 +147,14 @@ def train_transform(
     channel_exchange: float = 0.0,
     erasing_style: str = "torchvision",
     channel_gray: float = 0.0,
+    color_jitter: float = 0.0,
+    linear: float = 0.0,
 ):
     """AGW's training transform with the optional steps of the methods that add them: grayscale and
     channel exchange on the image, then erasing (``erasing_style``) and ChannelAdapGray (``channel_gray``,
     the infrared images of the Cluster-Contrast-derived methods) on the normalised tensor, in the
-    released order."""
+    released order; MULT's stage one adds ColorJitter (``color_jitter`` for brightness, contrast,
+    saturation and hue) after the flip and LinearTransform (``linear``) before normalisation."""
     from torchvision import transforms
 
     steps = [transforms.RandomGrayscale(grayscale)] if grayscale > 0 else []
@@ -123,7 +164,9 @@ def train_transform(
         transforms.Pad(10),
         transforms.RandomCrop((height, width)),
         transforms.RandomHorizontalFlip(),
+        *([transforms.ColorJitter(*(color_jitter,) * 4)] if color_jitter > 0 else []),
         transforms.ToTensor(),
+        *([LinearTransform(linear)] if linear > 0 else []),
         transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ]
     if erasing > 0:
@@ -133,3 +176,17 @@ def train_transform(
         steps.append(erase)
     steps += [ChannelAdapGray(channel_gray)] if channel_gray > 0 else []
     return transforms.Compose(steps)
+
+
+def mult_stage_one(height: int, width: int, erasing_style: str = "channel"):
+    """MULT's released stage-one (DCL) augmentation (code_for_MULT ``dataset.py``) as (visible, infrared)
+    transforms. The release feeds every visible image twice, once plain with LinearTransform 0.9 and once
+    colour-jittered and channel-exchanged; vitool's one visible view takes either, with p 0.5 each (as its
+    one view stands for the release's two everywhere). Erasing at 0.9; infrared colour-jittered, then
+    ChannelAdapGray."""
+    from torchvision import transforms
+
+    plain = train_transform(height, width, 0.9, erasing_style=erasing_style, linear=0.9)
+    exchanged = train_transform(height, width, 0.9, 0.0, 1.0, erasing_style, color_jitter=0.5)
+    infrared = train_transform(height, width, 0.9, erasing_style=erasing_style, channel_gray=0.5, color_jitter=0.5)
+    return transforms.RandomChoice([plain, exchanged]), infrared

@@ -64,6 +64,9 @@ class TrainConfig:
     # CAJ's ChannelAdapGray on infrared training images: one colour channel copied into all three 3/4 of the
     # time, else luminance grey with this chance; 0: off; -1: the method's (dcl / pclhd / mult / experts 0.5)
     infrared_channel_gray: float = -1.0
+    # epochs at the start trained with MULT's released stage-one augmentation (LinearTransform, colour jitter,
+    # erasing 0.9: data.transforms.mult_stage_one); -1: the method's (mult: its dcl_epochs; others 0)
+    strong_augmentation_epochs: int = -1
     visible_grayscale: float = -1.0  # chance a visible training image turns gray; -1: the method's (OTLA 0.5, AGW 0)
     # chance a visible training image becomes one of its colour channels, thrice; -1: the method's
     # (dcl / pclhd / mult 0.5, others 0)
@@ -163,6 +166,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         f'one of {", ".join(ERASING_STYLES)} or "" (the method\'s)',
     ),
     "infrared_channel_gray": (_chance, "a probability in [0, 1] or -1 (the method's)"),
+    "strong_augmentation_epochs": (lambda v: v >= -1, "an epoch count >= 0, or -1 (the method's)"),
     "sampler_replacement": (
         lambda v: v in (-1, 0, 1),
         "1 (with replacement), 0 (without when enough) or -1 (the method's)",

@@ -29,7 +29,7 @@ import torch
 from vitool.data.datasets import Sample, image_root, load_split, split_attrs
 from vitool.data.images import ImageDataset
 from vitool.data.samplers import CrossModalIdentitySampler
-from vitool.data.transforms import train_transform
+from vitool.data.transforms import mult_stage_one, train_transform
 from vitool.distributed import RankSlice, broadcast_from_main
 from vitool.engine.config import TrainConfig, dump_config
 from vitool.engine.report import board_scalars, board_writer, epoch_line, epoch_report, plot_curves
@@ -107,6 +107,11 @@ def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, sam
             method.sampler_replacement if config.sampler_replacement < 0 else config.sampler_replacement
         ),
         test_flip=config.test_flip or method.test_flip,
+        strong_augmentation_epochs=(
+            method.strong_augmentation_epochs
+            if config.strong_augmentation_epochs < 0
+            else config.strong_augmentation_epochs
+        ),
         warmup_factor=config.warmup_from(method.warmup_factor),
         schedule_stages=stages,
         method_options=asdict(options) if is_dataclass(options) else config.method_options,
@@ -192,13 +197,12 @@ class Engine:
         self.best_rank1 = -1.0
         self.board = None  # TensorBoard's writer, with tensorboard = true
         size, erasing, style = (config.height, config.width), config.erasing, config.erasing_style
-        self.train_set = TrainSet(  # the training images; build_loader gives each epoch its labels
-            self.train_samples,
-            self.root,
-            train_transform(*size, erasing, erasing_style=style, channel_gray=config.infrared_channel_gray),
-            self.cache,
-            train_transform(*size, erasing, config.visible_grayscale, config.visible_channel_exchange, style),
-        )
+        infrared = train_transform(*size, erasing, erasing_style=style, channel_gray=config.infrared_channel_gray)
+        visible = train_transform(*size, erasing, config.visible_grayscale, config.visible_channel_exchange, style)
+        # (infrared, visible) transforms: the run's, and MULT's stronger stage one for its first epochs
+        self.augmentations = {False: (infrared, visible), True: mult_stage_one(*size, style)[::-1]}
+        # the training images; build_loader gives each epoch its labels and transforms
+        self.train_set = TrainSet(self.train_samples, self.root, infrared, self.cache, visible)
         self.train_modality = np.array([s.modality for s in self.train_samples])
         self.context = TrainingContext(
             self.train_samples,
@@ -240,6 +244,8 @@ class Engine:
         seeded by the epoch so that a resumed run draws what an uninterrupted one would."""
         cfg, modality = self.config, self.train_modality
         self.train_set.labels = plan.labels
+        strong = epoch < cfg.strong_augmentation_epochs
+        self.train_set.transform, self.train_set.visible_transform = self.augmentations[strong]
         sampler = CrossModalIdentitySampler(
             plan.labels[modality == VISIBLE],
             plan.labels[modality == INFRARED],

@@ -125,6 +125,7 @@ class Method:
     infrared_channel_gray = 0.0
     sampler_replacement = 1
     test_flip = "none"
+    strong_augmentation_epochs = 0  # epochs at the start with MULT's stage-one augmentation
     bnneck_at_backbone_rate = False  # the BNNeck in the backbone's parameter group (the experts' released groups)
     warmup_factor = 0.0  # the warm-up's first multiplier when linear (experts 0.01); 0: AGW's (e + 1) / warm-up
     # the method's options dataclass as it runs, stand-ins such as "-1: the paper's" resolved: the engine

@@ -76,6 +76,7 @@ class MULT(ClusterContrast):
 
     def __init__(self, config, samples, options: MULTOptions) -> None:
         super().__init__(config, samples, options)
+        self.strong_augmentation_epochs = self.dcl_epochs  # the released DCL stage's stronger augmentation
         self.space_modality = VISIBLE  # the modality whose clusters are this epoch's label space S
         self.refined = self.intra.copy()  # y^ of every image (global ids)
         # per label space (keyed by the modality whose clusters it is): every image's cluster in it (its
