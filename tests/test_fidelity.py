@@ -399,3 +399,29 @@ def test_mult_trains_its_dcl_stage_with_the_released_stronger_augmentation(synth
     assert "ColorJitter" not in infrared and "ChannelAdapGray" in infrared and visible == "Compose"
     dcl = Engine(tiny(synth_root["sysu"], method="dcl"), tmp_path / "dcl", log=lambda _: None)
     assert dcl.config.strong_augmentation_epochs == 0  # only where a recipe asks (mult.toml, demo-mult.toml)
+
+
+def test_a_stage_can_start_from_the_previous_stages_best_held_out_model(synth_root, tmp_path):
+    from vitool.engine.config import load_config
+    from vitool.engine.trainer import Engine
+    from vitool.models.checkpoint import save_checkpoint
+
+    lines = []
+    config = tiny(synth_root["sysu"], method="experts", epochs=3, experts_stage1_epochs=2, stage_start="best")
+    engine = Engine(config, tmp_path / "run", log=lines.append)
+    seen, labels = {}, engine.method.epoch_labels
+
+    def spy(context, epoch):  # the weights each epoch's labels are built from
+        seen[epoch] = {k: v.clone() for k, v in engine.model.state_dict().items()}
+        if epoch == 1:  # the model after epoch 1 is stage one's best: no later held-out score beats it
+            save_checkpoint(tmp_path / "run" / "best.pt", engine.model, engine.state(0))
+            engine.best_rank1 = float("inf")
+        return labels(context, epoch)
+
+    engine.method.epoch_labels = spy
+    engine.run()
+    assert any(line.startswith("epoch 3: the stage starts from best.pt") for line in lines)
+    for key, value in seen[1].items():  # stage two starts from that model, not from the end of epoch 2
+        torch.testing.assert_close(seen[2][key], value, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="stage_start.*val_ids"):
+        load_config(None, {"stage_start": "best", "val_ids": 0})

@@ -57,6 +57,9 @@ class TrainConfig:
     # restarts there (pclhd: dcl_epochs, experts: experts_stage1_epochs), else none; []: one schedule
     schedule_stages: list[int] = field(default_factory=lambda: [-1])
     stage_optimizer_restart: bool = True  # a new schedule stage also clears the optimiser's state (Adam's moments)
+    # the model a new schedule stage starts from: last (the previous stage's last epoch) | best (its best.pt,
+    # chosen on the held-out val_ids, never the test set; PCLHD's release picks its stage-1 model on the test)
+    stage_start: str = "last"
     erasing: float = 0.0  # chance of random erasing on a training image
     # how it erases: torchvision (fill 0, the ImageNet mean colour, up to a third of the image: AGW-for-LLCM,
     # OTLA) | channel (CAJ's ChannelRandomErasing: a light grey, up to 40%: PCLHD, MULT, WSL); "": the method's
@@ -157,6 +160,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "warmup_factor": (_chance, "a value in [0, 1] or -1 (the method's)"),
     "milestones": (lambda v: all(m > 0 for m in v), "epochs >= 1 or fractions in (0, 1) of a stage"),
     "gamma": (lambda v: v > 0, "a factor > 0"),
+    "stage_start": (lambda v: v in ("last", "best"), "last or best"),
     "schedule_stages": (lambda v: v == [-1] or all(s >= 1 for s in v), "epochs >= 1, [] or [-1] (the method's)"),
     "erasing": (lambda v: _chance(v, method_default=False), "a probability in [0, 1]"),
     "visible_grayscale": (_chance, "a probability in [0, 1] or -1 (the method's)"),
@@ -330,6 +334,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
     if cls is not None:  # the types here; the ranges by the options' own check, which shows values as typed
         check_keys(cls, options, origins, convert=False)
     config = TrainConfig(**values)
+    if config.stage_start == "best" and config.val_ids <= 0:  # best.pt is chosen on the held-out identities
+        raise VitoolError(
+            origins.get("stage_start"), 'stage_start = "best" needs held-out identities', "set val_ids > 0"
+        )
     from vitool.methods.registry import method_options
 
     try:

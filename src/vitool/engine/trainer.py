@@ -327,6 +327,8 @@ class Engine:
         self.board = board_writer()(str(self.run_dir / "tensorboard")) if cfg.tensorboard and main else None
         for epoch in range(self.start_epoch, cfg.epochs):
             self.current_epoch = epoch
+            if epoch in self.stages and cfg.stage_start == "best":
+                self.start_stage_from_best(epoch)
             seed_everything(epoch_seed(cfg.seed, epoch))
             labelled = time.perf_counter()
             plan = self.method.epoch_labels(self.context, epoch)  # clustering, association, relabelling
@@ -356,6 +358,18 @@ class Engine:
         return results
 
     # -------------------------------------------------------------------------- end of each epoch
+
+    def start_stage_from_best(self, epoch: int) -> None:
+        """A new schedule stage starts from the previous stage's best.pt (held-out val_ids), not its last
+        epoch: every process loads its weights before the method builds the stage's labels and memories."""
+        self._barrier()  # process 0 wrote best.pt in the previous epoch
+        best = self.run_dir / "best.pt"
+        if not best.is_file():
+            self.log(f"epoch {epoch + 1}: no best.pt yet (no held-out epoch scored); the stage starts from the last")
+            return
+        self.model.load_state_dict(load_checkpoint(best)["model_state"])
+        if self.rank == 0:
+            self.log(f"epoch {epoch + 1}: the stage starts from best.pt (held-out Rank-1 {self.best_rank1:.1f})")
 
     @property
     def epoch_actions(self) -> list[Callable[[int, dict[str, Any]], None]]:
