@@ -244,34 +244,6 @@ def test_the_sampler_draws_without_replacement_where_an_identity_has_enough_imag
     assert repeats > 50
 
 
-@pytest.mark.parametrize(
-    "method, flip, erasing, gray, replacement",
-    [
-        ("supervised", "none", "torchvision", 0.0, 1),
-        ("otla", "none", "torchvision", 0.0, 1),
-        ("pclhd", "mean_of_l2", "channel", 0.5, 0),
-        ("mult", "mean_of_l2", "channel", 0.5, 0),
-        ("experts", "mean", "channel", 0.5, 0),
-    ],
-)
-def test_each_method_trains_and_tests_with_its_released_pipeline(
-    synth_root, tmp_path, method, flip, erasing, gray, replacement
-):
-    from vitool.engine.trainer import Engine
-
-    engine = Engine(tiny(synth_root["sysu"], method=method, labels=""), tmp_path / "run", log=lambda _: None)
-    cfg = engine.config
-    assert (cfg.test_flip, cfg.erasing_style, cfg.infrared_channel_gray, cfg.sampler_replacement) == (
-        flip, erasing, gray, replacement,
-    )  # fmt: skip
-    assert (engine.model.config.test_flip, engine.model.config.test_l2) == (flip, flip != "none")
-    infrared_steps = [type(t).__name__ for t in engine.train_set.transform.transforms]
-    assert ("ChannelAdapGray" in infrared_steps) == (gray > 0)
-    assert engine.config.to_dict()["test_flip"] == flip  # what config.toml records
-    kept = Engine(tiny(synth_root["sysu"], method=method, test_flip="none"), tmp_path / "own", log=lambda _: None)
-    assert kept.model.config.test_flip == "none" and not kept.model.config.test_l2
-
-
 def test_flip_averaged_test_features_equal_the_hand_computed_mean(synth_root, tmp_path):
     from vitool.engine.trainer import Engine
     from vitool.models.features import extract
@@ -364,7 +336,13 @@ def test_each_packaged_recipe_resolves_to_its_released_pipeline(
     assert (cfg.test_flip, cfg.erasing_style, cfg.infrared_channel_gray, cfg.sampler_replacement) == (
         flip, erasing, gray, replacement,
     )  # fmt: skip
+    assert cfg.to_dict()["test_flip"] == flip  # what config.toml records
     assert cfg.erasing == (0.0 if recipe == "agw" else 0.5)  # AGW erases nothing; the others at 0.5
+    assert (engine.model.config.test_flip, engine.model.config.test_l2) == (flip, flip != "none")
+    infrared_steps = [type(t).__name__ for t in engine.train_set.transform.transforms]
+    assert ("ChannelAdapGray" in infrared_steps) == (gray > 0)
+    own = Engine(load_config(recipe, {**small, "test_flip": "none"}), tmp_path / "own", log=lambda _: None)
+    assert own.model.config.test_flip == "none" and not own.model.config.test_l2  # one key away
 
 
 def test_linear_transform_rescales_rectangles_until_some_pixel_is_nearly_dark():
