@@ -33,6 +33,16 @@ class RunPlan:
 
 
 @dataclass(frozen=True)
+class RunSetup:
+    """What a method reads of the run's configuration: its registered name, the run's seed and the labels
+    file it trains from ("" = labels derived from the dataset). Its own keys come as its options."""
+
+    method: str
+    seed: int
+    labels: str = ""
+
+
+@dataclass(frozen=True)
 class EpochLabels:
     """What an epoch's batches are drawn from: a label per training row (-1 = not used this epoch), and
     whether each modality's labels are a space of its own (weak supervision, per-modality clusters), in

@@ -35,7 +35,7 @@ from vitool.data.datasets import Sample
 from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
-from vitool.methods.contract import EpochLabels, EpochReport, Method, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, RunSetup, TrainingContext, check_options
 from vitool.methods.memory import MODALITIES, ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
 
@@ -105,13 +105,13 @@ class ClusterContrast(Method):
     # PCLHD's and MULT's released pipelines (CAJ's augmentations, their samplers, their flip-averaged test)
     erasing_style, infrared_channel_gray, sampler_replacement, test_flip = "channel", 0.5, 0, "mean_of_l2"
 
-    def __init__(self, config, samples: list[Sample], options: ClusteringOptions) -> None:
+    def __init__(self, setup: RunSetup, samples: list[Sample], options: ClusteringOptions) -> None:
         resolved = {}  # the options' stand-ins made explicit, so that the run's config.toml says what ran
         if getattr(options, "dcl_epochs", 0) < 0:
             resolved["dcl_epochs"] = self.default_dcl_epochs
         if getattr(options, "association", None) == "":
             resolved["association"] = self.default_association
-        self.config, self.options = config, replace(options, **resolved)
+        self.setup, self.options = setup, replace(options, **resolved)
         self.dcl_epochs = getattr(self.options, "dcl_epochs", self.default_dcl_epochs)
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])

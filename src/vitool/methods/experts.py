@@ -41,7 +41,7 @@ from vitool.data.datasets import Sample
 from vitool.distributed import computed_on_main, gather_batch
 from vitool.errors import VitoolError
 from vitool.methods.association import shuffled_identities
-from vitool.methods.contract import EpochLabels, EpochReport, Method, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, RunSetup, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
@@ -150,17 +150,17 @@ class Experts(Method):
     bnneck_at_backbone_rate = True  # released: only names holding "classifier" train at 2x (models/__init__.py)
     warmup_factor = 0.01  # the released warm-up: 0.01, 0.109, ..., 0.901 over 10 epochs of each stage
 
-    def __init__(self, config, samples: list[Sample], options: ExpertsOptions) -> None:
+    def __init__(self, setup: RunSetup, samples: list[Sample], options: ExpertsOptions) -> None:
         from vitool.data.weak import weak_labels
 
-        self.config, self.options = config, options
+        self.setup, self.options = setup, options
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
-        if config.labels:
-            intra = labels_from_file(Path(config.labels), samples, field="intra_label")
-            self.label_source = str(config.labels)
+        if setup.labels:
+            intra = labels_from_file(Path(setup.labels), samples, field="intra_label")
+            self.label_source = str(setup.labels)
         else:
-            intra = weak_labels(self.pid, self.modality, config.seed)
+            intra = weak_labels(self.pid, self.modality, setup.seed)
             self.label_source = "ground truth, per modality"
         self.intra = np.full(len(samples), -1, dtype=np.int64)  # contiguous ids per modality
         self.classes = {}
@@ -168,7 +168,7 @@ class Experts(Method):
             rows = np.flatnonzero((self.modality == m) & (intra >= 0))
             if not len(rows):
                 name = "visible" if m == VISIBLE else "infrared"
-                raise VitoolError(config.labels or None, f"has no labelled {name} training image", "label both")
+                raise VitoolError(setup.labels or None, f"has no labelled {name} training image", "label both")
             ids, self.intra[rows] = np.unique(intra[rows], return_inverse=True)
             self.classes[m] = len(ids)
         self.stage1 = options.experts_stage1_epochs
@@ -241,7 +241,7 @@ class Experts(Method):
         if self.options.experts_oracle or self.options.experts_shuffled:  # the true pairs, or broken ones
             pid = self.pid
             if self.options.experts_shuffled:
-                pid = shuffled_identities(self.pid, self.modality, self.config.seed)
+                pid = shuffled_identities(self.pid, self.modality, self.setup.seed)
             result = self._true_pairs(pid)
         else:
             result = computed_on_main(  # one CRE for every process, computed once

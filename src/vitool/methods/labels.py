@@ -8,25 +8,26 @@ import numpy as np
 
 from vitool.data.datasets import Sample
 from vitool.errors import VitoolError
+from vitool.methods.contract import RunSetup
 from vitool.modality import VISIBLE
 
 
-def visible_training_labels(config, samples: list[Sample]) -> tuple[np.ndarray, str]:
+def visible_training_labels(setup: RunSetup, samples: list[Sample]) -> tuple[np.ndarray, str]:
     """Per training row, the visible label a label-efficient method starts from (-1 elsewhere), and where
-    it came from: the ground-truth identities (semi-supervised), or ``config.labels`` (a labels file, e.g.
+    it came from: the ground-truth identities (semi-supervised), or ``setup.labels`` (a labels file, e.g.
     `vitool cluster` output: unsupervised). Visible classes with one member are dropped, as OTLA does."""
     modality = np.array([s.modality for s in samples])
-    if not config.labels:
+    if not setup.labels:
         labels = np.array([s.pid for s in samples], dtype=np.int64)
         source = "ground truth"
     else:
-        labels = labels_from_file(Path(config.labels), samples)
-        source = str(config.labels)
+        labels = labels_from_file(Path(setup.labels), samples)
+        source = str(setup.labels)
     labels = np.where(modality == VISIBLE, labels, -1)
     classes, counts = np.unique(labels[labels >= 0], return_counts=True)
     labels[np.isin(labels, classes[counts < 2])] = -1
     if not (labels >= 0).any():
-        raise VitoolError(config.labels or None, "no visible class has two or more images", "re-cluster")
+        raise VitoolError(setup.labels or None, "no visible class has two or more images", "re-cluster")
     return labels, source
 
 

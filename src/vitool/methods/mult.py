@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from vitool.methods.association import associate_spaces
-from vitool.methods.contract import TrainingContext, check_options
+from vitool.methods.contract import RunSetup, TrainingContext, check_options
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory
 from vitool.modality import INFRARED, VISIBLE
@@ -74,8 +74,8 @@ class MULT(ClusterContrast):
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
 
-    def __init__(self, config, samples, options: MULTOptions) -> None:
-        super().__init__(config, samples, options)
+    def __init__(self, setup: RunSetup, samples, options: MULTOptions) -> None:
+        super().__init__(setup, samples, options)
         self.strong_augmentation_epochs = self.dcl_epochs  # the released DCL stage's stronger augmentation
         self.space_modality = VISIBLE  # the modality whose clusters are this epoch's label space S
         self.refined = self.intra.copy()  # y^ of every image (global ids)
@@ -102,7 +102,7 @@ class MULT(ClusterContrast):
             cfg,
             self.pid,
             self.device.type,
-            self.config.seed,
+            self.setup.seed,
         )
         first = results.get(space, results["visible"])  # ot ends in the visible space only
         self.space_modality = VISIBLE if first.attrs["space"] == "visible" else INFRARED

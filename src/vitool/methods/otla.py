@@ -45,7 +45,7 @@ from torch import nn
 
 from vitool.data.datasets import Sample
 from vitool.methods.association import shuffled_identities
-from vitool.methods.contract import EpochLabels, EpochReport, Method, RunPlan, TrainingContext, check_options
+from vitool.methods.contract import EpochLabels, EpochReport, Method, RunPlan, RunSetup, TrainingContext, check_options
 from vitool.methods.labels import visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
 from vitool.models.losses import batch_hard_triplet
@@ -212,12 +212,12 @@ class OTLA(Method):
     batch_shape = (4, 8)  # 4 identities x 8 images per modality (reference sampler)
     visible_grayscale = 0.5  # paper §4.2
 
-    def __init__(self, config, samples: list[Sample], options: OTLAOptions, use_infrared: bool = True) -> None:
+    def __init__(self, setup: RunSetup, samples: list[Sample], options: OTLAOptions, use_infrared: bool = True) -> None:
         self.name = "otla" if use_infrared else "visible"
-        self.config, self.options, self.use_infrared = config, options, use_infrared
+        self.setup, self.options, self.use_infrared = setup, options, use_infrared
         self.modality = np.array([s.modality for s in samples])
         self.pid = np.array([s.pid for s in samples])
-        visible, self.label_source = visible_training_labels(config, samples)
+        visible, self.label_source = visible_training_labels(setup, samples)
         classes, contiguous = np.unique(visible[visible >= 0], return_inverse=True)
         self.visible = np.full(len(samples), -1, dtype=np.int64)
         self.visible[visible >= 0] = contiguous  # classifier column j = j-th smallest visible label
@@ -268,17 +268,17 @@ class OTLA(Method):
         if self.options.ot_oracle or self.options.ot_shuffled:  # the true identities, or a broken link
             pid = self.pid
             if self.options.ot_shuffled:
-                pid = shuffled_identities(self.pid, self.modality, self.config.seed)
+                pid = shuffled_identities(self.pid, self.modality, self.setup.seed)
             bank[ir] = self._true_classes(ir, pid)
             self._sinkhorn = {"cost": "shuffled" if self.options.ot_shuffled else "truth"}
             return bank
         if self.options.ot_random:  # the same draw every epoch: fixed for the run, and on resume
-            rng = np.random.default_rng([self.config.seed, 37])
+            rng = np.random.default_rng([self.setup.seed, 37])
             bank[ir] = rng.permutation(np.arange(len(ir)) % self.classes)
             self._sinkhorn = {"cost": "random-fixed"}
             return bank
         if epoch == 0 and self.options.ot_init == "random":
-            rng = np.random.default_rng(self.config.seed)
+            rng = np.random.default_rng(self.setup.seed)
             bank[ir] = rng.integers(0, self.classes, len(ir))
             self._sinkhorn = {"cost": "random"}
             return bank

@@ -51,7 +51,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitool.methods.association import associate
-from vitool.methods.contract import EpochLabels, EpochReport, RunPlan, TrainingContext, check_options, epoch_seed
+from vitool.methods.contract import (
+    EpochLabels,
+    EpochReport,
+    RunPlan,
+    RunSetup,
+    TrainingContext,
+    check_options,
+    epoch_seed,
+)
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory, contrast_loss
 from vitool.modality import INFRARED, VISIBLE
@@ -153,8 +161,8 @@ class PCLHD(ClusterContrast):
     default_association = "hungarian"
     default_dcl_epochs = 50  # E_CPCL
 
-    def __init__(self, config, samples, options: PCLHDOptions) -> None:
-        super().__init__(config, samples, options)
+    def __init__(self, setup: RunSetup, samples, options: PCLHDOptions) -> None:
+        super().__init__(setup, samples, options)
         self.net: PCLHDNet | None = None
         self.hard: dict[int, ClusterMemory] = {}
         self.dynamic: dict[int, torch.Tensor] = {}
@@ -212,7 +220,7 @@ class PCLHD(ClusterContrast):
             cfg,
             self.pid,
             self.device.type,
-            self.config.seed,
+            self.setup.seed,
         )
         self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
         other = self.modality != self.space_modality
@@ -224,7 +232,7 @@ class PCLHD(ClusterContrast):
     def _dynamic_memories(self, context: TrainingContext) -> None:
         """Eq. 17-18: M members per cluster, with replacement, encoded by the momentum encoder."""
         m_per = self.options.pclhd_dynamic_samples
-        rng = np.random.default_rng(epoch_seed(self.config.seed, self.epoch))
+        rng = np.random.default_rng(epoch_seed(self.setup.seed, self.epoch))
         picks = {}
         for m in (VISIBLE, INFRARED):
             rows = self.rows_of[m]

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from vitool.errors import VitoolError
-from vitool.methods.contract import Method
+from vitool.methods.contract import Method, RunSetup
 
 ENTRY_POINT_GROUP = "vitool.methods"
 
@@ -47,8 +47,8 @@ _loaded_plugins = False
 def register(
     name: str, build: Callable[..., Method], summary: str, options: type | str | None = None, replace: bool = False
 ) -> None:
-    """Make ``--method name`` build ``build(config, samples, options)`` (``build(config, samples)`` for a
-    method without options of its own). A name already taken is refused unless ``replace``: two plugins
+    """Make ``--method name`` build ``build(setup, samples, options)`` (``build(setup, samples)`` for a
+    method without options of its own): ``setup`` is the run's ``RunSetup`` (method, seed, labels file). A name already taken is refused unless ``replace``: two plugins
     (or a plugin and vitool) must not silently swap the method a recipe names."""
     if options is not None and not isinstance(options, str) and not dataclasses.is_dataclass(options):
         raise TypeError(f"method {name}: options must be a dataclass")
@@ -119,22 +119,24 @@ def method_options(method: str, values: dict[str, Any], where=None) -> Any:
 
 
 def build_method(config, samples) -> Method:
-    """The method ``config.method`` names, for these training samples, with its options."""
+    """The method ``config.method`` names, for these training samples, with its options; it receives the
+    run's seed and labels file (a ``RunSetup``), not the whole configuration."""
     spec = method_spec(config.method)
     options = method_options(config.method, config.method_options)
-    return spec.build(config, samples) if options is None else spec.build(config, samples, options)
+    setup = RunSetup(config.method, config.seed, config.labels)
+    return spec.build(setup, samples) if options is None else spec.build(setup, samples, options)
 
 
 # ------------------------------------------------------------------------------------ vitool's own methods
 
 
-def _supervised(config, samples) -> Method:
+def _supervised(setup: RunSetup, samples) -> Method:
     import numpy as np
 
     from vitool.methods.supervised import Supervised
 
-    if config.labels:
-        raise VitoolError(config.labels, "--labels is not used by the supervised method", "drop it, or use otla")
+    if setup.labels:
+        raise VitoolError(setup.labels, "--labels is not used by the supervised method", "drop it, or use otla")
     return Supervised(np.array([s.pid for s in samples]))
 
 
@@ -142,11 +144,11 @@ def _lazy(target: str, clusters: bool = False, **kwargs: Any) -> Callable[..., M
     """A builder of ``module:Class`` that imports it when a run starts (the command line lists the methods
     without importing torch); ``clusters``: the method makes its own labels and refuses a labels file."""
 
-    def build(config, samples, options) -> Method:
-        if clusters and config.labels:
-            raise VitoolError(config.labels, f"--labels is not used by {config.method}", "it clusters every epoch")
+    def build(setup: RunSetup, samples, options) -> Method:
+        if clusters and setup.labels:
+            raise VitoolError(setup.labels, f"--labels is not used by {setup.method}", "it clusters every epoch")
         module, name = target.split(":")
-        return getattr(importlib.import_module(module), name)(config, samples, options, **kwargs)
+        return getattr(importlib.import_module(module), name)(setup, samples, options, **kwargs)
 
     return build
 

@@ -67,7 +67,7 @@ def register() -> None:
 
     add(
         "heterocenter",
-        lambda config, samples, options: HeteroCenter(samples, options),
+        lambda setup, samples, options: HeteroCenter(samples, options),
         "an example plugin: AGW's cross-entropy plus the hetero-center loss (examples/method-plugin)",
         options=HeteroCenterOptions,
     )
