@@ -10,6 +10,7 @@ if TYPE_CHECKING:  # numpy is imported where a helper runs: the command line rea
 
 VISIBLE, INFRARED = 0, 1
 MODALITY_NAMES = {VISIBLE: "visible", INFRARED: "infrared"}
+MODALITY_OF = {name: m for m, name in MODALITY_NAMES.items()}  # "visible" -> 0, as label spaces are named
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

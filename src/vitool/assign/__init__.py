@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # numpy is imported where it runs: the command line reads MET
     import numpy as np
 
 from vitool.errors import VitoolError
-from vitool.modality import INFRARED, VISIBLE, l2_normalise
+from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE, l2_normalise
 
 METHODS = {  # each association and the settings it reads, with their defaults (vitool assign-labels)
     "ot": {"lam": 25.0, "temperature": 0.1, "cost": "auto"},
@@ -57,7 +57,7 @@ def check_modalities(
     modality: np.ndarray, intra: np.ndarray, where: str, labelled: tuple[int, ...] = (VISIBLE, INFRARED)
 ) -> None:
     """Both modalities present, and some labelled rows in each of the ``labelled`` modalities."""
-    for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+    for m, name in MODALITY_NAMES.items():
         rows = modality == m
         if not rows.any():
             raise VitoolError(where, f"has no {name} samples", "association needs both modalities")

@@ -12,7 +12,7 @@ import numpy as np
 from vitool.distributed import computed_on_main
 from vitool.errors import VitoolError
 from vitool.methods.memory import MODALITIES
-from vitool.modality import INFRARED, VISIBLE
+from vitool.modality import INFRARED, MODALITY_OF, VISIBLE
 
 ASSOCIATIONS = ("hungarian", "mult", "ot", "oracle", "shuffled")
 
@@ -56,7 +56,7 @@ def oracle_association(pid: np.ndarray, modality: np.ndarray, intra: np.ndarray,
     from vitool.assign import Assignment
     from vitool.evaluation.diagnostics import majority_identity
 
-    in_space = modality == (VISIBLE if space == "visible" else INFRARED)
+    in_space = modality == MODALITY_OF[space]
     own = in_space & (intra >= 0)
     owner = majority_identity(intra[own], pid[own])
     ids, sizes = np.unique(intra[own], return_counts=True)

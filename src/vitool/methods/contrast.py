@@ -37,7 +37,7 @@ from vitool.errors import VitoolError
 from vitool.methods.association import ASSOCIATIONS, oracle_clusters
 from vitool.methods.contract import EpochLabels, EpochReport, Method, RunSetup, TrainingContext, check_options
 from vitool.methods.memory import MODALITIES, ClusterMemory, contrast_loss
-from vitool.modality import INFRARED, VISIBLE
+from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE
 
 
 @dataclass
@@ -167,7 +167,7 @@ class ClusterContrast(Method):
                 device=self.device.type,  # the kNN where the model trains
             )
             self.intra = computed_on_main(cluster_labels, features, self.modality, clusters)
-        for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+        for m, name in MODALITY_NAMES.items():
             own = self.intra[self.rows_of[m]]
             if len(np.unique(own[own >= 0])) < 2:
                 outliers = float((own < 0).mean())
@@ -205,7 +205,7 @@ class ClusterContrast(Method):
         from vitool.evaluation.diagnostics import label_diagnostics
 
         report = EpochReport()
-        for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+        for m, name in MODALITY_NAMES.items():
             rows = self.rows_of[m]
             report.counts[f"{name}_clusters"] = len(self.memories[m])
             report.counts[f"{name}_outliers"] = round(float((self.intra[rows] < 0).mean()), 4)
@@ -220,7 +220,7 @@ class ClusterContrast(Method):
         from vitool.evaluation.diagnostics import cross_modal_accuracy
 
         other = self.modality != space_modality
-        report = EpochReport(settings={"space": "visible" if space_modality == VISIBLE else "infrared"})
+        report = EpochReport(settings={"space": MODALITY_NAMES[space_modality]})
         coverage = report.quality["cross_coverage"] = round(float((label[other] >= 0).mean()), 4)
         if (self.pid >= 0).all():
             accuracy = cross_modal_accuracy(self.pid, self.modality, label, space_modality)
@@ -246,7 +246,7 @@ class ClusterContrast(Method):
             terms = self.stage2_loss(out, feats, labels, modality, rows)
         else:
             terms = {}
-            for m, name in ((VISIBLE, "visible"), (INFRARED, "infrared")):
+            for m, name in MODALITY_NAMES.items():
                 own = modality == m
                 terms[f"contrast_{name}"] = contrast_loss(feats[own], self.memories[m], labels[own] - self.offset[m])
         self._pending = (feats.detach(), labels, modality, rows.to(labels.device))  # for after_step

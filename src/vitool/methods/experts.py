@@ -43,7 +43,7 @@ from vitool.errors import VitoolError
 from vitool.methods.association import shuffled_identities
 from vitool.methods.contract import EpochLabels, EpochReport, Method, RunSetup, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
-from vitool.modality import INFRARED, VISIBLE
+from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE
 from vitool.models.losses import weighted_regularized_triplet
 
 
@@ -167,7 +167,7 @@ class Experts(Method):
         for m in (VISIBLE, INFRARED):
             rows = np.flatnonzero((self.modality == m) & (intra >= 0))
             if not len(rows):
-                name = "visible" if m == VISIBLE else "infrared"
+                name = MODALITY_NAMES[m]
                 raise VitoolError(setup.labels or None, f"has no labelled {name} training image", "label both")
             ids, self.intra[rows] = np.unique(intra[rows], return_inverse=True)
             self.classes[m] = len(ids)

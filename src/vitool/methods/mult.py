@@ -47,7 +47,7 @@ from vitool.methods.association import associate_spaces
 from vitool.methods.contract import RunSetup, TrainingContext, check_options
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory
-from vitool.modality import INFRARED, VISIBLE
+from vitool.modality import INFRARED, MODALITY_OF, VISIBLE
 
 
 def sharpened_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, sharpen: float) -> torch.Tensor:
@@ -105,11 +105,11 @@ class MULT(ClusterContrast):
             self.setup.seed,
         )
         first = results.get(space, results["visible"])  # ot ends in the visible space only
-        self.space_modality = VISIBLE if first.attrs["space"] == "visible" else INFRARED
+        self.space_modality = MODALITY_OF[first.attrs["space"]]
         self.refined = first.intra_label if first.intra_label is not None else self.intra
         self.space_labels, self.space_soft, self._on_device = {}, {}, {}
         for result in results.values():
-            m = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+            m = MODALITY_OF[result.attrs["space"]]
             self.space_labels[m] = result.label
             self.space_soft[m] = torch.as_tensor(self._soft(result, m), device=self.device)
         centres = self.memories[self.space_modality].prototypes

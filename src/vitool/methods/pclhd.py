@@ -62,7 +62,7 @@ from vitool.methods.contract import (
 )
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
 from vitool.methods.memory import ClusterMemory, contrast_loss
-from vitool.modality import INFRARED, VISIBLE
+from vitool.modality import INFRARED, MODALITY_OF, VISIBLE
 
 
 def dynamic_logits(queries: torch.Tensor, samples: torch.Tensor, labels: torch.Tensor, temperature: float):
@@ -222,7 +222,7 @@ class PCLHD(ClusterContrast):
             self.device.type,
             self.setup.seed,
         )
-        self.space_modality = VISIBLE if result.attrs["space"] == "visible" else INFRARED
+        self.space_modality = MODALITY_OF[result.attrs["space"]]
         other = self.modality != self.space_modality
         self.cross = np.where(other, self.local(result.label, self.space_modality), -1)
         self._cross_device = None

@@ -48,8 +48,9 @@ def register(
     name: str, build: Callable[..., Method], summary: str, options: type | str | None = None, replace: bool = False
 ) -> None:
     """Make ``--method name`` build ``build(setup, samples, options)`` (``build(setup, samples)`` for a
-    method without options of its own): ``setup`` is the run's ``RunSetup`` (method, seed, labels file). A name already taken is refused unless ``replace``: two plugins
-    (or a plugin and vitool) must not silently swap the method a recipe names."""
+    method without options of its own): ``setup`` is the run's ``RunSetup`` (method, seed, labels file).
+    A name already taken is refused unless ``replace``: two plugins (or a plugin and vitool) must not
+    silently swap the method a recipe names."""
     if options is not None and not isinstance(options, str) and not dataclasses.is_dataclass(options):
         raise TypeError(f"method {name}: options must be a dataclass")
     if name in _REGISTRY and not replace:
