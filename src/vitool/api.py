@@ -110,20 +110,12 @@ class TestSet:
 def load_test_set(dataset: str, root: str | Path, trial: int = 1) -> TestSet:
     """The test split of ``dataset`` ("sysu", "regdb", "llcm" or "manifest") at ``root``, in the official
     layout (docs/datasets.md); RegDB's ``trial`` (1..10) picks its own identity split."""
-    from vitool.data.datasets import DATASETS, load_split
+    from vitool.data.datasets import DATASETS, load_split, sample_columns
 
     if dataset not in DATASETS:
         raise ValueError(f"dataset: expected one of {', '.join(DATASETS)}, got {dataset!r}")
     samples = load_split(dataset, root, "test", trial)
-    return TestSet(
-        dataset=dataset,
-        root=Path(root),
-        path=np.array([s.path for s in samples], dtype=object),
-        pid=np.array([s.pid for s in samples], dtype=np.int64),
-        cam=np.array([s.cam for s in samples], dtype=np.int64),
-        modality=np.array([s.modality for s in samples], dtype=np.uint8),
-        trial=trial,
-    )
+    return TestSet(dataset=dataset, root=Path(root), **sample_columns(samples), trial=trial)
 
 
 # ------------------------------------------------------------------------------------------------ evaluation

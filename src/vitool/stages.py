@@ -392,19 +392,19 @@ def weak_labels(
     modality by a seeded permutation, no cross-modal link (``label`` -1); returns the counts."""
     import numpy as np
 
-    from vitool.data.datasets import image_root, listing_sha256, load_split
+    from vitool.data.datasets import image_root, listing_sha256, load_split, sample_columns
     from vitool.data.weak import weak_labels as renumbered
     from vitool.io import LabelSet, check_output, make_provenance, write_labels
     from vitool.modality import INFRARED
 
     check_output(output, overwrite)
     samples = load_split(dataset, root, "train", trial)
-    pid = np.array([s.pid for s in samples], dtype=np.int64)
-    modality = np.array([s.modality for s in samples], dtype=np.uint8)
-    intra = renumbered(pid, modality, seed, keep_infrared)
+    columns = sample_columns(samples)
+    modality = columns["modality"]
+    intra = renumbered(columns["pid"], modality, seed, keep_infrared)
     params = {"dataset": dataset, "trial": trial, "seed": seed, "keep_infrared": keep_infrared}
     labels = LabelSet(
-        path=np.array([s.path for s in samples], dtype=object),
+        path=columns["path"],
         modality=modality,
         label=np.full(len(samples), -1, dtype=np.int64),
         method="weak",

@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vitool.errors import VitoolError
 from vitool.modality import INFRARED, VISIBLE
@@ -203,6 +204,19 @@ def image_root(dataset: str, root: str | Path) -> Path:
     """The folder that sample paths are relative to (a manifest's own folder)."""
     root = Path(root)
     return root.parent if dataset == "manifest" else root
+
+
+def sample_columns(samples: list[Sample]) -> dict[str, Any]:
+    """The samples as the stage files' columns: ``path`` (object), ``pid`` and ``cam`` (int64), ``modality``
+    (uint8), in their order."""
+    import numpy as np
+
+    return {
+        "path": np.array([s.path for s in samples], dtype=object),
+        "pid": np.array([s.pid for s in samples], dtype=np.int64),
+        "cam": np.array([s.cam for s in samples], dtype=np.int64),
+        "modality": np.array([s.modality for s in samples], dtype=np.uint8),
+    }
 
 
 def split_attrs(dataset: str, split: str, trial: int) -> dict[str, str | int]:

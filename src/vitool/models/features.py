@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vitool.data.datasets import Sample
+from vitool.data.datasets import Sample, sample_columns
 from vitool.data.images import ImageDataset
 from vitool.data.transforms import test_transform
 from vitool.io import FeatureSet
@@ -106,10 +106,7 @@ def extract_featureset(
     out = extract(model, samples, root, device, batch_size, flip, num_workers, amp, on_batch, cache, memory_format, raw)
     return FeatureSet(
         features=out["features"],
-        path=np.array([s.path for s in samples], dtype=object),
-        pid=np.array([s.pid for s in samples], dtype=np.int64),
-        cam=np.array([s.cam for s in samples], dtype=np.int64),
-        modality=np.array([s.modality for s in samples], dtype=np.uint8),
+        **sample_columns(samples),
         features_pre_bn=out["features_pre_bn"],
         probs=out.get("probs"),
         attrs=attrs,
