@@ -337,6 +337,7 @@ def test_each_packaged_recipe_resolves_to_its_released_pipeline(
         flip, erasing, gray, replacement,
     )  # fmt: skip
     assert cfg.to_dict()["test_flip"] == flip  # what config.toml records
+    assert cfg.sampler_style == ("gallery" if recipe == "pclhd" else "identity")  # PCLHD's own sampler
     assert cfg.erasing == (0.0 if recipe == "agw" else 0.5)  # AGW erases nothing; the others at 0.5
     assert (engine.model.config.test_flip, engine.model.config.test_l2) == (flip, flip != "none")
     infrared_steps = [type(t).__name__ for t in engine.train_set.transform.transforms]
@@ -403,3 +404,22 @@ def test_a_stage_can_start_from_the_previous_stages_best_held_out_model(synth_ro
         torch.testing.assert_close(seen[2][key], value, rtol=0, atol=0)
     with pytest.raises(ValueError, match="stage_start.*val_ids"):
         load_config(None, {"stage_start": "best", "val_ids": 0})
+
+
+def test_pclhds_sampler_takes_every_cluster_once_per_pass_and_positives_from_other_cameras():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 20)  # 10 clusters of 20 images, over cameras 1-4; cluster 9 on one camera
+    cameras = np.concatenate([rng.integers(1, 5, 180), np.full(20, 3)])
+    kwargs = dict(ir_offset=len(labels), ids=4, per_id=6, seed=0, batches=10, independent=True)
+    sampler = CrossModalIdentitySampler(labels, labels, cameras=np.concatenate([cameras, cameras]), **kwargs)
+    batches = [np.array(b[:24]) for b in sampler]  # the visible half
+    for start in (0, 2, 4, 6, 8):  # each pass: two batches of 4 clusters, the 2 left over dropped
+        seen = [labels[g[0]] for b in batches[start : start + 2] for g in np.split(b, 4)]
+        assert len(set(seen)) == 8
+    for batch in batches:
+        for group in np.split(batch, 4):
+            anchor, rest = group[0], group[1:]
+            if labels[anchor] != 9:  # positives from the anchor's other cameras, none repeated
+                assert (cameras[rest] != cameras[anchor]).all() and len(set(rest)) == 5
+            else:  # one camera: the cluster's other images
+                assert anchor not in rest and len(set(rest)) == 5

@@ -9,7 +9,9 @@ ICCV 2025) the identities of the two halves are drawn separately, so the modalit
 identity sets. With a ``second`` label space (MULT's released ``StageThreeSampler``: 6 clusters of the
 visible space and 6 of the infrared one per batch), half the identities of every batch come from each.
 With ``replacement=False`` an identity's images are drawn without replacement when it has enough, as the
-PCLHD, MULT and WSL samplers do (PCLHD's also prefers other cameras than the first image's: not here)."""
+PCLHD, MULT and WSL samplers do. With ``cameras`` it is PCLHD's RandomMultipleGallerySampler
+(clustercontrast/utils/data/sampler.py): every cluster once per pass in a random order, and each cluster's
+images an anchor plus positives from its other cameras."""
 
 from __future__ import annotations
 
@@ -40,8 +42,11 @@ class CrossModalIdentitySampler:
         independent: bool = False,
         second: tuple[np.ndarray, np.ndarray] | None = None,
         replacement: bool = True,
+        cameras: np.ndarray | None = None,
     ) -> None:
         self.ids, self.per_id, self.seed, self.replacement = ids, per_id, seed, replacement
+        self.cameras = cameras  # each dataset row's camera: PCLHD's RandomMultipleGallerySampler (_pick, _images)
+        self._passes: dict[str, list[int]] = {}
         self.second = None
         if second is not None:  # half the identities from each space, each half aligned across modalities
             first_ids = ids // 2
@@ -77,6 +82,7 @@ class CrossModalIdentitySampler:
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng(self.seed)
+        self._passes = {}
         for _ in range(self.batches):
             vis, ir = self._draw(rng)
             if self.second is not None:  # the second space's identities, from the same stream
@@ -86,14 +92,35 @@ class CrossModalIdentitySampler:
 
     def _draw(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """One batch's visible and infrared rows, ``per_id`` of each chosen identity."""
-        chosen = rng.choice(self.vis_ids, self.ids, replace=False)
+        chosen = self._pick(rng, self.vis_ids, "visible")
         vis = [self._images(rng, self.vis_rows[int(k)]) for k in chosen]
         if self.independent:
-            chosen = rng.choice(self.ir_ids, self.ids, replace=False)
+            chosen = self._pick(rng, self.ir_ids, "infrared")
         ir = [] if self.visible_only else [self._images(rng, self.ir_rows[int(k)]) for k in chosen]
         return vis, ir
 
+    def _pick(self, rng: np.random.Generator, ids: np.ndarray, space: str) -> np.ndarray:
+        """A batch's identities: drawn afresh (AGW), or with cameras the next ones of a pass that takes every
+        identity once in a random order, a new pass when fewer than a batch are left (the released
+        ``drop_last``)."""
+        if self.cameras is None:
+            return rng.choice(ids, self.ids, replace=False)
+        left = self._passes.get(space, [])
+        if len(left) < self.ids:
+            left = rng.permutation(ids).tolist()
+        self._passes[space] = left[self.ids :]
+        return np.array(left[: self.ids])
+
     def _images(self, rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
         """``per_id`` of an identity's rows: with replacement (AGW), or without where it has enough (the
-        PCLHD, MULT and WSL samplers), so that a large cluster does not repeat an image in one batch."""
-        return rng.choice(rows, self.per_id, replace=self.replacement or len(rows) < self.per_id)
+        PCLHD, MULT and WSL samplers), so that a large cluster does not repeat an image in one batch. With
+        cameras, PCLHD's: one random anchor, the others from the anchor's other cameras (from its own camera
+        only when the cluster has one), without replacement when there are ``per_id`` or more."""
+        if self.cameras is None:
+            return rng.choice(rows, self.per_id, replace=self.replacement or len(rows) < self.per_id)
+        anchor = rng.choice(rows)
+        others = rows[self.cameras[rows] != self.cameras[anchor]]
+        if len(others) == 0:  # one camera: the others from it; a one-image cluster repeats its image
+            others = rows[rows != anchor] if len(rows) > 1 else rows
+        rest = rng.choice(others, self.per_id - 1, replace=len(others) < self.per_id)
+        return np.concatenate([[anchor], rest])

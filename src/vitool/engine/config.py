@@ -77,6 +77,10 @@ class TrainConfig:
     # the images of an identity (or cluster) in a batch: 1 drawn with replacement (AGW's IdentitySampler);
     # 0 without replacement when it has enough (the PCLHD, MULT and WSL samplers); -1: the method's
     sampler_replacement: int = -1
+    # how a batch's identities and images are drawn: identity (AGW: identities afresh each batch) | gallery
+    # (PCLHD's released sampler: every cluster once per pass, positives from the anchor's other cameras);
+    # "": the method's (dcl, pclhd gallery; others identity)
+    sampler_style: str = ""
     # test features: none | mean (of the image's and its mirror's, as WSL) | mean_of_l2 (each L2-normalised
     # first, as PCLHD and MULT), then L2; "": the method's released test
     test_flip: str = ""
@@ -175,6 +179,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: v in (-1, 0, 1),
         "1 (with replacement), 0 (without when enough) or -1 (the method's)",
     ),
+    "sampler_style": (lambda v: v in ("", "identity", "gallery"), 'identity, gallery or "" (the method\'s)'),
     "test_flip": (lambda v: v in ("", *TEST_FLIPS), f'one of {", ".join(TEST_FLIPS)} or "" (the method\'s)'),
     "val_ids": (lambda v: v >= 0, "a count >= 0"),
     "eval_every": (lambda v: v >= 1, "an epoch count >= 1"),

@@ -106,6 +106,7 @@ def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, sam
         sampler_replacement=(
             method.sampler_replacement if config.sampler_replacement < 0 else config.sampler_replacement
         ),
+        sampler_style=config.sampler_style or method.sampler_style,
         test_flip=config.test_flip or method.test_flip,
         strong_augmentation_epochs=(
             method.strong_augmentation_epochs
@@ -204,6 +205,7 @@ class Engine:
         # the training images; build_loader gives each epoch its labels and transforms
         self.train_set = TrainSet(self.train_samples, self.root, infrared, self.cache, visible)
         self.train_modality = np.array([s.modality for s in self.train_samples])
+        self.train_cameras = np.array([s.cam for s in self.train_samples])
         self.context = TrainingContext(
             self.train_samples,
             self.root,
@@ -256,6 +258,7 @@ class Engine:
             batches=cfg.batches_per_epoch,
             independent=plan.independent,
             replacement=bool(cfg.sampler_replacement),
+            cameras=self.train_cameras if cfg.sampler_style == "gallery" else None,
             second=None
             if plan.second is None
             else (plan.second[modality == VISIBLE], plan.second[modality == INFRARED]),

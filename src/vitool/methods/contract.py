@@ -134,6 +134,7 @@ class Method:
     erasing_style = "torchvision"
     infrared_channel_gray = 0.0
     sampler_replacement = 1
+    sampler_style = "identity"
     test_flip = "none"
     strong_augmentation_epochs = 0  # epochs at the start with MULT's stage-one augmentation
     bnneck_at_backbone_rate = False  # the BNNeck in the backbone's parameter group (the experts' released groups)

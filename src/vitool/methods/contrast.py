@@ -104,6 +104,7 @@ class ClusterContrast(Method):
     visible_channel_exchange = 0.5
     # PCLHD's and MULT's released pipelines (CAJ's augmentations, their samplers, their flip-averaged test)
     erasing_style, infrared_channel_gray, sampler_replacement, test_flip = "channel", 0.5, 0, "mean_of_l2"
+    sampler_style = "gallery"  # PCLHD's RandomMultipleGallerySampler (MULT: its own, identity-style)
 
     def __init__(self, setup: RunSetup, samples: list[Sample], options: ClusteringOptions) -> None:
         resolved = {}  # the options' stand-ins made explicit, so that the run's config.toml says what ran

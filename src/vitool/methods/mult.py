@@ -73,6 +73,7 @@ class MULT(ClusterContrast):
     default_association = "mult"
     default_dcl_epochs = 40
     batch_shape = (12, 12)  # clusters x images per modality (the released 12 x 12)
+    sampler_style = "identity"  # the released sampler.py draws clusters afresh, no camera preference
 
     def __init__(self, setup: RunSetup, samples, options: MULTOptions) -> None:
         super().__init__(setup, samples, options)
