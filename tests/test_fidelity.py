@@ -374,6 +374,8 @@ def test_mult_trains_its_dcl_stage_with_the_released_stronger_augmentation(synth
 
     infrared, visible = steps(1)
     assert "ColorJitter" in infrared and "ChannelAdapGray" in infrared and visible == "RandomChoice"
+    jittered = engine.train_set.visible_transform.transforms[1]  # released: jitter on colour, exchange last
+    assert [type(t).__name__ for t in jittered.transforms] == ["Compose", "TensorChannelExchange"]
     infrared, visible = steps(2)  # the cross stage: the run's own augmentation
     assert "ColorJitter" not in infrared and "ChannelAdapGray" in infrared and visible == "Compose"
     dcl = Engine(tiny(synth_root["sysu"], method="dcl"), tmp_path / "dcl", log=lambda _: None)

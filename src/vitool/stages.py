@@ -562,7 +562,7 @@ def compare(
     result = compare_runs(runs, baseline)
     if plot is not None:
         files = [r.path / "results.json" for group in runs.values() for r in group]
-        listed = {name: [str(p) for p in paths] for name, paths in groups.items()}
+        listed = [f"{name}={','.join(str(p) for p in paths)}" for name, paths in groups.items()]  # as typed
         meta = make_provenance({"groups": listed, "baseline": baseline}, inputs=_hashes(*files))
         with atomic_output(plot, overwrite) as tmp:
             plot_comparison(result, tmp, meta)

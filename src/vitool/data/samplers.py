@@ -51,7 +51,7 @@ class CrossModalIdentitySampler:
         if second is not None:  # half the identities from each space, each half aligned across modalities
             first_ids = ids // 2
             self.second = CrossModalIdentitySampler(
-                *second, ir_offset, ids - first_ids, per_id, seed, batches, replacement=replacement
+                *second, ir_offset, ids - first_ids, per_id, seed, batches, replacement=replacement, cameras=cameras
             )
             ids = self.ids = first_ids
         self.visible_only = not (ir_labels >= 0).any()  # e.g. a baseline trained on visible labels alone
@@ -83,6 +83,8 @@ class CrossModalIdentitySampler:
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng(self.seed)
         self._passes = {}
+        if self.second is not None:
+            self.second._passes = {}
         for _ in range(self.batches):
             vis, ir = self._draw(rng)
             if self.second is not None:  # the second space's identities, from the same stream

@@ -78,6 +78,20 @@ class ChannelRandomErasing:
         return f"ChannelRandomErasing(p={self.p})"
 
 
+class TensorChannelExchange:
+    """CAJ's ChannelExchange(gray=2) where MULT's stage one applies it, last: one of the normalised
+    tensor's channels, drawn uniformly, copied into all three (the erased patch included)."""
+
+    def __call__(self, image):
+        import torch
+
+        channel = int(torch.randint(3, ()))
+        return image[channel : channel + 1].expand(3, -1, -1).clone()
+
+    def __repr__(self) -> str:
+        return "TensorChannelExchange()"
+
+
 class ChannelAdapGray:
     """CAJ's infrared augmentation (Ye et al., ICCV 2021), on the normalised tensor: one of R, G or B
     copied into all three channels (a quarter of the time each), else with probability ``p`` the
@@ -187,6 +201,7 @@ def mult_stage_one(height: int, width: int, erasing_style: str = "channel"):
     from torchvision import transforms
 
     plain = train_transform(height, width, 0.9, erasing_style=erasing_style, linear=0.9)
-    exchanged = train_transform(height, width, 0.9, 0.0, 1.0, erasing_style, color_jitter=0.5)
+    jittered = train_transform(height, width, 0.9, erasing_style=erasing_style, color_jitter=0.5)
+    exchanged = transforms.Compose([jittered, TensorChannelExchange()])  # released: last, on the erased tensor
     infrared = train_transform(height, width, 0.9, erasing_style=erasing_style, channel_gray=0.5, color_jitter=0.5)
     return transforms.RandomChoice([plain, exchanged]), infrared

@@ -57,8 +57,8 @@ class TrainConfig:
     # restarts there (pclhd: dcl_epochs, experts: experts_stage1_epochs), else none; []: one schedule
     schedule_stages: list[int] = field(default_factory=lambda: [-1])
     stage_optimizer_restart: bool = True  # a new schedule stage also clears the optimiser's state (Adam's moments)
-    # the model a new schedule stage starts from: last (the previous stage's last epoch) | best (its best.pt,
-    # chosen on the held-out val_ids, never the test set; PCLHD's release picks its stage-1 model on the test)
+    # the model a new schedule stage starts from: last (the previous stage's last epoch) | best (best.pt, the
+    # best held-out val_ids model so far, never the test set; PCLHD's release picks its stage-1 model on the test)
     stage_start: str = "last"
     erasing: float = 0.0  # chance of random erasing on a training image
     # how it erases: torchvision (fill 0, the ImageNet mean colour, up to a third of the image: AGW-for-LLCM,

@@ -363,14 +363,28 @@ class Engine:
     # -------------------------------------------------------------------------- end of each epoch
 
     def start_stage_from_best(self, epoch: int) -> None:
-        """A new schedule stage starts from the previous stage's best.pt (held-out val_ids), not its last
-        epoch: every process loads its weights before the method builds the stage's labels and memories."""
-        self._barrier()  # process 0 wrote best.pt in the previous epoch
+        """A new schedule stage starts from best.pt, the best held-out (val_ids) model so far, not the last
+        epoch: its network and the method's state (heads, prototypes) before the method builds the stage's
+        labels and memories. Process 0 reads the file; the others take its weights."""
+        from vitool.distributed import broadcast_from_main
+
+        self._barrier()  # process 0 wrote best.pt in an earlier epoch
         best = self.run_dir / "best.pt"
-        if not best.is_file():
-            self.log(f"epoch {epoch + 1}: no best.pt yet (no held-out epoch scored); the stage starts from the last")
+        state = None
+        if self.rank == 0 and best.is_file():
+            saved = load_checkpoint(best)
+            state = {"model_state": saved["model_state"], "method": saved.get("method")}
+        if self.world > 1:
+            state = broadcast_from_main(state)
+        if state is None:
+            if self.rank == 0:
+                self.log(
+                    f"epoch {epoch + 1}: no best.pt yet (no held-out epoch scored); the stage starts from the last"
+                )
             return
-        self.model.load_state_dict(load_checkpoint(best)["model_state"])
+        self.model.load_state_dict(state["model_state"])
+        if state["method"] is not None:
+            self.method.load_state_dict(state["method"])
         if self.rank == 0:
             self.log(f"epoch {epoch + 1}: the stage starts from best.pt (held-out Rank-1 {self.best_rank1:.1f})")
 
