@@ -19,7 +19,7 @@ import typer
 from vitool import __version__
 from vitool.assign import METHODS as ASSOCIATIONS
 from vitool.data.datasets import DATASETS, OFFICIAL_DATASETS, SPLITS
-from vitool.engine.config import DEVICES
+from vitool.engine import DEVICES
 from vitool.errors import VitoolError
 from vitool.evaluation import DIRECTIONS, MODES, PROTOCOLS, SHOTS
 from vitool.methods.registry import describe as describe_methods

@@ -16,6 +16,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 from vitool.data.datasets import DATASETS
 from vitool.data.transforms import ERASING_STYLES
+from vitool.engine import DEVICES
 from vitool.engine.recipes import recipe_names, recipe_path, resolve_config
 from vitool.errors import VitoolError
 from vitool.models import BACKBONES, TEST_FLIPS
@@ -136,7 +137,6 @@ KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_re
 COMMAND_LINE = "command line"  # where a value given by --set, an option or a Python caller came from
 
 OPTIMIZERS = ("sgd", "adam")
-DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "none", "fp16", "bf16")
 
 
