@@ -7,7 +7,7 @@ ROOT=$1 METHOD=$2 RUNS=${3:-runs/regdb}
 EXTRA=()
 case $METHOD in
   otla|otla-unsup) EXTRA=(--set grl_ramp=0.191 --batches-per-epoch 129) ;;  # reference: GRL x5 (ramp 10,000/5 of 81 x 129 steps), 2 x 2,060 / 32 draws
-  experts) EXTRA=(--set experts_stage1_epochs=50 --epochs 170 --lr 0.0009 --set 'milestones=[50, 70]') ;;
+  experts) EXTRA=(--set experts_stage1_epochs=50 --epochs 170 --lr 0.0009 --set 'milestones=[50, 70]' --batches-per-epoch 321) ;;  # the release's epoch: 5 x 2,060 images / 32
   pclhd|mult|dcl) EXTRA=(--set cluster_eps=0.3 --batches-per-epoch 100) ;;  # references: eps 0.3, 100 batches
 esac
 [ "${TINY:-0}" = 1 ] && EXTRA=()
