@@ -16,7 +16,7 @@ from vitool.engine.trainer import Engine
 from vitool.errors import VitoolError
 from vitool.io import read_features
 
-from .conftest import run_cli, tiny
+from .conftest import one_line_error, run_cli, tiny
 
 
 @pytest.mark.parametrize("method", ["supervised", "otla", "experts"])
@@ -299,3 +299,26 @@ def test_a_subclass_changes_the_optimiser_and_adds_an_end_of_epoch_action(tmp_pa
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["optimizer"]
     assert isinstance(engine.optimizer, torch.optim.RMSprop) and "square_avg" in next(iter(saved["state"].values()))
     assert [epoch for epoch, _ in seen] == [0, 1] and all(loss > 0 for _, loss in seen)
+
+
+def test_a_run_starts_from_another_runs_network_and_records_it(tmp_path, synth_root):
+    from vitool.io import sha256_file
+    from vitool.models.checkpoint import load_checkpoint
+
+    first = Engine(tiny(synth_root["sysu"], epochs=1), tmp_path / "first", log=lambda _: None)
+    first.run()
+    saved = load_checkpoint(tmp_path / "first" / "last.pt")["model_state"]
+    second = Engine(
+        tiny(synth_root["sysu"], epochs=1, seed=9, init=str(tmp_path / "first")), tmp_path / "b", log=lambda _: None
+    )
+    for key, value in second.model.state_dict().items():  # the same labels, so every weight carries over
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
+    made = second._provenance([])
+    assert made["inputs"][str(tmp_path / "first" / "last.pt")] == sha256_file(tmp_path / "first" / "last.pt")
+    other = tiny(synth_root["sysu"], backbone="resnet18", pretrained="none", init=str(tmp_path / "first"))
+    with pytest.raises(ValueError, match="backbone = 'mobilenet_v2'.*resnet18"):
+        Engine(other, tmp_path / "c", log=lambda _: None)
+    res = run_cli(
+        "train", "--config", "demo", "--root", synth_root["sysu"], "--init", tmp_path / "none", "-o", tmp_path / "d"
+    )
+    one_line_error(res, "none", "is no checkpoint to start from")

@@ -578,6 +578,9 @@ def train(
     ] = None,
     backbone: Annotated[Backbone | None, typer.Option(help="resnet50 (AGW) or a CPU backbone.")] = None,
     pretrained: Annotated[str | None, typer.Option(help="imagenet, none, or a .pth file.")] = None,
+    init: Annotated[
+        str | None, typer.Option(help="Start the network from this vitool checkpoint or run folder (its last.pt).")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs (AGW: 81).")] = None,
     lr: Annotated[
         float | None, typer.Option(help="Learning rate of the heads (backbone: x backbone_lr_factor).")
@@ -616,7 +619,7 @@ def train(
     given = dict(dataset=dataset, root=root, trial=trial, method=method, labels=labels, backbone=backbone)
     given |= dict(pretrained=pretrained, epochs=epochs, lr=lr, optimizer=optimizer, batches_per_epoch=batches_per_epoch)
     given |= dict(val_ids=val_ids, seed=seed, device=device, amp=amp, workers=workers, image_cache=image_cache)
-    given |= dict(tensorboard=tensorboard)
+    given |= dict(tensorboard=tensorboard, init=init)
     overrides = {k: v.value if isinstance(v, StrEnum) else v for k, v in given.items()}
     overrides |= parse_assignments(set_ or [])
     console = Console(stderr=True, soft_wrap=True)  # a log file keeps each epoch's line whole

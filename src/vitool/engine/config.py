@@ -33,6 +33,9 @@ class TrainConfig:
     labels: str = ""
     backbone: str = "resnet50"  # resnet50 (the papers') | resnet18 | mobilenet_v2 (CPU-sized)
     pretrained: str = "imagenet"  # imagenet | none | a local weights file
+    # a vitool checkpoint, or a run folder (its last.pt), whose network the run starts from where shapes agree
+    # (e.g. MULT's cross stage from a DCL run); recorded in provenance with its hash; "": none
+    init: str = ""
     height: int = 0  # 0: the backbone's default (288x144 for resnet50, 128x64 otherwise)
     width: int = 0  # 0: the backbone's default
     epochs: int = 81  # the whole run, every stage included

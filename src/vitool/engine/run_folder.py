@@ -26,7 +26,7 @@ from vitool.io import output_error
 LOCK = ".lock"
 RUN_PLACE = ("device", "amp", "workers")  # where a run computes: a resume takes them from where it runs now
 RESUME_KEYS = ("epochs", "root", *RUN_PLACE)  # what a resume may give anew; the rest is the saved run's
-PATH_KEYS = ("root", "labels", "image_cache", "pretrained")  # stored absolute: a resume works from anywhere
+PATH_KEYS = ("root", "labels", "image_cache", "pretrained", "init")  # stored absolute: a resume works from anywhere
 NOT_PATHS = ("", "imagenet", "none")  # pretrained's names of weights rather than files
 
 

@@ -39,7 +39,7 @@ from vitool.io import atomic_output, make_provenance, output_error
 from vitool.methods.contract import EpochLabels, Method, RunPlan, TrainingContext, epoch_seed
 from vitool.methods.registry import build_method
 from vitool.modality import INFRARED, VISIBLE
-from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint
+from vitool.models.checkpoint import REQUIRED_KEYS, load_checkpoint, save_checkpoint, start_from
 from vitool.models.network import ModelConfig, VIReIDNet
 from vitool.models.weights import weights_source
 
@@ -176,7 +176,9 @@ class Engine:
         # recorded (V1 and V2 train differently); looked up before the seed, as it may build a network
         self.weights = weights_source(config.backbone, config.pretrained)
         torch.manual_seed(config.seed)
-        self.model = VIReIDNet(model_config, pretrained=config.pretrained).to(self.device)
+        self.model = VIReIDNet(model_config, pretrained=config.pretrained)
+        self.init_file = start_from(self.model, config.init) if config.init else None
+        self.model = self.model.to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
         self.module = self.module.to(memory_format=self.memory_format)
@@ -534,6 +536,8 @@ class Engine:
         }
         if cfg.labels:
             inputs[cfg.labels] = sha256_file(cfg.labels)
+        if self.init_file is not None:  # the checkpoint the network started from
+            inputs[str(self.init_file)] = sha256_file(self.init_file)
         provenance = make_provenance(cfg.to_dict(), seed=cfg.seed, inputs=inputs)
         provenance["pretrained_weights"] = self.weights
         return provenance

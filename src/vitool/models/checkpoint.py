@@ -153,6 +153,31 @@ def model_from_checkpoint(path: str | Path) -> VIReIDNet:
     return model
 
 
+def start_from(model: VIReIDNet, source: str | Path) -> Path:
+    """Load into ``model`` the network weights of a vitool checkpoint (or of a run folder's last.pt) where
+    names and shapes agree: a classifier sized for other labels keeps its fresh start. A checkpoint of
+    another network (backbone, stems, non-local blocks) is refused in one line. Returns the file read."""
+    path = Path(source)
+    path = path / "last.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise VitoolError(
+            path, "is no checkpoint to start from", "pass a vitool checkpoint or a run folder with last.pt"
+        )
+    state = load_checkpoint(path)
+    theirs, ours = state["model_config"], model.config.to_dict()
+    for key in ("backbone", "two_stream", "non_local", "stem_relu"):
+        if theirs.get(key, ours[key]) != ours[key]:
+            raise VitoolError(
+                path,
+                f"holds a network with {key} = {theirs.get(key)!r}, this run builds {key} = {ours[key]!r}",
+                "start from a checkpoint of the same network, or change the run's backbone",
+            )
+    own = model.state_dict()
+    fitting = {k: v for k, v in state["model_state"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(fitting, strict=False)
+    return path
+
+
 def load_weights(model: torch.nn.Module, weights: Any, path: str | Path) -> None:
     """``model.load_state_dict`` with a mismatch as one line naming the first offending keys."""
     try:
