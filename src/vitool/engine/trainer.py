@@ -76,6 +76,19 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+# keys whose stand-in (-1, or "" for a name) means the method's own value, a class attribute of the Method
+METHOD_DEFAULTED = (
+    "visible_grayscale",
+    "visible_channel_exchange",
+    "erasing_style",
+    "infrared_channel_gray",
+    "sampler_replacement",
+    "sampler_style",
+    "test_flip",
+    "strong_augmentation_epochs",
+)
+
+
 def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, samples: list[Sample]) -> TrainConfig:
     """``config`` with every "the method's" or "the backbone's" stand-in (0 or -1) replaced by the value
     the run uses, so that config.toml, checkpoints and provenance say what ran. Where the run computes
@@ -95,24 +108,7 @@ def resolved_config(config: TrainConfig, method: Method, model: ModelConfig, sam
         batches_per_epoch=CrossModalIdentitySampler.epoch_length(
             visible, len(samples) - visible, ids, images, config.batches_per_epoch or None
         ),
-        visible_grayscale=method.visible_grayscale if config.visible_grayscale < 0 else config.visible_grayscale,
-        visible_channel_exchange=(
-            method.visible_channel_exchange if config.visible_channel_exchange < 0 else config.visible_channel_exchange
-        ),
-        erasing_style=config.erasing_style or method.erasing_style,
-        infrared_channel_gray=(
-            method.infrared_channel_gray if config.infrared_channel_gray < 0 else config.infrared_channel_gray
-        ),
-        sampler_replacement=(
-            method.sampler_replacement if config.sampler_replacement < 0 else config.sampler_replacement
-        ),
-        sampler_style=config.sampler_style or method.sampler_style,
-        test_flip=config.test_flip or method.test_flip,
-        strong_augmentation_epochs=(
-            method.strong_augmentation_epochs
-            if config.strong_augmentation_epochs < 0
-            else config.strong_augmentation_epochs
-        ),
+        **{k: getattr(method, k) for k in METHOD_DEFAULTED if getattr(config, k) in (-1, "")},
         warmup_factor=config.warmup_from(method.warmup_factor),
         schedule_stages=stages,
         method_options=asdict(options) if is_dataclass(options) else config.method_options,

