@@ -111,8 +111,8 @@ def test_what_vitool_writes_loads_with_weights_only(tmp_path):
     assert state["method"]["report"] == {"acc": 0.25, "n": 3} and type(state["method"]["report"]["n"]) is int
 
 
-def test_a_checkpoint_of_the_previous_format_still_loads(tmp_path):
-    """vitool 0.1 pickled numpy arrays and scalars into the method state (weights_only=False to read)."""
+def test_a_checkpoint_holding_numpy_values_loads(tmp_path):
+    """Released repositories pickle numpy arrays and scalars beside the weights (AGW's cmc)."""
     model = VIReIDNet(ModelConfig("resnet18", non_local=False, height=64, width=32), pretrained="none")
     old = {
         "vitool_checkpoint": 1,

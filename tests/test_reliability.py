@@ -106,7 +106,7 @@ def test_every_key_is_listed_with_its_type_default_and_meaning():
 
     res = run_cli("recipes", "--keys", "--json")
     rows = {r["key"]: r for r in json.loads(res.stdout)}
-    assert set(rows) == (KEYS - {"experts_restart_schedule"}) | set(option_keys())
+    assert set(rows) == KEYS | set(option_keys())
     assert rows["lr"]["type"] == "float" and rows["lr"]["default"] == 0.1 and "> 0" in rows["lr"]["allowed"]
     assert rows["ot_lambda"]["methods"] == ["otla", "visible"] and "Sinkhorn" in rows["ot_lambda"]["meaning"]
     assert rows["dcl_epochs"]["meaning"]  # explained in a base class of the method's options

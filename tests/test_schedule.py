@@ -60,11 +60,7 @@ def test_gpu_recipes_keep_the_released_schedules(synth_root):
     assert stages == [] and mult[39:41] == [0.1, 0.1] and mult[-1] == pytest.approx(0.001)
 
 
-def test_legacy_restart_key_and_bad_values(tmp_path, synth_root):
-    (tmp_path / "old.toml").write_text("method = 'experts'\nexperts_restart_schedule = false\n")
-    assert load_config(tmp_path / "old.toml", {}).schedule_stages == []
-    (tmp_path / "new.toml").write_text("method = 'experts'\nexperts_restart_schedule = true\n")
-    assert load_config(tmp_path / "new.toml", {}).schedule_stages == [-1]
+def test_bad_schedule_values_are_refused():
     for key, value in (("milestones", [0]), ("schedule_stages", [0, 4])):
         with pytest.raises(VitoolError, match=key):
             load_config(None, {key: value})

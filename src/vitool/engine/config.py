@@ -136,7 +136,7 @@ def stage_of(epoch: int, stages: list[int] | tuple[int, ...], epochs: int) -> tu
     return max([0, *[s for s in stages if s <= epoch]]), min([epochs, *[s for s in stages if s > epoch]])
 
 
-KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"} | {"experts_restart_schedule"}  # a legacy alias
+KEYS = {f.name for f in fields(TrainConfig)} - {"method_options"}
 COMMAND_LINE = "command line"  # where a value given by --set, an option or a Python caller came from
 
 OPTIMIZERS = ("sgd", "adam")
@@ -320,8 +320,6 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> TrainConf
             set_options |= set(own)
         values.update(layer)
         origins.update(dict.fromkeys([*layer, *own], where))
-    if values.pop("experts_restart_schedule", True) is False and "schedule_stages" not in values:
-        values["schedule_stages"] = []  # the key before schedule_stages (run folders of vitool 0.1)
     check_keys(TrainConfig, values, origins, RULES)
     from vitool.methods.registry import method_spec, methods, option_keys
 

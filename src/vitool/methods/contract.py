@@ -80,11 +80,8 @@ class EpochReport:
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> EpochReport:
-        """From ``state()``; a flat dict (a checkpoint of an earlier vitool) is kept as settings."""
-        state = state or {}
-        if set(state) <= {"quality", "counts", "settings"}:
-            return cls(**{k: dict(v) for k, v in state.items()})
-        return cls(settings=dict(state))
+        """From ``state()``."""
+        return cls(**{k: dict(v) for k, v in (state or {}).items()})
 
 
 @dataclass

@@ -5,8 +5,9 @@ A checkpoint is data, never code. Every file is read with ``torch.load(weights_o
 restricted unpickler, which builds tensors, numbers, strings, lists, tuples and dicts and refuses any other
 Python global, so a file whose pickle names ``os.system`` (or anything else) fails before anything runs.
 What vitool writes holds only those types (:func:`plain` turns numpy arrays into tensors on the way out).
-Checkpoints of vitool 0.1 before this rule held numpy arrays; they still load, with exactly numpy's array,
-dtype and scalar reconstruction globals allowed through torch's safe-globals mechanism, and nothing more.
+Released repositories' checkpoints hold numpy arrays and scalars (AGW's ``cmc`` array); they load with
+exactly numpy's array, dtype and scalar reconstruction globals allowed through torch's safe-globals
+mechanism, and nothing more.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def plain(value: Any) -> Any:
 
 def _numpy_globals() -> list[Any]:
     """The globals a numpy array, dtype or scalar pickle needs, under both numpy 1 and 2 module names:
-    what checkpoints of earlier vitool versions need, and nothing that can run a command."""
+    what released repositories' checkpoints need, and nothing that can run a command."""
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy 1
