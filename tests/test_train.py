@@ -315,6 +315,23 @@ def test_a_run_starts_from_another_runs_network_and_records_it(tmp_path, synth_r
         torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
     made = second._provenance([])
     assert made["inputs"][str(tmp_path / "first" / "last.pt")] == sha256_file(tmp_path / "first" / "last.pt")
+    assert second.init_heads == []  # the supervised method has no heads of its own
+
+    # the experts' own heads (the two experts, the prototypes) carry over from a HEL run of the same labels
+    hel = dict(method="experts", epochs=1, experts_stage1_epochs=1, val_ids=0)
+    Engine(tiny(synth_root["sysu"], **hel), tmp_path / "hel", log=lambda _: None).run()
+    heads = load_checkpoint(tmp_path / "hel" / "last.pt")["method"]["heads"]
+    cre = Engine(
+        tiny(synth_root["sysu"], **hel | {"experts_stage1_epochs": 0, "init": str(tmp_path / "hel")}),
+        tmp_path / "cre",
+        log=lambda _: None,
+    )
+    assert sorted(cre.init_heads) == sorted(heads) and "expert_visible.weight" in heads
+    for key, value in cre.method.net.heads_state().items():
+        torch.testing.assert_close(value, heads[key], rtol=0, atol=0)
+    cre.run()
+    first = json.loads((tmp_path / "cre" / "log.jsonl").read_text().splitlines()[0])
+    assert first["init"] == {"checkpoint": str(tmp_path / "hel" / "last.pt"), "method_heads": cre.init_heads}
     other = tiny(synth_root["sysu"], backbone="resnet18", pretrained="none", init=str(tmp_path / "first"))
     with pytest.raises(ValueError, match="backbone = 'mobilenet_v2'.*resnet18"):
         Engine(other, tmp_path / "c", log=lambda _: None)

@@ -579,7 +579,10 @@ def train(
     backbone: Annotated[Backbone | None, typer.Option(help="resnet50 (AGW) or a CPU backbone.")] = None,
     pretrained: Annotated[str | None, typer.Option(help="imagenet, none, or a .pth file.")] = None,
     init: Annotated[
-        str | None, typer.Option(help="Start the network from this vitool checkpoint or run folder (its last.pt).")
+        str | None,
+        typer.Option(
+            help="Start the network (and the method's heads) from this vitool checkpoint or run folder (its last.pt)."
+        ),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Number of epochs (AGW: 81).")] = None,
     lr: Annotated[

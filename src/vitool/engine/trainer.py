@@ -173,11 +173,14 @@ class Engine:
         self.weights = weights_source(config.backbone, config.pretrained)
         torch.manual_seed(config.seed)
         self.model = VIReIDNet(model_config, pretrained=config.pretrained)
-        self.init_file = start_from(self.model, config.init) if config.init else None
+        self.init_heads: list[str] = []  # the method heads taken from the init checkpoint
+        self.init_file, init_state = start_from(self.model, config.init) if config.init else (None, None)
         self.model = self.model.to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.module = self.method.train_module(self.model).to(self.device)  # the model and any method heads
         self.module = self.module.to(memory_format=self.memory_format)
+        if init_state is not None:
+            self.init_heads = self.method.start_from(init_state.get("method") or {})
         self.optimizer = self.build_optimizer()
         self.train_model = self.module
         if self.distributed:  # gradients are averaged over the processes; BN statistics stay per process
@@ -342,6 +345,8 @@ class Engine:
             record["labels_seconds"] = round(labels_seconds, 2)
             if epoch == 0:
                 record["pretrained_weights"] = self.weights  # the log says where the run started, as provenance does
+                if self.init_file is not None:
+                    record["init"] = {"checkpoint": str(self.init_file), "method_heads": self.init_heads}
             record.update(epoch_report(self.method.report()))
             if main:  # one process validates, logs and writes; the others wait at the barrier
                 for action in self.epoch_actions:

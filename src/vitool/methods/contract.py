@@ -184,6 +184,12 @@ class Method:
         ground truth is ``quality``). A plain dict (the earlier contract) is sorted by its names' endings."""
         return EpochReport()
 
+    def start_from(self, saved: dict[str, Any]) -> list[str]:
+        """``init``: take from a fitted run's saved method state (its ``state_dict()``) what this method's heads
+        can use where names and shapes agree (extra classifiers, a discriminator). Memories, banks and labels
+        are rebuilt from the loaded network. Returns the names taken; none by default."""
+        return []
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

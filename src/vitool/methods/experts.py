@@ -44,6 +44,7 @@ from vitool.methods.association import shuffled_identities
 from vitool.methods.contract import EpochLabels, EpochReport, Method, RunSetup, TrainingContext, check_options
 from vitool.methods.labels import labels_from_file
 from vitool.modality import INFRARED, MODALITY_NAMES, VISIBLE
+from vitool.models.checkpoint import load_fitting
 from vitool.models.losses import weighted_regularized_triplet
 
 
@@ -375,6 +376,9 @@ class Experts(Method):
 
     def state_dict(self) -> dict[str, Any]:
         return {"relations": self.relations, "report": self._report.state(), "heads": self.net.heads_state()}
+
+    def start_from(self, saved: dict[str, Any]) -> list[str]:
+        return load_fitting(self.net, saved.get("heads", {})) if self.net is not None else []
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.relations = {k: np.asarray(v) for k, v in state["relations"].items()}

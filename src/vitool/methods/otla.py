@@ -48,6 +48,7 @@ from vitool.methods.association import shuffled_identities
 from vitool.methods.contract import EpochLabels, EpochReport, Method, RunPlan, RunSetup, TrainingContext, check_options
 from vitool.methods.labels import visible_training_labels
 from vitool.modality import INFRARED, VISIBLE
+from vitool.models.checkpoint import load_fitting
 from vitool.models.losses import batch_hard_triplet
 from vitool.models.network import FEATURE_DIM, LEVEL_DIMS
 
@@ -355,6 +356,9 @@ class OTLA(Method):
         if self.net is not None:
             state["heads"] = self.net.heads_state()
         return state
+
+    def start_from(self, saved: dict[str, Any]) -> list[str]:
+        return load_fitting(self.net, saved.get("heads", {})) if self.net is not None else []
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.bank, self._report = np.asarray(state["bank"]), EpochReport.from_state(state.get("report"))

@@ -154,10 +154,11 @@ def model_from_checkpoint(path: str | Path) -> VIReIDNet:
     return model
 
 
-def start_from(model: VIReIDNet, source: str | Path) -> Path:
+def start_from(model: VIReIDNet, source: str | Path) -> tuple[Path, dict[str, Any]]:
     """Load into ``model`` the network weights of a vitool checkpoint (or of a run folder's last.pt) where
     names and shapes agree: a classifier sized for other labels keeps its fresh start. A checkpoint of
-    another network (backbone, stems, non-local blocks) is refused in one line. Returns the file read."""
+    another network (backbone, stems, non-local blocks) is refused in one line. Returns the file read and
+    what it holds (the method's heads are the method's to take: ``Method.start_from``)."""
     path = Path(source)
     path = path / "last.pt" if path.is_dir() else path
     if not path.is_file():
@@ -173,10 +174,17 @@ def start_from(model: VIReIDNet, source: str | Path) -> Path:
                 f"holds a network with {key} = {theirs.get(key)!r}, this run builds {key} = {ours[key]!r}",
                 "start from a checkpoint of the same network, or change the run's backbone",
             )
-    own = model.state_dict()
-    fitting = {k: v for k, v in state["model_state"].items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(fitting, strict=False)
-    return path
+    load_fitting(model, state["model_state"])
+    return path, state
+
+
+def load_fitting(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Load the entries of ``weights`` whose names and shapes ``module`` has; the rest of ``module`` keeps
+    its start. Returns the names loaded."""
+    own = module.state_dict()
+    fitting = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    module.load_state_dict(fitting, strict=False)
+    return list(fitting)
 
 
 def load_weights(model: torch.nn.Module, weights: Any, path: str | Path) -> None:
