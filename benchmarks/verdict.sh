@@ -6,6 +6,12 @@
 # for OTLA also the per-image random one (otla-random) and its exposure-matched baseline, Table 2 row 2
 # (visible-ld: the infrared images reach only the modality discriminator); `ablations` is OTLA's Table 2
 # row 4 (otla-nopal: no PAL).
+# The fitted pairs (fitted-otla, fitted-pclhd, fitted-mult, fitted-experts) start the association from a fitted
+# model, as the released pipelines do: per seed, the baseline's own demo run above (visible-only, DCL, DCL in
+# MULT's schedule, HEL only) is stage 1, and four rows start from it with `--init` and train the same
+# association budget, BUDGET times the demo's association stage (OTLA 16 epochs, PCLHD and MULT 8, the
+# experts 12): the baseline continued, the method, its oracle and its shuffled control, in
+# RUNS/fitted-xBUDGET/. MULT's rows continue at its cross stage's rate (a tenth), as its released cross stage.
 # Pairs run one after another, each over every seed, so a stopped script leaves whole pairs; it skips
 # finished runs and resumes interrupted ones, so rerunning it continues. Every run trains the demo budget,
 # 16 epochs x 30 batches (about 11-14 minutes each on 2 idle CPU cores).
@@ -15,10 +21,13 @@
 #         SEEDS="0 1 2" DATA=data/sysu benchmarks/verdict.sh runs otla
 #         METHODS="otla experts" benchmarks/verdict.sh runs oracles controls   (those methods' controls only)
 #         TRAIN_OPTS="--set workers=0" OMP_NUM_THREADS=1 benchmarks/verdict.sh runs otla   (as docs/results.md ran it)
+#         BUDGET=2 SEEDS=0 benchmarks/verdict.sh runs fitted-otla fitted-experts
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
 PAIRS=${*:-supervised otla unsupervised mult experts}
+BUDGET=${BUDGET:-1}
+F=fitted-x$BUDGET
 SEEDS=${SEEDS:-0 1 2 3 4}
 DATA=${DATA:-data/sysu}
 VITOOL=${VITOOL:-vitool}
@@ -29,6 +38,7 @@ mkdir -p "$RUNS"
 train() {  # train NAME SEED [train options...]: a run folder per (NAME, SEED), resumed or skipped when done
   local out=$RUNS/$1-s$2 seed=$2
   shift 2
+  mkdir -p "$(dirname "$out")"
   if [ -f "$out/results.json" ]; then return; fi
   if [ -f "$out/last.pt" ]; then  # the epoch lines go to NAME-sSEED.log beside the folder
     "$VITOOL" train --resume "$out" >/dev/null 2>>"$out.log"
@@ -39,10 +49,10 @@ train() {  # train NAME SEED [train options...]: a run folder per (NAME, SEED), 
   echo "$(date +%H:%M) $out done"
 }
 
-group() {  # group NAME: NAME=RUNS/NAME-s0,RUNS/NAME-s1,... over the seeds
+group() {  # group NAME [LABEL]: LABEL=RUNS/NAME-s0,RUNS/NAME-s1,... over the seeds (LABEL defaults to NAME)
   local runs=()
   for s in $SEEDS; do runs+=("$RUNS/$1-s$s"); done
-  (IFS=,; echo "$1=${runs[*]}")
+  (IFS=,; echo "${2:-$1}=${runs[*]}")
 }
 
 for pair in $PAIRS; do
@@ -77,7 +87,36 @@ for pair in $PAIRS; do
           esac
         done ;;
       ablations) train otla-nopal "$s" --config configs/demo.toml --method otla --set otla_pal=false ;;
-      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles, controls or ablations" >&2
+      fitted-otla)
+        train visible "$s" --config configs/demo.toml --method visible
+        fit=(--config configs/demo.toml --init "$RUNS/visible-s$s" --epochs $((16 * BUDGET)))
+        train "$F/visible" "$s" "${fit[@]}" --method visible
+        train "$F/otla" "$s" "${fit[@]}" --method otla
+        train "$F/otla-oracle" "$s" "${fit[@]}" --method otla --set ot_oracle=true
+        train "$F/otla-shuffled" "$s" "${fit[@]}" --method otla --set ot_shuffled=true ;;
+      fitted-pclhd | fitted-mult)
+        if [ "$pair" = fitted-pclhd ]; then
+          m=pclhd base=dcl fit=(--config configs/demo-unsupervised.toml)
+        else
+          m=mult base=dcl-onesched fit=(--config configs/demo-mult.toml --set strong_augmentation_epochs=0
+            --set lr=0.00035 --set 'milestones=[]' --set warmup_epochs=0)
+        fi
+        train "$base" "$s" "${fit[@]}" --method dcl
+        fit+=(--init "$RUNS/$base-s$s" --epochs $((8 * BUDGET)) --set dcl_epochs=0 --set 'schedule_stages=[]')
+        train "$F/$base" "$s" "${fit[@]}" --method dcl
+        train "$F/$m" "$s" "${fit[@]}" --method $m
+        train "$F/$m-oracle" "$s" "${fit[@]}" --method $m --set 'association="oracle"'
+        train "$F/$m-shuffled" "$s" "${fit[@]}" --method $m --set 'association="shuffled"' ;;
+      fitted-experts)
+        train hel "$s" --config configs/demo.toml --method experts \
+          --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
+        e=$((12 * BUDGET))
+        fit=(--config configs/demo.toml --method experts --init "$RUNS/hel-s$s" --epochs $e --set 'schedule_stages=[]')
+        train "$F/hel" "$s" "${fit[@]}" --set experts_stage1_epochs=$e
+        train "$F/experts" "$s" "${fit[@]}" --set experts_stage1_epochs=0
+        train "$F/experts-oracle" "$s" "${fit[@]}" --set experts_stage1_epochs=0 --set experts_oracle=true
+        train "$F/experts-shuffled" "$s" "${fit[@]}" --set experts_stage1_epochs=0 --set experts_shuffled=true ;;
+      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles, controls, ablations or fitted-METHOD" >&2
         exit 2 ;;
     esac
   done
@@ -89,18 +128,31 @@ upper() {  # the supervised upper bound, when its runs exist: paired only with v
   group "$1"
 }
 
-compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR.png (docs/img/ holds copies)
-  "$VITOOL" compare "$@" --format markdown --plot "$RUNS/verdict-$pair.png" --overwrite
+compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR[-SUFFIX].png (docs/img/ holds copies)
+  local suffix=$1
+  shift
+  "$VITOOL" compare "$@" --format markdown --plot "$RUNS/verdict-$pair$suffix.png" --overwrite
+}
+
+fitted() {  # fitted ROW BASELINE METHOD: the rows against the baseline continued, then the method against its control
+  local row
+  compare "" $(for row in "$1" "$2" "$2-oracle" "$2-shuffled"; do group "$F/$row" "$row"; done) --baseline "$1"
+  echo
+  compare -control "$(group "$F/$2-shuffled" "$2-shuffled")" "$(group "$F/$2" "$2")" --baseline "$2-shuffled"
 }
 
 for pair in $PAIRS; do
   case $pair in
-    otla) compare "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible ;;
-    unsupervised) compare "$(group dcl)" "$(group pclhd)" --baseline dcl ;;
-    mult) compare "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched ;;
-    experts) compare "$(group hel)" "$(group experts)" --baseline hel ;;
+    otla) compare "" "$(group visible)" "$(group otla)" $(upper supervised) --baseline visible ;;
+    unsupervised) compare "" "$(group dcl)" "$(group pclhd)" --baseline dcl ;;
+    mult) compare "" "$(group dcl-onesched)" "$(group mult-onesched)" --baseline dcl-onesched ;;
+    experts) compare "" "$(group hel)" "$(group experts)" --baseline hel ;;
     supervised) continue ;;  # in the otla table
     oracles | controls | ablations) continue ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
+    fitted-otla) fitted visible otla ;;
+    fitted-pclhd) fitted dcl pclhd ;;
+    fitted-mult) fitted dcl-onesched mult ;;
+    fitted-experts) fitted hel experts ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
   esac
   echo
 done

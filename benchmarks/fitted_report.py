@@ -1,0 +1,74 @@
+"""The report of the fitted-start verdict (benchmarks/verdict.sh's fitted pairs; benchmarks/gpu_verdict.sh).
+
+For each pair, over the seeds whose four rows all finished: ``vitool compare`` of the rows against the
+baseline continued and of the method against its shuffled control (paired differences, 95% intervals),
+and each row's association precision per epoch (percent), the figure SYSU-MM01's papers plot.
+
+    python benchmarks/fitted_report.py RUNS [--folder fitted-x1] [--seeds 0 1 2] [--pairs fitted-otla ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vitool import stages
+
+# pair -> (baseline continued, method, the log key of its association precision, its scale to percent)
+PAIRS = {
+    "fitted-otla": ("visible", "otla", "ir_label_accuracy", 1.0),
+    "fitted-pclhd": ("dcl", "pclhd", "cross_precision", 100.0),
+    "fitted-mult": ("dcl-onesched", "mult", "cross_precision", 100.0),
+    "fitted-experts": ("hel", "experts", "cre_consistent_precision", 100.0),
+}
+
+
+def precision_per_epoch(run: Path, key: str, scale: float) -> list[float | None]:
+    """The association precision of each logged epoch (None where the epoch had no association)."""
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    return [round(r[key] * scale, 2) if isinstance(r.get(key), int | float) else None for r in records]
+
+
+def pair_report(folder: Path, pair: str, seeds: list[int]) -> dict:
+    base, method, key, scale = PAIRS[pair]
+    rows = [base, method, f"{method}-oracle", f"{method}-shuffled"]
+    done = [s for s in seeds if all((folder / f"{row}-s{s}" / "results.json").is_file() for row in rows)]
+    report: dict = {"rows": rows, "seeds_finished": done}
+    if not done:
+        return report
+    groups = {row: [folder / f"{row}-s{s}" for s in done] for row in rows}
+    report["versus_baseline"] = stages.compare(groups, base)
+    control = {r: groups[r] for r in (f"{method}-shuffled", method)}
+    report["versus_control"] = stages.compare(control, f"{method}-shuffled")
+    report["association_precision"] = {
+        row: {str(s): precision_per_epoch(folder / f"{row}-s{s}", key, scale) for s in done} for row in rows[1:]
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path)
+    parser.add_argument("--folder", default="fitted-x1", help="the budget's folder under RUNS")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--timeout-rc", type=int, default=0, help="exit code of the timed runs (124: stopped)")
+    parser.add_argument("--seconds", type=int, default=None)
+    parser.add_argument("--options", default="", help="the train options every run got")
+    args = parser.parse_args()
+    folder = args.runs / args.folder
+    report = {
+        "folder": str(folder),
+        "train_options": args.options,
+        "seconds": args.seconds,
+        "stopped_by_timeout": args.timeout_rc == 124,
+        "pairs": {pair: pair_report(folder, pair, args.seeds) for pair in args.pairs},
+    }
+    json.dump(report, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

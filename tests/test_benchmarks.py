@@ -1,0 +1,41 @@
+"""The prepared GPU verdict (benchmarks/gpu_verdict.sh) runs end to end on the CPU at a tiny size."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow  # ten one-batch runs in fresh interpreters
+def test_the_gpu_verdict_runs_its_pairs_and_reports_them(tmp_path):
+    env = dict(
+        os.environ,
+        OUT=str(tmp_path / "out"),
+        PYTHON=sys.executable,
+        PAIRS="fitted-experts",
+        SEEDS="0 1",
+        EPOCHS="1",
+        SCALE="0",
+        PARALLEL="2",
+        DEVICE="cpu",
+        EXTRA="--batches-per-epoch 1 --set height=32 --set width=16 --set val_ids=0",
+        SYNTH="--train-ids 24 --test-ids 8 --images 2",
+    )
+    res = subprocess.run(["bash", "benchmarks/gpu_verdict.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "gpu_verdict.json").read_text())
+    experts = report["pairs"]["fitted-experts"]
+    assert experts["seeds_finished"] == [0, 1] and not report["stopped_by_timeout"]
+    versus = experts["versus_baseline"]
+    assert versus["baseline"] == "hel"
+    assert set(versus["groups"]) == {"hel", "experts", "experts-oracle", "experts-shuffled"}
+    assert set(experts["association_precision"]["experts"]) == {"0", "1"}
+    runs = tmp_path / "out" / "runs" / "fitted-x1"
+    first = json.loads((runs / "experts-s0" / "log.jsonl").read_text().splitlines()[0])
+    assert first["init"]["checkpoint"] == str(tmp_path / "out" / "runs" / "hel-s0" / "last.pt")
+    assert "expert_visible.weight" in first["init"]["method_heads"]
