@@ -82,6 +82,60 @@ def test_pclhd_paper_form_is_one_option_away():
     assert float(terms["cross"]) == pytest.approx(0.25 * cross, rel=1e-5)
 
 
+class _WritingMemory(torch.autograd.Function):
+    """The released memory, written here from its description: logits against [centroids; hard] in the
+    forward; in the backward the gradient through the memory as it is then, after which every cluster's
+    batch members move its centroid (their mean) and its hard prototype (the member least like the centroid)."""
+
+    @staticmethod
+    def forward(ctx, x, y, bank):
+        ctx.save_for_backward(x, y)
+        ctx.bank = bank
+        return x @ bank.t()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved_tensors
+        out, half = grad @ ctx.bank, len(ctx.bank) // 2
+        for k in y.unique().tolist():
+            members = x[y == k]
+            hardest = members[(members @ ctx.bank[k]).argmin()]
+            ctx.bank[k] = F.normalize(0.1 * ctx.bank[k] + 0.9 * members.mean(0), dim=0)
+            ctx.bank[k + half] = F.normalize(0.1 * ctx.bank[k + half] + 0.9 * hardest, dim=0)
+        return out, None, None
+
+
+def _released_memory_loss(x, y, bank):
+    centroid, hard = (_WritingMemory.apply(x, y, bank) / 0.05).chunk(2, dim=1)
+    return 0.5 * (F.cross_entropy(hard, y) + torch.relu(F.cross_entropy(centroid, y) - 0.2))
+
+
+def test_pclhd_released_memory_order_gives_the_released_gradient_and_memories():
+    """The cross term, built last, runs its backward first: it writes the visible features into the infrared
+    memories before the infrared term's gradient reads them (item 12 of the fidelity review)."""
+    grads = {}
+    for released in (False, True):
+        method = _pclhd(pclhd_released_memory_order=released)
+        feats, labels, modality, rows = _pclhd_batch(method)
+        banks = {m: torch.cat([method.memories[m].prototypes, method.hard[m].prototypes]) for m in (VISIBLE, INFRARED)}
+        x = feats.clone().requires_grad_()
+        own_ir = _released_memory_loss(x[[1, 3]], labels[[1, 3]] - 2, banks[INFRARED])
+        own_vis = _released_memory_loss(x[[0, 2]], labels[[0, 2]], banks[VISIBLE])
+        cross = _released_memory_loss(x[[0, 2]], torch.tensor([1, 0]), banks[INFRARED])
+        (own_ir + own_vis + 0.25 * cross).backward()
+        mine = feats.clone().requires_grad_()
+        terms = method.stage2_loss({}, mine, labels, modality, rows)
+        (terms["hpcl"] + terms["cross"]).backward()
+        grads[released] = mine.grad
+        if released:
+            torch.testing.assert_close(mine.grad, x.grad, rtol=1e-5, atol=1e-6)
+            method.update_memories(feats, labels, modality, rows)
+            for m in (VISIBLE, INFRARED):
+                mine_bank = torch.cat([method.memories[m].prototypes, method.hard[m].prototypes])
+                torch.testing.assert_close(mine_bank, banks[m], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(grads[False], grads[True], atol=1e-3)  # vitool's order reads the memory before
+
+
 def test_pclhd_hard_memory_starts_at_the_centroids_as_released_or_at_the_farthest_member():
     features = unit([1, 0], [0.6, 0.8], [0, 1], [0.8, 0.6]).numpy()
     local = np.array([0, 0, 1, 1])

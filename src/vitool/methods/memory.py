@@ -4,7 +4,7 @@ the momentum updates of Cluster-Contrast (one step per sample), PCLHD (the mean,
 
 Memories are plain tensors outside autograd, moved explicitly after the optimiser step, never inside a
 backward pass as the released code does, so a loss on another modality's memory never writes into it
-by accident.
+by accident. PCLHD's ``pclhd_released_memory_order`` gives the released order back (``ReadAfterWrite``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,20 @@ def occurrence_rounds(labels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Te
     return rounds
 
 
-def contrast_loss(feats: torch.Tensor, memory: ClusterMemory, labels: torch.Tensor) -> torch.Tensor:
+class ReadAfterWrite:
+    """A memory as the released code's backward reads it when another term's backward wrote into it first
+    (Cluster-Contrast's memories move inside ``backward``): the logits of the memory before the write, the
+    forward's, and the gradient through the memory after it."""
+
+    def __init__(self, before: ClusterMemory, after: torch.Tensor) -> None:
+        self.before, self.after = before, after
+
+    def logits(self, feats: torch.Tensor) -> torch.Tensor:
+        change = (self.before.prototypes - self.after).t()
+        return (feats @ self.after.t() + feats.detach() @ change) / self.before.temperature
+
+
+def contrast_loss(feats: torch.Tensor, memory: ClusterMemory | ReadAfterWrite, labels: torch.Tensor) -> torch.Tensor:
     """ClusterNCE: cross-entropy of the features' cosine logits against the memory (rows with label
     -1 are left out; 0 when none is left)."""
     keep = labels >= 0

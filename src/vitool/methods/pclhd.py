@@ -61,7 +61,7 @@ from vitool.methods.contract import (
     epoch_seed,
 )
 from vitool.methods.contrast import ClusterContrast, CrossStageOptions
-from vitool.methods.memory import ClusterMemory, contrast_loss
+from vitool.methods.memory import ClusterMemory, ReadAfterWrite, contrast_loss
 from vitool.modality import INFRARED, MODALITY_OF, VISIBLE
 
 
@@ -139,6 +139,9 @@ class PCLHDOptions(CrossStageOptions):
     pclhd_centroid_hinge: bool = True
     pclhd_centroid_margin: float = 0.2  # the hinge's margin
     pclhd_hard_init: str = "centroid"  # the hard memory's start each epoch: centroid (released) | farthest (eq. 6)
+    # true: the released memory order: the cross term also writes its features into the other modality's
+    # memories, before that modality's own term reads them for its gradient (memories inside backward)
+    pclhd_released_memory_order: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -255,14 +258,18 @@ class PCLHD(ClusterContrast):
         tau = cfg.memory_temperature
         queries = F.normalize(out["feat_ema"].float(), dim=1) if "feat_ema" in out else feats
         hpcl, dpcl = feats.sum() * 0.0, queries.sum() * 0.0  # released queries: no gradient at all
+        space = self.space_modality
+        target = self._cross_on(feats.device)[rows.to(feats.device)]
+        other = (modality != space) & (target >= 0)
+        written = None
+        if cfg.pclhd_released_memory_order:  # the cross term's backward runs first and writes first
+            written = self._cross_written(feats[other].detach(), target[other])
         for m in (VISIBLE, INFRARED):
             own = modality == m
             local = labels[own] - self.offset[m]
-            hpcl = hpcl + self.memory_loss(feats[own], m, local)
+            hpcl = hpcl + self.memory_loss(feats[own], m, local, written if m == space else None)
             dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
-        target = self._cross_on(feats.device)[rows.to(feats.device)]
-        other = (modality != self.space_modality) & (target >= 0)
-        cross = self.memory_loss(feats[other], self.space_modality, target[other])
+        cross = self.memory_loss(feats[other], space, target[other])
         if cfg.pclhd_centroid_hinge:  # the released cross term is the memory's own 0.5 (CE + hinge)
             cross = 0.5 * cross
         lam = cfg.pclhd_lambda
@@ -274,18 +281,40 @@ class PCLHD(ClusterContrast):
             self._cross_device = torch.as_tensor(self.cross, device=device)
         return self._cross_device
 
-    def memory_loss(self, feats: torch.Tensor, m: int, labels: torch.Tensor) -> torch.Tensor:
+    def memory_loss(self, feats: torch.Tensor, m: int, labels: torch.Tensor, written=None) -> torch.Tensor:
         """CE against modality ``m``'s hard memory, plus the released centroid hinge max(0, CE(centroid) - r)
-        (the released ``CMhard`` loss is half their sum; the callers weigh it)."""
-        hard = contrast_loss(feats, self.hard[m], labels)
+        (the released ``CMhard`` loss is half their sum; the callers weigh it). ``written``: the (hard,
+        centroid) prototypes after the cross term's write, which the gradient then reads."""
+        hard_memory, centroids = self.hard[m], self.memories[m]
+        if written is not None:
+            hard_memory, centroids = ReadAfterWrite(hard_memory, written[0]), ReadAfterWrite(centroids, written[1])
+        hard = contrast_loss(feats, hard_memory, labels)
         if not self.options.pclhd_centroid_hinge:
             return hard
-        return hard + torch.relu(contrast_loss(feats, self.memories[m], labels) - self.options.pclhd_centroid_margin)
+        return hard + torch.relu(contrast_loss(feats, centroids, labels) - self.options.pclhd_centroid_margin)
+
+    def _cross_written(self, feats: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The space modality's (hard, centroid) prototypes after the released cross term's write: its
+        features, under their partner clusters, update both memories as the own features do."""
+        hard, centroids = (
+            copy.copy(mem) for mem in (self.hard[self.space_modality], self.memories[self.space_modality])
+        )
+        hard.prototypes, centroids.prototypes = hard.prototypes.clone(), centroids.prototypes.clone()
+        hard.update_hardest(feats, labels, centroids)
+        centroids.update_mean(feats, labels)
+        return hard.prototypes, centroids.prototypes
 
     def update_memories(self, feats, labels, modality, rows) -> None:
-        """Stage 2: the hard prototype first (against the centroid before its update), then the centroid."""
+        """Stage 2: the hard prototype first (against the centroid before its update), then the centroid;
+        with the released memory order the cross term's features write first."""
         if not self.stage2:
             return super().update_memories(feats, labels, modality, rows)
+        if self.options.pclhd_released_memory_order:
+            space = self.space_modality
+            target = self._cross_on(feats.device)[rows.to(feats.device)]
+            other = (modality != space) & (target >= 0)
+            self.hard[space].update_hardest(feats[other], target[other], self.memories[space])
+            self.memories[space].update_mean(feats[other], target[other])
         for m in (VISIBLE, INFRARED):
             own = modality == m
             local = labels[own] - self.offset[m]
