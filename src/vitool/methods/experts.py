@@ -125,6 +125,10 @@ class ExpertsOptions:
     experts_shuffled: bool = False
     experts_triplet_weight: float = 0.25  # lambda_1, each WRT term
     experts_weak_weight: float = 0.25  # lambda_2, the weak loss
+    # ablations (the paper's rows): experts_cre false keeps only the pairs both experts agree on (no single
+    # pairs, no contradictory candidates: "CMCL without CRE"); experts_clae false drops the homogeneity loss
+    experts_cre: bool = True
+    experts_clae: bool = True
 
     def __post_init__(self) -> None:
         check_options(
@@ -255,15 +259,7 @@ class Experts(Method):
                 experts=self.net.classifiers(),
                 sharpen=self.options.experts_sharpen,
             )
-        rel = self._no_relations()
-        for kind in ("consistent", "single"):
-            for v, r in result.extra[f"pairs_{kind}"][:, :2].tolist():
-                rel["strong"][v] = r
-                if kind == "consistent":
-                    rel["consistent_v"][v], rel["consistent_r"][r] = r, v
-        for v, r in result.extra["pairs_contradictory"][:, :2].tolist():
-            rel["candidates"][v, r] = True
-        self.relations = rel
+        self.relations = self._links(result.extra)
         for m, proto in ((VISIBLE, self.net.proto_v), (INFRARED, self.net.proto_r)):
             rows = self.modality == m
             ids, means = class_means(fs.features[rows], self.intra[rows])
@@ -277,6 +273,21 @@ class Experts(Method):
             self._report |= EpochReport(quality, {f"cre_{k}": v for k, v in counts.items()})
         else:
             self._report |= EpochReport(counts={f"cre_{k}": v for k, v in result.attrs.items() if k.endswith("_pairs")})
+
+    def _links(self, pairs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """CRE's pairs as the losses read them: consistent and single pairs as strong links (consistent ones
+        also for the cross triplet and CLAE), contradictory ones as weak candidates; with ``experts_cre``
+        false, the consistent pairs alone (the paper's row without CRE)."""
+        rel = self._no_relations()
+        cre = self.options.experts_cre
+        for kind in ("consistent", "single") if cre else ("consistent",):
+            for v, r in pairs[f"pairs_{kind}"][:, :2].tolist():
+                rel["strong"][v] = r
+                if kind == "consistent":
+                    rel["consistent_v"][v], rel["consistent_r"][r] = r, v
+        for v, r in pairs["pairs_contradictory"][:, :2].tolist() if cre else []:
+            rel["candidates"][v, r] = True
+        return rel
 
     def _true_pairs(self, pid: np.ndarray):
         """Every (visible id, infrared id) of the same person in ``pid``, as consistent pairs (``experts_oracle``;
@@ -350,6 +361,8 @@ class Experts(Method):
         has = candidates.any(dim=1)
         if self.epoch - self.stage1 >= cfg.experts_weak_start:  # logged from its start, 0 without candidates
             terms["weak"] = cfg.experts_weak_weight * weak_loss(wc_v[has], candidates[has]) if has.any() else zero
+        if not cfg.experts_clae:
+            return terms
         w_v, w_r = entropy_weights(logits_r[vis], logits_v[ir])
         homo = zero
         if cv.any():  # W^v: a visible sample and its infrared partner's prototype alike; W^v(P^r): C_r x C_v

@@ -60,6 +60,7 @@ class MULTOptions(CrossStageOptions):
     """MULT's own keys, beside DCL's and the cross stage's (``mult_alpha``, ``mult_soft_weight``)."""
 
     mult_sharpen: float = 0.2  # OCLR's target temperature on the memory logits
+    mult_oclr: bool = True  # false drops OCLR (the ablation row "+ MULT's transfer" without it)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -171,7 +172,7 @@ class MULT(ClusterContrast):
         sharpen = cfg.mult_sharpen
         oclr = zero
         for keep, target in ((s, own), (s, crossed), (o, crossed), (o, own)):
-            if keep.any():
+            if keep.any() and cfg.mult_oclr:
                 oclr = oclr + sharpened_cross_entropy(aggregated[keep], target[keep], sharpen)
         return {"modality_specific": ms, "modality_aggregated": ma, "oclr": oclr}
 

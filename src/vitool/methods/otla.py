@@ -191,6 +191,7 @@ class OTLAOptions:
     # the modality discriminator (row 2 with ot_random and otla_pal false); otla_pal false drops L_a
     otla_ir_loss: bool = True
     otla_pal: bool = True  # false drops PAL (L_a, the prediction alignment of §3.4)
+    otla_discriminator: bool = True  # false drops L_D, the modality discriminator's loss (rows 3 and 5)
 
     def __post_init__(self) -> None:
         check_options(
@@ -342,7 +343,8 @@ class OTLA(Method):
             if self.options.otla_ir_loss:
                 terms["ce_r"] = IR_CE_WEIGHT * F.cross_entropy(logits[ir], labels[ir])
                 terms["triplet_r"] = IR_TRIPLET_WEIGHT * batch_hard_triplet(pre_bn[ir], labels[ir])
-            terms["modality"] = F.binary_cross_entropy_with_logits(out["modality_logit"].float(), vis.float())
+            if self.options.otla_discriminator:
+                terms["modality"] = F.binary_cross_entropy_with_logits(out["modality_logit"].float(), vis.float())
             if self.options.otla_pal:
                 pal_vr, pal_rv = prediction_alignment_loss(logits[vis], logits[ir])
                 terms["pal"] = LAMBDA_VR * pal_vr + LAMBDA_RV * pal_rv

@@ -142,6 +142,10 @@ class PCLHDOptions(CrossStageOptions):
     # true: the released memory order: the cross term also writes its features into the other modality's
     # memories, before that modality's own term reads them for its gradient (memories inside backward)
     pclhd_released_memory_order: bool = False
+    # ablations (paper Table 2): pclhd_hpcl false reads the centroid memory alone, CE(centroid) in place of
+    # the memory loss (PGM's baseline); pclhd_dpcl false drops DPCL. Each term keeps its weight
+    pclhd_hpcl: bool = True
+    pclhd_dpcl: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -268,7 +272,8 @@ class PCLHD(ClusterContrast):
             own = modality == m
             local = labels[own] - self.offset[m]
             hpcl = hpcl + self.memory_loss(feats[own], m, local, written if m == space else None)
-            dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
+            if cfg.pclhd_dpcl:
+                dpcl = dpcl + F.cross_entropy(dynamic_logits(queries[own], self.dynamic[m], local, tau), local)
         cross = self.memory_loss(feats[other], space, target[other])
         if cfg.pclhd_centroid_hinge:  # the released cross term is the memory's own 0.5 (CE + hinge)
             cross = 0.5 * cross
@@ -288,6 +293,8 @@ class PCLHD(ClusterContrast):
         hard_memory, centroids = self.hard[m], self.memories[m]
         if written is not None:
             hard_memory, centroids = ReadAfterWrite(hard_memory, written[0]), ReadAfterWrite(centroids, written[1])
+        if not self.options.pclhd_hpcl:
+            return contrast_loss(feats, centroids, labels)
         hard = contrast_loss(feats, hard_memory, labels)
         if not self.options.pclhd_centroid_hinge:
             return hard
