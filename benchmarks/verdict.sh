@@ -55,6 +55,38 @@ group() {  # group NAME [LABEL]: LABEL=RUNS/NAME-s0,RUNS/NAME-s1,... over the se
   (IFS=,; echo "${2:-$1}=${runs[*]}")
 }
 
+stage1() {  # stage1 METHOD SEED: train the method's stage 1 (its baseline's demo run) and set the fitted rows'
+  # options: fit (every row's), continued (the baseline continued), own (the method's), base, m, oracle, shuffled
+  m=$1
+  case $m in
+    otla)
+      base=visible oracle=ot_oracle=true shuffled=ot_shuffled=true
+      train visible "$2" --config configs/demo.toml --method visible
+      fit=(--config configs/demo.toml --init "$RUNS/visible-s$2" --epochs $((16 * BUDGET)))
+      continued=(--method visible) own=(--method otla) ;;
+    pclhd | mult)
+      oracle='association="oracle"' shuffled='association="shuffled"'
+      if [ "$m" = pclhd ]; then
+        base=dcl fit=(--config configs/demo-unsupervised.toml)
+      else
+        base=dcl-onesched fit=(--config configs/demo-mult.toml)
+      fi
+      train "$base" "$2" "${fit[@]}" --method dcl
+      fit+=(--init "$RUNS/$base-s$2" --epochs $((8 * BUDGET)) --set dcl_epochs=0 --set 'schedule_stages=[]')
+      if [ "$m" = mult ]; then  # MULT's rows continue at its cross stage's rate, a tenth of stage one's
+        fit+=(--set strong_augmentation_epochs=0 --set lr=0.00035 --set 'milestones=[]' --set warmup_epochs=0)
+      fi
+      continued=(--method dcl) own=(--method "$m") ;;
+    experts)
+      base=hel oracle=experts_oracle=true shuffled=experts_shuffled=true
+      train hel "$2" --config configs/demo.toml --method experts \
+        --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
+      fit=(--config configs/demo.toml --method experts --init "$RUNS/hel-s$2" --epochs $((12 * BUDGET))
+        --set 'schedule_stages=[]')
+      continued=(--set experts_stage1_epochs=$((12 * BUDGET))) own=(--set experts_stage1_epochs=0) ;;
+  esac
+}
+
 for pair in $PAIRS; do
   for s in $SEEDS; do
     case $pair in
@@ -87,36 +119,34 @@ for pair in $PAIRS; do
           esac
         done ;;
       ablations) train otla-nopal "$s" --config configs/demo.toml --method otla --set otla_pal=false ;;
-      fitted-otla)
-        train visible "$s" --config configs/demo.toml --method visible
-        fit=(--config configs/demo.toml --init "$RUNS/visible-s$s" --epochs $((16 * BUDGET)))
-        train "$F/visible" "$s" "${fit[@]}" --method visible
-        train "$F/otla" "$s" "${fit[@]}" --method otla
-        train "$F/otla-oracle" "$s" "${fit[@]}" --method otla --set ot_oracle=true
-        train "$F/otla-shuffled" "$s" "${fit[@]}" --method otla --set ot_shuffled=true ;;
-      fitted-pclhd | fitted-mult)
-        if [ "$pair" = fitted-pclhd ]; then
-          m=pclhd base=dcl fit=(--config configs/demo-unsupervised.toml)
-        else
-          m=mult base=dcl-onesched fit=(--config configs/demo-mult.toml --set strong_augmentation_epochs=0
-            --set lr=0.00035 --set 'milestones=[]' --set warmup_epochs=0)
-        fi
-        train "$base" "$s" "${fit[@]}" --method dcl
-        fit+=(--init "$RUNS/$base-s$s" --epochs $((8 * BUDGET)) --set dcl_epochs=0 --set 'schedule_stages=[]')
-        train "$F/$base" "$s" "${fit[@]}" --method dcl
-        train "$F/$m" "$s" "${fit[@]}" --method $m
-        train "$F/$m-oracle" "$s" "${fit[@]}" --method $m --set 'association="oracle"'
-        train "$F/$m-shuffled" "$s" "${fit[@]}" --method $m --set 'association="shuffled"' ;;
-      fitted-experts)
-        train hel "$s" --config configs/demo.toml --method experts \
-          --set experts_stage1_epochs=16 --set 'schedule_stages=[4]'
-        e=$((12 * BUDGET))
-        fit=(--config configs/demo.toml --method experts --init "$RUNS/hel-s$s" --epochs $e --set 'schedule_stages=[]')
-        train "$F/hel" "$s" "${fit[@]}" --set experts_stage1_epochs=$e
-        train "$F/experts" "$s" "${fit[@]}" --set experts_stage1_epochs=0
-        train "$F/experts-oracle" "$s" "${fit[@]}" --set experts_stage1_epochs=0 --set experts_oracle=true
-        train "$F/experts-shuffled" "$s" "${fit[@]}" --set experts_stage1_epochs=0 --set experts_shuffled=true ;;
-      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles, controls, ablations or fitted-METHOD" >&2
+      fitted-otla | fitted-pclhd | fitted-mult | fitted-experts)
+        stage1 "${pair#fitted-}" "$s"
+        train "$F/$base" "$s" "${fit[@]}" "${continued[@]}"
+        train "$F/$m" "$s" "${fit[@]}" "${own[@]}"
+        train "$F/$m-oracle" "$s" "${fit[@]}" "${own[@]}" --set "$oracle"
+        train "$F/$m-shuffled" "$s" "${fit[@]}" "${own[@]}" --set "$shuffled" ;;
+      fitted-ablations)  # each paper's main rows from the same stage 1 (docs/training.md names the keys)
+        for m in ${METHODS:-otla pclhd mult experts}; do
+          stage1 "$m" "$s"
+          case $m in
+            otla)
+              train "$F/otla-row2" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
+                --set otla_pal=false
+              train "$F/otla-row3" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
+                --set otla_discriminator=false
+              train "$F/otla-row4" "$s" "${fit[@]}" "${own[@]}" --set otla_pal=false
+              train "$F/otla-row5" "$s" "${fit[@]}" "${own[@]}" --set otla_discriminator=false ;;
+            pclhd)
+              train "$F/pclhd-baseline" "$s" "${fit[@]}" "${own[@]}" --set pclhd_hpcl=false --set pclhd_dpcl=false
+              train "$F/pclhd-dpcl" "$s" "${fit[@]}" "${own[@]}" --set pclhd_hpcl=false
+              train "$F/pclhd-hpcl" "$s" "${fit[@]}" "${own[@]}" --set pclhd_dpcl=false ;;
+            mult) train "$F/mult-nooclr" "$s" "${fit[@]}" "${own[@]}" --set mult_oclr=false ;;
+            experts)
+              train "$F/experts-nocre" "$s" "${fit[@]}" "${own[@]}" --set experts_cre=false --set experts_clae=false
+              train "$F/experts-noclae" "$s" "${fit[@]}" "${own[@]}" --set experts_clae=false ;;
+          esac
+        done ;;
+      *) echo "unknown pair '$pair': use supervised, otla, unsupervised, mult, experts, oracles, controls, ablations, fitted-METHOD or fitted-ablations" >&2
         exit 2 ;;
     esac
   done
@@ -152,7 +182,8 @@ for pair in $PAIRS; do
     fitted-otla) fitted visible otla ;;
     fitted-pclhd) fitted dcl pclhd ;;
     fitted-mult) fitted dcl-onesched mult ;;
-    fitted-experts) fitted hel experts ;;  # benchmarks/calibrate.py RUNS reads them with their baselines
+    fitted-experts) fitted hel experts ;;
+    fitted-ablations) continue ;;  # docs/results.md tabulates the rows beside the papers'
   esac
   echo
 done
