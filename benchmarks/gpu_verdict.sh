@@ -55,5 +55,5 @@ rc=$?
 
 # the tables over the seeds whose runs finished
 $PY benchmarks/fitted_report.py "$OUT/runs" --seeds $SEEDS --pairs $PAIRS --timeout-rc "$rc" \
-  --seconds "$(( $(date +%s) - start ))" --options "$TRAIN_OPTS" > "$OUT/gpu_verdict.json"
+  --seconds "$(( $(date +%s) - start ))" --options "$TRAIN_OPTS" --plot "$OUT/precision.png" > "$OUT/gpu_verdict.json"
 cat "$OUT/gpu_verdict.json"

@@ -34,7 +34,8 @@ def test_the_gpu_verdict_runs_its_pairs_and_reports_them(tmp_path):
     versus = experts["versus_baseline"]
     assert versus["baseline"] == "hel"
     assert set(versus["groups"]) == {"hel", "experts", "experts-oracle", "experts-shuffled"}
-    assert set(experts["association_precision"]["experts"]) == {"0", "1"}
+    assert set(experts["association_precision"]["experts"]) == {"0", "1"} and experts["sysu_mm01_precision"][0] > 90
+    assert (tmp_path / "out" / "precision.png").stat().st_size > 10_000
     runs = tmp_path / "out" / "runs" / "fitted-x1"
     first = json.loads((runs / "experts-s0" / "log.jsonl").read_text().splitlines()[0])
     assert first["init"]["checkpoint"] == str(tmp_path / "out" / "runs" / "hel-s0" / "last.pt")
