@@ -72,11 +72,11 @@ stage1() {  # stage1 METHOD SEED: train the method's stage 1 (its baseline's dem
         base=dcl-onesched fit=(--config configs/demo-mult.toml)
       fi
       train "$base" "$2" "${fit[@]}" --method dcl
-      fit+=(--init "$RUNS/$base-s$2" --epochs $((8 * BUDGET)) --set dcl_epochs=0 --set 'schedule_stages=[]')
+      fit+=(--init "$RUNS/$base-s$2" --epochs $((8 * BUDGET)) --set 'schedule_stages=[]')
       if [ "$m" = mult ]; then  # MULT's rows continue at its cross stage's rate, a tenth of stage one's
         fit+=(--set strong_augmentation_epochs=0 --set lr=0.00035 --set 'milestones=[]' --set warmup_epochs=0)
       fi
-      continued=(--method dcl) own=(--method "$m") ;;
+      continued=(--method dcl) own=(--method "$m" --set dcl_epochs=0) ;;
     experts)
       base=hel oracle=experts_oracle=true shuffled=experts_shuffled=true
       train hel "$2" --config configs/demo.toml --method experts \
