@@ -11,6 +11,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+CLUSTERS = (
+    " --set ids_per_batch=2 --set images_per_id=2 --set cluster_k1=4 --set cluster_k2=2 --set cluster_min_samples=2"
+)
+
+
 @pytest.mark.slow  # ten one-batch runs in fresh interpreters
 def test_the_gpu_verdict_runs_its_pairs_and_reports_them(tmp_path):
     env = dict(
@@ -40,3 +45,29 @@ def test_the_gpu_verdict_runs_its_pairs_and_reports_them(tmp_path):
     first = json.loads((runs / "experts-s0" / "log.jsonl").read_text().splitlines()[0])
     assert first["init"]["checkpoint"] == str(tmp_path / "out" / "runs" / "hel-s0" / "last.pt")
     assert "expert_visible.weight" in first["init"]["method_heads"]
+
+
+@pytest.mark.slow  # ten one-batch runs in fresh interpreters
+def test_the_gpu_verdict_continues_pclhd_and_mult_from_their_dcl_runs(tmp_path):
+    env = dict(
+        os.environ,
+        OUT=str(tmp_path / "out"),
+        PYTHON=sys.executable,
+        PAIRS="fitted-pclhd fitted-mult",
+        SEEDS="0",
+        EPOCHS="1",
+        SCALE="0",
+        PARALLEL="2",
+        DEVICE="cpu",
+        EXTRA="--batches-per-epoch 1 --set height=32 --set width=16 --set val_ids=0 --set cluster_eps=0.7" + CLUSTERS,
+        SYNTH="--train-ids 24 --test-ids 8 --images 2",
+    )
+    res = subprocess.run(["bash", "benchmarks/gpu_verdict.sh"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "out" / "gpu_verdict.json").read_text())
+    for pair, method in (("fitted-pclhd", "pclhd"), ("fitted-mult", "mult")):
+        assert report["pairs"][pair]["seeds_finished"] == [0], pair
+        assert len(report["pairs"][pair]["association_precision"][method]["0"]) == 1
+    runs = tmp_path / "out" / "runs" / "fitted-x1"
+    config = (runs / "mult-s0" / "config.toml").read_text()
+    assert "dcl_epochs = 0" in config and "lr = 0.00035" in config  # MULT continues at its cross stage's rate
