@@ -4,7 +4,8 @@ the momentum updates of Cluster-Contrast (one step per sample), PCLHD (the mean,
 
 Memories are plain tensors outside autograd, moved explicitly after the optimiser step, never inside a
 backward pass as the released code does, so a loss on another modality's memory never writes into it
-by accident. PCLHD's ``pclhd_released_memory_order`` gives the released order back (``ReadAfterWrite``).
+by accident; PCLHD's ``pclhd_released_memory_order`` (its default) gives the released order back
+(``ReadAfterWrite``).
 """
 
 from __future__ import annotations
