@@ -99,6 +99,12 @@ EMA_REFERENCE_STEPS = 50 * 200  # the released SYSU-MM01 stage 2: 50 epochs of 2
 EMA_HALF_LIFE = round(math.log(0.5) / math.log(EMA_BETA) / EMA_REFERENCE_STEPS, 4)  # 0.0693 of stage 2
 
 
+def write_memories(hard: ClusterMemory, centroids: ClusterMemory, feats: torch.Tensor, labels: torch.Tensor) -> None:
+    """One stage-2 write: the hard prototype first (against the centroid before its update), then the centroid."""
+    hard.update_hardest(feats, labels, centroids)
+    centroids.update_mean(feats, labels)
+
+
 def ema_beta(half_life_steps: float) -> float:
     """The per-step momentum whose weight on the old encoder halves every ``half_life_steps`` steps."""
     return 0.5 ** (1.0 / max(half_life_steps, 1e-9))
@@ -264,8 +270,7 @@ class PCLHD(ClusterContrast):
         queries = F.normalize(out["feat_ema"].float(), dim=1) if "feat_ema" in out else feats
         hpcl, dpcl = feats.sum() * 0.0, queries.sum() * 0.0  # released queries: no gradient at all
         space = self.space_modality
-        target = self._cross_on(feats.device)[rows.to(feats.device)]
-        other = (modality != space) & (target >= 0)
+        target, other = self._cross_rows(rows, modality)
         written = None
         if cfg.pclhd_released_memory_order:  # the cross term's backward runs first and writes first
             written = self._cross_written(feats[other].detach(), target[other])
@@ -308,26 +313,26 @@ class PCLHD(ClusterContrast):
             copy.copy(mem) for mem in (self.hard[self.space_modality], self.memories[self.space_modality])
         )
         hard.prototypes, centroids.prototypes = hard.prototypes.clone(), centroids.prototypes.clone()
-        hard.update_hardest(feats, labels, centroids)
-        centroids.update_mean(feats, labels)
+        write_memories(hard, centroids, feats, labels)
         return hard.prototypes, centroids.prototypes
 
+    def _cross_rows(self, rows: torch.Tensor, modality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch rows' partner clusters in the space modality, and which rows the cross term takes."""
+        target = self._cross_on(modality.device)[rows.to(modality.device)]
+        return target, (modality != self.space_modality) & (target >= 0)
+
     def update_memories(self, feats, labels, modality, rows) -> None:
-        """Stage 2: the hard prototype first (against the centroid before its update), then the centroid;
-        with the released memory order the cross term's features write first."""
+        """Stage 2: each modality's own features write its memories (``write_memories``); with the released
+        memory order the cross term's features write first."""
         if not self.stage2:
             return super().update_memories(feats, labels, modality, rows)
         if self.options.pclhd_released_memory_order:
             space = self.space_modality
-            target = self._cross_on(feats.device)[rows.to(feats.device)]
-            other = (modality != space) & (target >= 0)
-            self.hard[space].update_hardest(feats[other], target[other], self.memories[space])
-            self.memories[space].update_mean(feats[other], target[other])
+            target, other = self._cross_rows(rows, modality)
+            write_memories(self.hard[space], self.memories[space], feats[other], target[other])
         for m in (VISIBLE, INFRARED):
             own = modality == m
-            local = labels[own] - self.offset[m]
-            self.hard[m].update_hardest(feats[own], local, self.memories[m])
-            self.memories[m].update_mean(feats[own], local)
+            write_memories(self.hard[m], self.memories[m], feats[own], labels[own] - self.offset[m])
 
     @torch.no_grad()
     def after_step(self) -> None:
