@@ -4,7 +4,7 @@
 # times the demo's batches per epoch, several runs at once on the one GPU, all under one timeout; then one
 # report, $OUT/gpu_verdict.json: each pair's `vitool compare` (rows against the baseline continued, the method
 # against its shuffled control) and each row's association precision per epoch. A run the timeout stops is
-# left to resume: rerunning the script continues where it stopped.
+# left to resume: rerunning the script continues where it stopped; the timeout stops every run it started.
 #
 # Sizing (not measured on a GPU yet): a demo run trains 16 x 30 batches of 64 images at 128x64 on MobileNetV2;
 # at SCALE 10 a fitted row sees about 0.3-0.6 million images. Each pair of one seed is 5 runs; PARALLEL
@@ -50,8 +50,18 @@ run_one() {
 }
 export -f run_one
 export OUT
-timeout "$TIMEOUT" xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$0" "$1"' < "$jobs_file"
-rc=$?
+# xargs in its own process group, so that the timeout stops every training run under it, not only xargs
+set -m
+xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$0" "$1"' < "$jobs_file" &
+runs=$!
+set +m
+(sleep "$TIMEOUT"; touch "$OUT/stopped"; kill -TERM -- "-$runs") >/dev/null 2>&1 &
+timer=$!
+wait "$runs"
+pkill -P "$timer" sleep 2>/dev/null  # runs that end early leave no timer behind
+kill "$timer" 2>/dev/null
+rc=0
+[ -f "$OUT/stopped" ] && rc=124 && rm -f "$OUT/stopped"
 
 # the tables over the seeds whose runs finished
 $PY benchmarks/fitted_report.py "$OUT/runs" --seeds $SEEDS --pairs $PAIRS --timeout-rc "$rc" \
