@@ -1,6 +1,7 @@
 """End to end through the real command line: synth -> extract-features -> evaluate, and bad input."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -250,9 +251,9 @@ def test_a_protocol_of_another_dataset_is_refused_unless_asked_for(features_file
 
 def test_the_choices_the_command_line_writes_again_equal_the_library_s():
     """The command line offers choice lists of numpy-importing modules without importing them."""
-    from vitool import cli
     from vitool.assign.mult import SPACES
     from vitool.assign.ot import COSTS
+    from vitool.cli import common as cli
     from vitool.cluster import METHODS
     from vitool.compare import STYLES
     from vitool.data.synth import INFRARED_MODELS
@@ -260,3 +261,32 @@ def test_the_choices_the_command_line_writes_again_equal_the_library_s():
     pairs = [(cli.InfraredModel, INFRARED_MODELS), (cli.ClusterMethod, METHODS), (cli.Space, SPACES)]
     for choices, library in [*pairs, (cli.OtCost, COSTS), (cli.TableFormat, STYLES)]:
         assert tuple(c.value for c in choices) == tuple(library), choices
+
+
+def test_every_command_is_a_call_of_one_stage_function():
+    """The command line parses and prints; the work is in vitool.stages, which the Python API exports."""
+    import inspect
+
+    from vitool import stages
+    from vitool.cli import app
+
+    groups = [group.typer_instance.registered_commands for group in app.registered_groups]
+    commands = [*app.registered_commands, *(command for group in groups for command in group)]
+    assert len(commands) >= 16
+    for command in commands:
+        called = set(re.findall(r"stages\.(\w+)\(", inspect.getsource(command.callback))) - {"describe_protocol"}
+        assert len(called) == 1 and callable(getattr(stages, called.pop())), command.callback.__name__
+
+
+def test_the_info_and_recipes_stages_return_what_their_commands_print(features_file):
+    from vitool import stages
+
+    def printed(*args):
+        return json.loads(run_cli(*args, "--json").stdout)
+
+    def as_json(value):
+        return json.loads(json.dumps(value))
+
+    assert printed("info", features_file) == as_json(stages.info(features_file))
+    assert printed("recipes", "demo") == stages.recipes("demo")
+    assert printed("recipes", "--keys") == as_json(stages.recipes(keys=True))

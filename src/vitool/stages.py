@@ -35,6 +35,49 @@ def _hashes(*paths: Path | None) -> dict[str, str]:
     return {str(p): sha256_file(p) for p in paths if p is not None}
 
 
+# ---------------------------------------------------------------------------------------------------- data
+
+
+def synth(out: str | Path, progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+    """``vitool synth``: a procedural dataset in an official layout under ``out`` (missing or empty);
+    ``options`` are ``SynthConfig``'s fields. Returns the options with the image and identity counts."""
+    from vitool.data.synth import SynthConfig, generate
+
+    config = SynthConfig(**options)
+    title = f"synth {config.layout}"
+    counts = generate(out, config, progress=(progress or _silent)(config.train_ids + config.test_ids, title))
+    return {"root": str(out), **asdict(config), **counts}
+
+
+def check_dataset(dataset: str, root: str | Path, decode: bool = True, progress: Progress | None = None) -> Any:
+    """``vitool check-dataset``: the copy at ``root`` against the official ``dataset``; returns the
+    ``Report`` (its ``problems`` empty when the copy matches)."""
+    from vitool.data.check import check_dataset as check
+    from vitool.data.check import image_count
+
+    advance = (progress or _silent)(image_count(dataset, root), f"check {dataset}")
+    return check(dataset, root, decode, progress=advance)
+
+
+def info(file: str | Path) -> dict[str, Any]:
+    """``vitool info``: a stage file's kind, rows, modalities, identities and provenance."""
+    from vitool.io import summarise
+
+    return summarise(file)
+
+
+def recipes(name: str | None = None, keys: bool = False) -> Any:
+    """``vitool recipes``: every config key's reference with ``keys``, else the shipped recipes' summaries,
+    or with ``name`` that recipe's summary, path and text (an unknown name: one line listing them)."""
+    from vitool.engine.config import describe_recipe, describe_recipes, key_reference
+    from vitool.engine.recipes import recipe_path
+
+    if keys or name is None:
+        return key_reference() if keys else describe_recipes()
+    summary = describe_recipe(name)
+    return {**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()}
+
+
 # ------------------------------------------------------------------------------------------------ features
 
 
