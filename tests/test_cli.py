@@ -290,3 +290,10 @@ def test_the_info_and_recipes_stages_return_what_their_commands_print(features_f
     assert printed("info", features_file) == as_json(stages.info(features_file))
     assert printed("recipes", "demo") == stages.recipes("demo")
     assert printed("recipes", "--keys") == as_json(stages.recipes(keys=True))
+
+
+def test_synth_prints_its_counts_beside_its_options(tmp_path):
+    made = json.loads(run_cli("synth", tmp_path / "d", "--layout", "regdb", "--train-ids", "4", "--test-ids", "2",
+                              "--images", "1", "--json").stdout)  # fmt: skip
+    assert made["identities"] == 6 and made["images"] == 6 * 2 * 2  # RegDB: 2 x images per identity and modality
+    assert made["options"]["images"] == 1 and made["options"]["layout"] == "regdb"

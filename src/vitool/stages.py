@@ -40,13 +40,13 @@ def _hashes(*paths: Path | None) -> dict[str, str]:
 
 def synth(out: str | Path, progress: Progress | None = None, **options: Any) -> dict[str, Any]:
     """``vitool synth``: a procedural dataset in an official layout under ``out`` (missing or empty);
-    ``options`` are ``SynthConfig``'s fields. Returns the options with the image and identity counts."""
+    ``options`` are ``SynthConfig``'s fields. Returns the image and identity counts and the options."""
     from vitool.data.synth import SynthConfig, generate
 
     config = SynthConfig(**options)
     title = f"synth {config.layout}"
     counts = generate(out, config, progress=(progress or _silent)(config.train_ids + config.test_ids, title))
-    return {"root": str(out), **asdict(config), **counts}
+    return {"root": str(out), **counts, "options": asdict(config)}  # options["images"]: per identity and camera
 
 
 def check_dataset(dataset: str, root: str | Path, decode: bool = True, progress: Progress | None = None) -> Any:
