@@ -13,9 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vitool.errors import VitoolError
+
+if TYPE_CHECKING:
+    from vitool.data.check import Report
 
 Progress = Callable[[int, str], Callable[..., None]]
 
@@ -38,18 +41,19 @@ def _hashes(*paths: Path | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------- data
 
 
-def synth(out: str | Path, progress: Progress | None = None, **options: Any) -> dict[str, Any]:
-    """``vitool synth``: a procedural dataset in an official layout under ``out`` (missing or empty);
-    ``options`` are ``SynthConfig``'s fields. Returns the image and identity counts and the options."""
+def synth(out: str | Path, config: Any = None, progress: Progress | None = None) -> dict[str, Any]:
+    """``vitool synth``: a procedural dataset in an official layout under ``out`` (missing or empty), made
+    by ``config`` (a ``vitool.data.synth.SynthConfig``; its defaults when omitted). Returns the image and
+    identity counts and the options."""
     from vitool.data.synth import SynthConfig, generate
 
-    config = SynthConfig(**options)
+    config = config or SynthConfig()
     title = f"synth {config.layout}"
     counts = generate(out, config, progress=(progress or _silent)(config.train_ids + config.test_ids, title))
     return {"root": str(out), **counts, "options": asdict(config)}  # options["images"]: per identity and camera
 
 
-def check_dataset(dataset: str, root: str | Path, decode: bool = True, progress: Progress | None = None) -> Any:
+def check_dataset(dataset: str, root: str | Path, decode: bool = True, progress: Progress | None = None) -> Report:
     """``vitool check-dataset``: the copy at ``root`` against the official ``dataset``; returns the
     ``Report`` (its ``problems`` empty when the copy matches)."""
     from vitool.data.check import check_dataset as check
@@ -57,25 +61,6 @@ def check_dataset(dataset: str, root: str | Path, decode: bool = True, progress:
 
     advance = (progress or _silent)(image_count(dataset, root), f"check {dataset}")
     return check(dataset, root, decode, progress=advance)
-
-
-def info(file: str | Path) -> dict[str, Any]:
-    """``vitool info``: a stage file's kind, rows, modalities, identities and provenance."""
-    from vitool.io import summarise
-
-    return summarise(file)
-
-
-def recipes(name: str | None = None, keys: bool = False) -> Any:
-    """``vitool recipes``: every config key's reference with ``keys``, else the shipped recipes' summaries,
-    or with ``name`` that recipe's summary, path and text (an unknown name: one line listing them)."""
-    from vitool.engine.config import describe_recipe, describe_recipes, key_reference
-    from vitool.engine.recipes import recipe_path
-
-    if keys or name is None:
-        return key_reference() if keys else describe_recipes()
-    summary = describe_recipe(name)
-    return {**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()}
 
 
 # ------------------------------------------------------------------------------------------------ features
@@ -494,6 +479,13 @@ def cache(
     return len(samples)
 
 
+def info(file: str | Path) -> dict[str, Any]:
+    """``vitool info``: a stage file's kind, rows, modalities, identities and provenance."""
+    from vitool.io import summarise
+
+    return summarise(file)
+
+
 def show_ranks(
     features: str | Path,
     root: str | Path,
@@ -584,6 +576,18 @@ def show_embedding(
 
 
 # -------------------------------------------------------------------------------------------------- runs
+
+
+def recipes(name: str | None = None, keys: bool = False) -> dict[str, Any] | list[dict[str, Any]]:
+    """``vitool recipes``: every config key's reference with ``keys``, else the shipped recipes' summaries,
+    or with ``name`` that recipe's summary, path and text (an unknown name: one line listing them)."""
+    from vitool.engine.config import describe_recipe, describe_recipes, key_reference
+    from vitool.engine.recipes import recipe_path
+
+    if keys or name is None:
+        return key_reference() if keys else describe_recipes()
+    summary = describe_recipe(name)
+    return {**vars(summary), "path": str(recipe_path(name)), "text": recipe_path(name).read_text()}
 
 
 def compare(

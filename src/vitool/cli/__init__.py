@@ -1,5 +1,5 @@
 """The ``vitool`` command line: each command parses its options, calls one stage of ``vitool.stages``
-(or the library function behind a helper) and prints the result.
+and prints the result.
 
 Start-up stays light: typer, the standard library and vitool's numpy-free choice lists; each command
 imports what it needs. Bad input raises ``VitoolError`` anywhere below, which ``main`` prints as one
@@ -15,6 +15,10 @@ from vitool.cli.common import app
 from vitool.errors import VitoolError
 
 __all__ = ["app", "main"]
+
+ORDER = ("synth", "extract-features", "evaluate", "convert", "export", "cluster", "assign-labels", "weak-labels")
+ORDER += ("cache", "check-dataset", "train", "recipes", "compare", "info")  # --help lists them in the pipeline's order
+app.registered_commands.sort(key=lambda command: ORDER.index(command.name or command.callback.__name__))
 
 RUNNING = False  # set while a command runs: its files record this command line (io.make_provenance)
 

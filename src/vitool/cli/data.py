@@ -79,13 +79,11 @@ def synth(
     The folder's vitool-synth.json records the generator version and these options; the same options
     give byte-identical files (docs/synthetic.md)."""
     from vitool import stages
+    from vitool.data.synth import SynthConfig
 
+    options = (train_ids, test_ids, images, seed, ir_material, fill, infrared.value, material_look, ir_degrade)
     with Bars() as bars:
-        made = stages.synth(
-            out, bars, layout=layout.value, train_ids=train_ids, test_ids=test_ids, images=images, seed=seed,
-            ir_material=ir_material, fill=fill, infrared=infrared.value, material_look=material_look,
-            ir_degrade=ir_degrade, ir_contrast=ir_contrast,
-        )  # fmt: skip
+        made = stages.synth(out, SynthConfig(layout.value, *options, ir_contrast), bars)
     if as_json:
         emit_json(made)
     else:

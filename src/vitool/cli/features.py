@@ -218,7 +218,7 @@ def export(
         )
 
 
-# ---------------------------------------------------------------------------------------------------- info
+# ------------------------------------------------------------------------------------------------ show, info
 
 
 show_app = typer.Typer(help="Pictures of a features file: rank lists, embedding maps.", no_args_is_help=True)

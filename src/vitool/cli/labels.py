@@ -1,4 +1,4 @@
-"""The label-file commands: cluster, assign-labels."""
+"""The label-file commands: cluster, assign-labels (weak-labels, which reads a dataset, is in data.py)."""
 
 from __future__ import annotations
 
