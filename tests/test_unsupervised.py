@@ -183,3 +183,19 @@ def test_bad_clustering_and_association_values_are_one_line_errors(tmp_path, syn
     for bad, named in (("cluster_eps=-1", "cluster_eps = -1"), ("memory_momentum=1.0", "memory_momentum = 1.0")):
         res = run_cli(*common, "--set", bad, "-o", tmp_path / "c")
         assert res.returncode == 1 and named in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_right_association_has_precision_one_whatever_its_coverage():
+    """Six of seven infrared images matched, every match right: precision 1 and coverage 6/7, as logged."""
+    from types import SimpleNamespace
+
+    from vitool.methods.contrast import ClusterContrast
+
+    pid = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    modality = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    label = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, -1])  # the infrared rows in the visible clusters of their person
+    report = ClusterContrast.association_report(SimpleNamespace(pid=pid, modality=modality), label, 0)
+    assert report.quality == {"cross_coverage": round(6 / 7, 4), "cross_precision": 1.0}
+    label[3] = 1  # one match wrong
+    report = ClusterContrast.association_report(SimpleNamespace(pid=pid, modality=modality), label, 0)
+    assert report.quality["cross_precision"] == round(5 / 6, 4)

@@ -222,10 +222,11 @@ class ClusterContrast(Method):
 
         other = self.modality != space_modality
         report = EpochReport(settings={"space": MODALITY_NAMES[space_modality]})
-        coverage = report.quality["cross_coverage"] = round(float((label[other] >= 0).mean()), 4)
+        coverage = float((label[other] >= 0).mean())
+        report.quality["cross_coverage"] = round(coverage, 4)
         if (self.pid >= 0).all():
             accuracy = cross_modal_accuracy(self.pid, self.modality, label, space_modality)
-            if accuracy is not None and coverage > 0:
+            if accuracy is not None and coverage > 0:  # the unrounded coverage: a right association is 1, not 1.0001
                 report.quality["cross_precision"] = round(accuracy / coverage, 4)
         return report
 
