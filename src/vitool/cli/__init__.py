@@ -18,7 +18,15 @@ __all__ = ["app", "main"]
 
 ORDER = ("synth", "extract-features", "evaluate", "convert", "export", "cluster", "assign-labels", "weak-labels")
 ORDER += ("cache", "check-dataset", "train", "recipes", "compare", "info")  # --help lists them in the pipeline's order
-app.registered_commands.sort(key=lambda command: ORDER.index(command.name or command.callback.__name__))
+
+
+def _place(command) -> int:
+    """A command's place in --help: ORDER's, and after them any command ORDER does not name yet."""
+    name = command.name or command.callback.__name__
+    return ORDER.index(name) if name in ORDER else len(ORDER)
+
+
+app.registered_commands.sort(key=_place)
 
 RUNNING = False  # set while a command runs: its files record this command line (io.make_provenance)
 
