@@ -19,6 +19,7 @@ from vitool.errors import VitoolError
 
 if TYPE_CHECKING:
     from vitool.data.check import Report
+    from vitool.data.synth import SynthConfig
 
 Progress = Callable[[int, str], Callable[..., None]]
 
@@ -41,7 +42,7 @@ def _hashes(*paths: Path | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------- data
 
 
-def synth(out: str | Path, config: Any = None, progress: Progress | None = None) -> dict[str, Any]:
+def synth(out: str | Path, config: SynthConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """``vitool synth``: a procedural dataset in an official layout under ``out`` (missing or empty), made
     by ``config`` (a ``vitool.data.synth.SynthConfig``; its defaults when omitted). Returns the image and
     identity counts and the options."""

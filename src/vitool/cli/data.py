@@ -81,9 +81,13 @@ def synth(
     from vitool import stages
     from vitool.data.synth import SynthConfig
 
-    options = (train_ids, test_ids, images, seed, ir_material, fill, infrared.value, material_look, ir_degrade)
+    config = SynthConfig(
+        layout.value, train_ids=train_ids, test_ids=test_ids, images=images, seed=seed, ir_material=ir_material,
+        fill=fill, infrared=infrared.value, material_look=material_look, ir_degrade=ir_degrade,
+        ir_contrast=ir_contrast,
+    )  # fmt: skip
     with Bars() as bars:
-        made = stages.synth(out, SynthConfig(layout.value, *options, ir_contrast), bars)
+        made = stages.synth(out, config, bars)
     if as_json:
         emit_json(made)
     else:
