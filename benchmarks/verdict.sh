@@ -11,7 +11,7 @@
 # MULT's schedule, HEL only) is stage 1, and four rows start from it with `--init` and train the same
 # association budget, BUDGET times the demo's association stage (OTLA 16 epochs, PCLHD and MULT 8, the
 # experts 12): the baseline continued, the method, its oracle and its shuffled control, in
-# RUNS/fitted-xBUDGET/. MULT's rows continue at its cross stage's rate (a tenth), as its released cross stage.
+# RUNS/fitted-xBUDGET/ (the oracle only on the seeds in ORACLE_SEEDS, all by default). MULT's rows continue at its cross stage's rate (a tenth), as its released cross stage.
 # Pairs run one after another, each over every seed, so a stopped script leaves whole pairs; it skips
 # finished runs and resumes interrupted ones, so rerunning it continues. Every run trains the demo budget,
 # 16 epochs x 30 batches (about 11-14 minutes each on 2 idle CPU cores).
@@ -22,6 +22,7 @@
 #         METHODS="otla experts" benchmarks/verdict.sh runs oracles controls   (those methods' controls only)
 #         TRAIN_OPTS="--set workers=0" OMP_NUM_THREADS=1 benchmarks/verdict.sh runs otla   (as docs/results.md ran it)
 #         BUDGET=2 SEEDS=0 benchmarks/verdict.sh runs fitted-otla fitted-experts
+#         BUDGET=2 ORACLE_SEEDS=0 benchmarks/verdict.sh runs fitted-pclhd   (the oracle's room on seed 0 only)
 set -euo pipefail
 RUNS=${1:-runs}
 shift || true
@@ -123,7 +124,9 @@ for pair in $PAIRS; do
         stage1 "${pair#fitted-}" "$s"
         train "$F/$base" "$s" "${fit[@]}" "${continued[@]}"
         train "$F/$m" "$s" "${fit[@]}" "${own[@]}"
-        train "$F/$m-oracle" "$s" "${fit[@]}" "${own[@]}" --set "$oracle"
+        if [[ " ${ORACLE_SEEDS-$SEEDS} " == *" $s "* ]]; then
+          train "$F/$m-oracle" "$s" "${fit[@]}" "${own[@]}" --set "$oracle"
+        fi
         train "$F/$m-shuffled" "$s" "${fit[@]}" "${own[@]}" --set "$shuffled" ;;
       fitted-ablations)  # each paper's main rows from the same stage 1 (docs/training.md names the keys)
         for m in ${METHODS:-otla pclhd mult experts}; do
@@ -152,10 +155,10 @@ for pair in $PAIRS; do
   done
 done
 
-upper() {  # the supervised upper bound, when its runs exist: paired only with visible-only, its same schedule
+upper() {  # upper NAME: its group when every seed's run finished (the supervised bound, a fitted oracle)
   local s
   for s in $SEEDS; do [ -f "$RUNS/$1-s$s/results.json" ] || return 0; done
-  group "$1"
+  group "$1" "${2:-$1}"
 }
 
 compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR[-SUFFIX].png (docs/img/ holds copies)
@@ -166,7 +169,8 @@ compare() {  # each pair's table on stdout and its picture as RUNS/verdict-PAIR[
 
 fitted() {  # fitted ROW BASELINE METHOD: the rows against the baseline continued, then the method against its control
   local row
-  compare "" $(for row in "$1" "$2" "$2-oracle" "$2-shuffled"; do group "$F/$row" "$row"; done) --baseline "$1"
+  compare "" $(for row in "$1" "$2"; do group "$F/$row" "$row"; done) $(upper "$F/$2-oracle" "$2-oracle") \
+    "$(group "$F/$2-shuffled" "$2-shuffled")" --baseline "$1"
   echo
   compare -control "$(group "$F/$2-shuffled" "$2-shuffled")" "$(group "$F/$2" "$2")" --baseline "$2-shuffled"
 }
