@@ -65,6 +65,18 @@ stage1() {  # stage1 METHOD SEED: train the method's stage 1 (its baseline's dem
       train visible "$2" --config configs/demo.toml --method visible
       fit=(--config configs/demo.toml --init "$RUNS/visible-s$2" --epochs $((16 * BUDGET)))
       continued=(--method visible) own=(--method otla) ;;
+    otla-usvi)  # OTLA's unsupervised column: visible labels from `vitool cluster` on an unsupervised model's
+      # features (the paper clusters an unsupervised SpCL model's; here PCLHD's stage 1, DCL: ImageNet
+      # features alone cluster the visible images at ARI 0.07 on this data, DCL's at 0.27)
+      base=visible-usvi oracle=ot_oracle=true shuffled=ot_shuffled=true
+      local features=$RUNS/usvi-features-s$2.h5 labels=$RUNS/usvi-clusters-s$2.h5
+      train dcl "$2" --config configs/demo-unsupervised.toml --method dcl
+      [ -f "$features" ] || "$VITOOL" extract-features --dataset sysu --root "$DATA" --split train \
+        --checkpoint "$RUNS/dcl-s$2/last.pt" -o "$features" >/dev/null
+      [ -f "$labels" ] || "$VITOOL" cluster "$features" -o "$labels" >/dev/null
+      train visible-usvi "$2" --config configs/demo.toml --method visible --labels "$labels"
+      fit=(--config configs/demo.toml --labels "$labels" --init "$RUNS/visible-usvi-s$2" --epochs $((16 * BUDGET)))
+      continued=(--method visible) own=(--method otla) ;;
     pclhd | mult)
       oracle='association="oracle"' shuffled='association="shuffled"'
       if [ "$m" = pclhd ]; then
@@ -129,16 +141,20 @@ for pair in $PAIRS; do
         fi
         train "$F/$m-shuffled" "$s" "${fit[@]}" "${own[@]}" --set "$shuffled" ;;
       fitted-ablations)  # each paper's main rows from the same stage 1 (docs/training.md names the keys)
-        for m in ${METHODS:-otla pclhd mult experts}; do
+        for m in ${METHODS:-otla otla-usvi pclhd mult experts}; do
           stage1 "$m" "$s"
           case $m in
-            otla)
-              train "$F/otla-row2" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
+            otla | otla-usvi)
+              if [ "$m" = otla-usvi ]; then  # rows 1 and 6 (the semi-supervised ones are the fitted-otla pair's)
+                train "$F/$base" "$s" "${fit[@]}" "${continued[@]}"
+                train "$F/$m" "$s" "${fit[@]}" "${own[@]}"
+              fi
+              train "$F/$m-row2" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
                 --set otla_pal=false
-              train "$F/otla-row3" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
+              train "$F/$m-row3" "$s" "${fit[@]}" "${own[@]}" --set otla_ir_loss=false --set ot_random=true \
                 --set otla_discriminator=false
-              train "$F/otla-row4" "$s" "${fit[@]}" "${own[@]}" --set otla_pal=false
-              train "$F/otla-row5" "$s" "${fit[@]}" "${own[@]}" --set otla_discriminator=false ;;
+              train "$F/$m-row4" "$s" "${fit[@]}" "${own[@]}" --set otla_pal=false
+              train "$F/$m-row5" "$s" "${fit[@]}" "${own[@]}" --set otla_discriminator=false ;;
             pclhd)
               train "$F/pclhd-baseline" "$s" "${fit[@]}" "${own[@]}" --set pclhd_hpcl=false --set pclhd_dpcl=false
               train "$F/pclhd-dpcl" "$s" "${fit[@]}" "${own[@]}" --set pclhd_hpcl=false
