@@ -195,7 +195,21 @@ def test_a_right_association_has_precision_one_whatever_its_coverage():
     modality = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
     label = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, -1])  # the infrared rows in the visible clusters of their person
     report = ClusterContrast.association_report(SimpleNamespace(pid=pid, modality=modality), label, 0)
-    assert report.quality == {"cross_coverage": round(6 / 7, 4), "cross_precision": 1.0}
+    assert report.quality == {"cross_coverage": round(6 / 7, 4), "cross_precision": 1.0, "cross_reachable": 1.0}
     label[3] = 1  # one match wrong
     report = ClusterContrast.association_report(SimpleNamespace(pid=pid, modality=modality), label, 0)
     assert report.quality["cross_precision"] == round(5 / 6, 4)
+
+
+def test_fewer_clusters_than_people_cap_what_an_association_can_get_right():
+    """Persons 0 and 1 share one visible cluster (its majority is 0): person 1's infrared images have no cluster
+    of their own to be given, so half of them are out of reach, and the best association scores just that."""
+    from types import SimpleNamespace
+
+    from vitool.methods.contrast import ClusterContrast
+
+    pid = np.array([0, 0, 0, 1, 1, 2, 2, 0, 1, 2, 1])
+    modality = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    label = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 0])
+    report = ClusterContrast.association_report(SimpleNamespace(pid=pid, modality=modality), label, 0)
+    assert report.quality == {"cross_coverage": 1.0, "cross_precision": 0.5, "cross_reachable": 0.5}

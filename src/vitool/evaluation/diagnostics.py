@@ -42,6 +42,18 @@ def cross_modal_accuracy(
     return float(np.mean(hits))
 
 
+def cross_modal_reach(pid: np.ndarray, modality: np.ndarray, label: np.ndarray, space_modality: int) -> float | None:
+    """Share of the other modality's samples whose identity is the majority identity of some class of the
+    ``space_modality`` modality: the most ``cross_modal_accuracy`` can be with these classes, whatever the
+    association (few clusters for many people cap it)."""
+    own = (modality == space_modality) & (label >= 0)
+    other = modality != space_modality
+    if not own.any() or not other.any():
+        return None
+    owners = set(majority_identity(label[own], pid[own]).values())
+    return float(np.isin(pid[other], list(owners)).mean())
+
+
 def label_diagnostics(pid: np.ndarray, modality: np.ndarray, label: np.ndarray) -> dict[str, float | int]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
     from sklearn.metrics.cluster import pair_confusion_matrix

@@ -216,9 +216,10 @@ class ClusterContrast(Method):
         return report
 
     def association_report(self, label: np.ndarray, space_modality: int) -> EpochReport:
-        """How many of the other modality's images got a cluster of ``space_modality`` (coverage) and how many of
-        those clusters' majority identity is theirs (precision): diagnostics from the hidden truth."""
-        from vitool.evaluation.diagnostics import cross_modal_accuracy
+        """How many of the other modality's images got a cluster of ``space_modality`` (coverage), how many of
+        those clusters' majority identity is theirs (precision), and how many have a cluster of their own
+        identity to be given at all (reachable): diagnostics from the hidden truth."""
+        from vitool.evaluation.diagnostics import cross_modal_accuracy, cross_modal_reach
 
         other = self.modality != space_modality
         report = EpochReport(settings={"space": MODALITY_NAMES[space_modality]})
@@ -228,6 +229,9 @@ class ClusterContrast(Method):
             accuracy = cross_modal_accuracy(self.pid, self.modality, label, space_modality)
             if accuracy is not None and coverage > 0:  # the unrounded coverage: a right association is 1, not 1.0001
                 report.quality["cross_precision"] = round(accuracy / coverage, 4)
+            reach = cross_modal_reach(self.pid, self.modality, label, space_modality)
+            if reach is not None:
+                report.quality["cross_reachable"] = round(reach, 4)
         return report
 
     def stage2_labels(self, context: TrainingContext, features: np.ndarray) -> np.ndarray:
