@@ -11,7 +11,8 @@
 # MULT's schedule, HEL only) is stage 1, and four rows start from it with `--init` and train the same
 # association budget, BUDGET times the demo's association stage (OTLA 16 epochs, PCLHD and MULT 8, the
 # experts 12): the baseline continued, the method, its oracle and its shuffled control, in
-# RUNS/fitted-xBUDGET/ (the oracle only on the seeds in ORACLE_SEEDS, all by default). MULT's rows continue at its cross stage's rate (a tenth), as its released cross stage.
+# RUNS/fitted-xBUDGET/ (the oracle only on the seeds in ORACLE_SEEDS, all by default). MULT's rows continue
+# at its cross stage's rate (a tenth), as its released cross stage.
 # Pairs run one after another, each over every seed, so a stopped script leaves whole pairs; it skips
 # finished runs and resumes interrupted ones, so rerunning it continues. Every run trains the demo budget,
 # 16 epochs x 30 batches (about 11-14 minutes each on 2 idle CPU cores).
