@@ -452,7 +452,7 @@ class Engine:
             if not torch.isfinite(loss):
                 raise VitoolError(
                     self.run_dir,
-                    f"loss became {float(loss)} in epoch {epoch + 1}",
+                    f"loss became {loss.item()} in epoch {epoch + 1}",
                     "lower --lr or use --amp none; the previous last.pt is intact",
                 )
             self.optimizer.zero_grad(set_to_none=True)
