@@ -144,7 +144,7 @@ def test_the_experts_network_is_the_released_one():
     config = ModelConfig.cpu_default("resnet18")
     method.adjust_model(config)
     net = VIReIDNet(config)
-    assert isinstance(net.pool.p, nn.Parameter) and float(net.pool.p) == 3.0 and net.pool.clamp == 1e-6
+    assert isinstance(net.pool.p, nn.Parameter) and net.pool.p.item() == 3.0 and net.pool.clamp == 1e-6
     assert net.bnneck.bias.requires_grad and not config.non_local
     assert isinstance(net.stems[0][2], nn.Identity)  # conv1, bn1, (no ReLU), maxpool
     out = net(torch.rand(2, 3, 64, 32), torch.tensor([0, 1]))
